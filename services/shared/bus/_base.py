@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+from google.protobuf import symbol_database
+from google.protobuf.message import Message
+
+CONTENT_TYPE = "application/x-protobuf"
+
+
+class Reject(Exception):
+    """Raised by a handler for a message that can never be processed: dead-letter it."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    routing_key: str
+    body: bytes
+    message_type: str  # full protobuf name, from the "type" header
+    message_id: str
+    delivery_count: int  # 1 on the first delivery
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def decode(self) -> Message:
+        """The protobuf message, of the type its header names."""
+        _ensure_events_loaded()
+        try:
+            cls = symbol_database.Default().GetSymbol(self.message_type)
+        except KeyError as error:
+            raise Reject(f"unknown message type {self.message_type!r}") from error
+        message = cls()
+        message.ParseFromString(self.body)
+        return message
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Bus(Protocol):
+    # True when published messages outlive this process (a broker); False for the
+    # in-process bus, whose owner re-enqueues unfinished jobs from the DB on start.
+    durable: bool
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def publish(self, routing_key: str, message: Message, *, message_id: str = "") -> None: ...
+    async def consume(self, queue: str, binding_keys: Sequence[str], handler: Handler, *,
+                      prefetch: int = 1, max_deliveries: int = 5) -> None: ...
+
+
+def _ensure_events_loaded() -> None:
+    from vtc.v1 import events_pb2  # noqa: F401  registers the event types
+
+
+@lru_cache(maxsize=256)
+def _pattern(binding_key: str) -> re.Pattern[str]:
+    parts = []
+    for word in binding_key.split("."):
+        parts.append({"*": r"[^.]+", "#": r".*"}.get(word, re.escape(word)))
+    regex = r"\.".join(parts).replace(r".*\.", r"(?:.*\.)?").replace(r"\..*", r"(?:\..*)?")
+    return re.compile(f"^{regex}$")
+
+
+def topic_matches(binding_key: str, routing_key: str) -> bool:
+    """AMQP topic matching: '*' is one word, '#' zero or more."""
+    return _pattern(binding_key).match(routing_key) is not None

@@ -1,0 +1,14 @@
+"""gRPC channels to peer services."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.shared.server import MAX_MESSAGE_BYTES
+
+
+def peer_channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ])

@@ -1,0 +1,50 @@
+"""SQL engines and Alembic migrations, for SQLite (embedded) and PostgreSQL.
+
+Each service that owns tables keeps an Alembic script directory of its own
+(`<service>/migrations/`) with its own version table, and calls
+`migrate(engine, script_dir, version_table)` at start. Its env.py takes the
+connection from `config.attributes["connection"]` (see metadata_svc/migrations/env.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+async def migrate(engine: AsyncEngine, script_dir: Path, version_table: str) -> None:
+    """Brings the schema to the newest revision in script_dir."""
+
+    def upgrade(connection) -> None:  # type: ignore[no-untyped-def]
+        config = Config()
+        config.set_main_option("script_location", str(script_dir))
+        config.attributes["connection"] = connection
+        config.attributes["version_table"] = version_table
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)

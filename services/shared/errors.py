@@ -1,0 +1,60 @@
+"""Domain errors. Handlers raise these; ErrorMappingInterceptor turns them into
+gRPC statuses once, at the edge.
+
+VtcError
+├── InvalidArgument     bad input the caller can fix
+├── NotFound            no such thing for this tenant
+├── AlreadyExists
+├── FailedPrecondition  the thing is not in a state that allows this
+├── Unauthenticated     no, bad or expired credentials
+├── PermissionDenied    authenticated, but the scope does not allow it
+└── Unavailable         a peer or backend is down; retry later
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class VtcError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: str = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(VtcError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+
+class NotFound(VtcError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(VtcError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(VtcError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class Unauthenticated(VtcError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(VtcError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class Unavailable(VtcError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"

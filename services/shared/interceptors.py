@@ -1,0 +1,181 @@
+"""Cross-cutting concerns for every gRPC server: request context and logging,
+token checks, and the one place domain errors become gRPC statuses."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.shared.errors import Unauthenticated, VtcError
+from services.shared.logs import bind
+from services.shared.principal import reset_principal, set_principal
+from services.shared.tokens import TokenVerifier
+
+log = logging.getLogger("vtc.rpc")
+
+# Methods anyone may call without a token.
+ALWAYS_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+# Wraps one RPC: (behavior, request_or_iterator, context) -> result or async iterator.
+Around = Callable[[Callable[..., Any], Any, grpc.aio.ServicerContext, str], Any]
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, around_unary: Callable[..., Awaitable[Any]],
+          around_stream: Callable[..., AsyncIterator[Any]]) -> grpc.RpcMethodHandler:
+    """Returns handler with its behavior wrapped, whatever its streaming shape."""
+    if handler.unary_unary:
+        inner = handler.unary_unary
+        return grpc.unary_unary_rpc_method_handler(
+            lambda req, ctx: around_unary(inner, req, ctx, method),
+            handler.request_deserializer, handler.response_serializer)
+    if handler.stream_unary:
+        inner = handler.stream_unary
+        return grpc.stream_unary_rpc_method_handler(
+            lambda it, ctx: around_unary(inner, it, ctx, method),
+            handler.request_deserializer, handler.response_serializer)
+    if handler.unary_stream:
+        inner = handler.unary_stream
+        return grpc.unary_stream_rpc_method_handler(
+            lambda req, ctx: around_stream(inner, req, ctx, method),
+            handler.request_deserializer, handler.response_serializer)
+    inner = handler.stream_stream
+    return grpc.stream_stream_rpc_method_handler(
+        lambda it, ctx: around_stream(inner, it, ctx, method),
+        handler.request_deserializer, handler.response_serializer)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: VtcError) -> None:
+    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain="vtc")
+    status.details.add().Pack(info)
+    await context.abort_with_status(rpc_status.to_status(status))
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns VtcError into its gRPC status (with an ErrorInfo detail); anything
+    else becomes INTERNAL with a generic message, logged with its traceback."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        return _wrap(handler, handler_call_details.method, self._unary, self._stream)
+
+    async def _unary(self, behavior, request, context, method):  # type: ignore[no-untyped-def]
+        try:
+            return await behavior(request, context)
+        except VtcError as error:
+            await _abort(context, error)
+        except (grpc.aio.AbortError, grpc.aio.AioRpcError):
+            raise
+        except Exception:
+            log.exception("unhandled error in %s", method)
+            await _abort(context, VtcError("internal error; the service logged the details"))
+
+    async def _stream(self, behavior, request, context, method):  # type: ignore[no-untyped-def]
+        try:
+            async for item in behavior(request, context):
+                yield item
+        except VtcError as error:
+            await _abort(context, error)
+        except (grpc.aio.AbortError, grpc.aio.AioRpcError):
+            raise
+        except Exception:
+            log.exception("unhandled error in %s", method)
+            await _abort(context, VtcError("internal error; the service logged the details"))
+
+
+class RequestContextInterceptor(grpc.aio.ServerInterceptor):
+    """Gives each call a request id (x-request-id, or a new one) and logs its outcome."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        request_id = str(metadata.get("x-request-id") or uuid.uuid4().hex[:16])
+
+        async def unary(behavior, request, context, method):  # type: ignore[no-untyped-def]
+            bind(request_id=request_id)
+            started = time.perf_counter()
+            try:
+                return await behavior(request, context)
+            finally:
+                _log_call(method, context, started)
+
+        async def stream(behavior, request, context, method):  # type: ignore[no-untyped-def]
+            bind(request_id=request_id)
+            started = time.perf_counter()
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                _log_call(method, context, started)
+
+        return _wrap(handler, handler_call_details.method, unary, stream)
+
+
+def _log_call(method: str, context: grpc.aio.ServicerContext, started: float) -> None:
+    if method.startswith(ALWAYS_PUBLIC_PREFIXES):
+        return
+    code = context.code()
+    log.info("rpc %s", method, extra={"fields": {
+        "method": method,
+        "code": (code.name if isinstance(code, grpc.StatusCode) else "OK"),
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }})
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Checks the bearer token of every call (locally, against the cached JWKS)
+    and makes its Principal current for the call. Health, reflection and the
+    methods in `public_methods` need no token."""
+
+    def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str]) -> None:
+        self._verifier = verifier
+        self._public = public_methods
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES):
+            return handler
+        metadata: Mapping[str, Any] = dict(handler_call_details.invocation_metadata or ())
+
+        async def authenticate(context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+            header = str(metadata.get("authorization", ""))
+            scheme, _, token = header.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token:
+                    raise Unauthenticated("missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")
+                principal = await self._verifier.verify(token.strip())
+            except VtcError as error:
+                await _abort(context, error)
+            bind(tenant=principal.tenant_id)
+            return set_principal(principal)
+
+        async def unary(behavior, request, context, _method):  # type: ignore[no-untyped-def]
+            token = await authenticate(context)
+            try:
+                return await behavior(request, context)
+            finally:
+                reset_principal(token)
+
+        async def stream(behavior, request, context, _method):  # type: ignore[no-untyped-def]
+            token = await authenticate(context)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                with contextlib.suppress(ValueError):  # generator closed from another context
+                    reset_principal(token)
+
+        return _wrap(handler, method, unary, stream)

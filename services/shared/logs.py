@@ -1,0 +1,59 @@
+"""JSON-lines logs on stdout, with job_id / video_id / tenant / request_id
+attached from contextvars."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+_fields: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_fields", default={})
+
+
+@contextlib.contextmanager
+def log_context(**fields: str) -> Iterator[None]:
+    """Attaches fields (job_id=..., video_id=..., tenant=...) to every log line inside."""
+    merged = {**_fields.get(), **{k: v for k, v in fields.items() if v}}
+    token = _fields.set(merged)
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
+def bind(**fields: str) -> None:
+    """Attaches fields to the rest of the current task (one RPC, one job)."""
+    _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v}})
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **_fields.get(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            line.update(extra)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiormq", "aio_pika", "sqlalchemy.engine", "alembic", "b2sdk", "libav"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,89 @@
+"""Builds a gRPC server from service components and runs it until a signal.
+
+A component is one service's contribution to a server: it registers its
+servicer, names its methods that need no token, and has start/stop hooks for
+background work (consumers, DB connections). The all-in-one process puts the
+four components on one server; `python -m services.<name>` puts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.shared.interceptors import AuthInterceptor, ErrorMappingInterceptor, RequestContextInterceptor
+from services.shared.tokens import TokenVerifier
+
+log = logging.getLogger("vtc.server")
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # chunks are at most 1 MiB; headroom for envelopes
+
+
+class Component(Protocol):
+    service_names: Sequence[str]  # full names, e.g. "vtc.v1.UploadService"
+    public_methods: frozenset[str]  # e.g. "/vtc.v1.AuthService/IssueToken"
+
+    def register(self, server: grpc.aio.Server) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    components: Sequence[Component]
+    health: health.aio.HealthServicer = field(repr=False)
+
+    async def stop(self, grace: float) -> None:
+        """Health goes NOT_SERVING, in-flight calls get `grace` seconds, then components stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for component in reversed(self.components):
+            with contextlib.suppress(Exception):
+                await component.stop()
+
+
+async def start_server(components: Sequence[Component], verifier: TokenVerifier, host: str, port: int) -> RunningServer:
+    public = frozenset().union(*(c.public_methods for c in components))
+    server = grpc.aio.server(
+        interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier, public)],
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.so_reuseport", 0)],
+    )
+    for component in components:
+        component.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [n for c in components for n in c.service_names]
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot listen on {host}:{port}: is the port taken?")
+    for component in components:
+        await component.start()
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server=server, port=bound, components=components, health=health_servicer)
+
+
+async def wait_for_signal() -> None:
+    """Returns on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)

@@ -1,0 +1,44 @@
+"""Settings every service reads. Each service subclasses CommonSettings with
+its own fields; all read environment variables prefixed VTC_ (field
+`bus_url` <- VTC_BUS_URL). Documented in docs/configuration.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VTC_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where embedded backends keep their files (DBs, objects, keys).")
+    grpc_host: str = Field("127.0.0.1", description="Interface the gRPC server listens on.")
+    grpc_port: int = Field(50051, description="gRPC port; 0 picks a free one.")
+    auth_addr: str = Field("127.0.0.1:50051", description="host:port of the auth service (JWKS, service tokens).")
+    metadata_addr: str = Field("127.0.0.1:50051", description="host:port of the metadata service.")
+    bus_url: str = Field("memory://", description="Event bus: memory:// (in-process) or amqp://user:pass@host:5672/.")
+    storage_url: str = Field("", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
+    service_api_key: str = Field("", description="This service's API key for calls to peers; empty: read <data_dir>/keys/service.key.")
+    log_level: str = Field("INFO", description="Log level of the JSON logs on stdout.")
+    shutdown_grace_seconds: float = Field(10.0, description="How long in-flight calls may finish on shutdown.")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "objects").resolve().as_uri()
+
+    def read_service_api_key(self) -> str:
+        if self.service_api_key:
+            return self.service_api_key
+        path = self.keys_dir / "service.key"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError as error:
+            raise RuntimeError(
+                f"no service API key: set VTC_SERVICE_API_KEY or start the auth service first (it writes {path})"
+            ) from error

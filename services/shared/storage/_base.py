@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from services.shared.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size_bytes: int
+
+
+class ObjectStore(Protocol):
+    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        """Stores the file at `path` under `key`, replacing any object there."""
+        ...
+
+    async def get_file(self, key: str, dest: Path) -> ObjectInfo:
+        """Copies the object to `dest`. Raises NotFound."""
+        ...
+
+    def read_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks of at most chunk_size. Raises NotFound."""
+        ...
+
+    async def stat(self, key: str) -> ObjectInfo:
+        """Raises NotFound."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Deletes every object under prefix; returns how many."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidArgument(f"bad storage key {key!r}")
+    return key

@@ -1,0 +1,73 @@
+"""Objects as files under one directory: the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from services.shared.errors import NotFound
+from services.shared.storage._base import ObjectInfo, validate_key
+
+
+class LocalDirectoryStore:
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+        self._root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self._root / validate_key(key)
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        target = self._path(key)
+
+        def copy() -> int:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)  # readers never see half an object
+            return target.stat().st_size
+
+        return ObjectInfo(key, await asyncio.to_thread(copy))
+
+    async def get_file(self, key: str, dest: Path) -> ObjectInfo:
+        source = self._path(key)
+        if not source.is_file():
+            raise NotFound(f"no object {key!r}")
+        await asyncio.to_thread(shutil.copyfile, source, dest)
+        return ObjectInfo(key, dest.stat().st_size)
+
+    async def read_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError as error:
+            raise NotFound(f"no object {key!r}") from error
+        try:
+            while chunk := await asyncio.to_thread(handle.read, chunk_size):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"no object {key!r}")
+        return ObjectInfo(key, path.stat().st_size)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        base = self._path(prefix.rstrip("/"))
+
+        def delete() -> int:
+            if base.is_file():
+                base.unlink()
+                return 1
+            if not base.is_dir():
+                return 0
+            count = sum(1 for p in base.rglob("*") if p.is_file())
+            shutil.rmtree(base)
+            return count
+
+        return await asyncio.to_thread(delete)

@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests that need RabbitMQ or PostgreSQL skip when those are
+absent, and fail instead when VTC_REQUIRE_SERVICES=1 (as in CI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.media import make_clip
+
+REQUIRE_SERVICES = os.environ.get("VTC_REQUIRE_SERVICES") == "1"
+
+
+def service_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if service_reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} and VTC_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def clip_640x360(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s 640x360 30 fps H.264 clip with AAC audio."""
+    return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2.0, width=640, height=360)

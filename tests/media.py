@@ -1,0 +1,66 @@
+"""Synthetic test media, made with PyAV: no binary fixtures in the repo."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def make_clip(path: Path, *, seconds: float = 2.0, width: int = 640, height: int = 360, fps: int = 30,
+              audio: bool = True, video: bool = True, codec: str = "libx264", sample_rate: int = 48000) -> Path:
+    """Writes a clip of moving colour bars (and a 440 Hz tone) to path; the container follows the suffix."""
+    frames = round(seconds * fps)
+    with av.open(str(path), "w") as container:
+        vstream = None
+        if video:
+            vstream = container.add_stream(codec, rate=fps)
+            vstream.width, vstream.height = width, height
+            vstream.pix_fmt = "yuv420p"
+            vstream.options = {"preset": "ultrafast"} if codec == "libx264" else {}
+        astream = None
+        if audio:
+            astream = container.add_stream("aac", rate=sample_rate)
+            astream.layout = "stereo"
+        if vstream is not None:
+            x = np.arange(width, dtype=np.int32)[None, :]
+            y = np.arange(height, dtype=np.int32)[:, None]
+            for i in range(frames):
+                rgb = np.empty((height, width, 3), dtype=np.uint8)
+                rgb[..., 0] = (x * 255 // max(width - 1, 1) + i * 4) % 256
+                rgb[..., 1] = (y * 255 // max(height - 1, 1) + i * 2) % 256
+                rgb[..., 2] = (i * 8) % 256
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = i
+                frame.time_base = Fraction(1, fps)
+                container.mux(vstream.encode(frame))
+            container.mux(vstream.encode(None))
+        if astream is not None:
+            samples_per_frame = 1024
+            total = round(seconds * sample_rate)
+            t = 0
+            while t < total:
+                n = min(samples_per_frame, total - t)
+                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(t, t + n) / sample_rate))).astype(np.float32)
+                frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                frame.sample_rate = sample_rate
+                frame.pts = t
+                frame.time_base = Fraction(1, sample_rate)
+                container.mux(astream.encode(frame))
+                t += n
+            container.mux(astream.encode(None))
+    return path
+
+
+def decoded_summary(path: Path) -> dict:
+    """What a player would see: video size, frame count, duration, whether there is audio."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video))
+    with av.open(str(path)) as container:
+        duration = float(container.duration / av.time_base) if container.duration else 0.0
+        has_audio = bool(container.streams.audio)
+        width, height = container.streams.video[0].codec_context.width, container.streams.video[0].codec_context.height
+    return {"width": width, "height": height, "frames": frames, "duration": duration, "has_audio": has_audio}

@@ -18,6 +18,7 @@ class CommonSettings(BaseSettings):
     grpc_port: int = Field(50051, description="gRPC port; 0 picks a free one.")
     auth_addr: str = Field("127.0.0.1:50051", description="host:port of the auth service (JWKS, service tokens).")
     metadata_addr: str = Field("127.0.0.1:50051", description="host:port of the metadata service.")
+    process_addr: str = Field("127.0.0.1:50051", description="host:port of the process service (profile catalogue).")
     bus_url: str = Field("memory://", description="Event bus: memory:// (in-process) or amqp://user:pass@host:5672/.")
     storage_url: str = Field("", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
     service_api_key: str = Field("", description="This service's API key for calls to peers; empty: read <data_dir>/keys/service.key.")

@@ -35,3 +35,11 @@ def require_service(name: str, host: str, port: int) -> None:
 def clip_640x360(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2 s 640x360 30 fps H.264 clip with AAC audio."""
     return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2.0, width=640, height=360)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The all-in-one service with its REST gateway, shared by the e2e tests."""
+    from tests.stack import run_stack
+
+    yield from run_stack(tmp_path_factory.mktemp("vtc-data"), gateway=True)

@@ -1,0 +1,33 @@
+"""`python -m services` (what `make run` starts): the all-in-one process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from services.all_in_one import AllInOneSettings, start_all_in_one
+from services.shared.logs import configure_logging
+from services.shared.server import wait_for_signal
+
+
+async def main() -> None:
+    settings = AllInOneSettings()
+    configure_logging(settings.log_level)
+    vtc = await start_all_in_one(settings)
+    lines = [
+        "vtc is running (Ctrl-C to stop)",
+        f"  gRPC      {vtc.grpc_address}",
+        f"  REST      http://{settings.rest_host}:{vtc.rest_port}" if vtc.rest_port else "  REST      off",
+        f"  admin key {vtc.admin_key_file.resolve()}   (then: vtc login)",
+        f"  data      {settings.data_dir.resolve()}",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        print("vtc: shutting down", file=sys.stderr, flush=True)
+        await vtc.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,104 @@
+"""The all-in-one process behind `make run`: the four services on one gRPC
+server sharing one in-process bus and one local object store, plus Envoy's
+REST gateway in front. Each service can also run alone (`python -m services.<name>_svc`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from services.auth_svc.server import AuthComponent
+from services.auth_svc.settings import Settings as AuthSettings
+from services.metadata_svc.server import MetadataComponent
+from services.metadata_svc.settings import Settings as MetadataSettings
+from services.process_svc.server import ProcessComponent
+from services.process_svc.settings import Settings as ProcessSettings
+from services.shared.bus import Bus, open_bus
+from services.shared.channels import peer_channel
+from services.shared.server import RunningServer, start_server
+from services.shared.settings import CommonSettings
+from services.shared.storage import open_store
+from services.shared.tokens import ServiceToken, TokenVerifier
+from services.upload_svc.server import UploadComponent
+from services.upload_svc.settings import Settings as UploadSettings
+
+log = logging.getLogger("vtc.all_in_one")
+
+
+class AllInOneSettings(CommonSettings):
+    rest_host: str = Field("127.0.0.1", description="Interface Envoy's REST listener binds.")
+    rest_port: int = Field(8080, description="REST (JSON) port served by Envoy; 0 picks a free one.")
+    envoy_admin_port: int = Field(0, description="Envoy's admin port (127.0.0.1); 0 picks a free one.")
+    gateway_enabled: bool = Field(True, description="Start Envoy's REST gateway with the all-in-one process.")
+
+
+@dataclass
+class AllInOne:
+    settings: AllInOneSettings
+    grpc: RunningServer
+    bus: Bus
+    gateway: object | None  # gateway.envoy_process.EnvoyProcess when enabled
+    rest_port: int | None
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.settings.grpc_host}:{self.grpc.port}"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.settings.keys_dir / "admin.key"
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()  # type: ignore[attr-defined]
+        await self.grpc.stop(self.settings.shutdown_grace_seconds)
+        await self.bus.close()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne:
+    settings = settings or AllInOneSettings()
+    # Peers are this very server, so its port must be known before the components are built.
+    port = settings.grpc_port or _free_port(settings.grpc_host)
+    own = f"{settings.grpc_host}:{port}"
+    settings = settings.model_copy(update={"grpc_port": port, "auth_addr": own, "metadata_addr": own,
+                                           "process_addr": own})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shared = settings.model_dump(include=set(CommonSettings.model_fields))
+
+    bus = open_bus(settings.bus_url)
+    await bus.start()
+    store = open_store(settings.resolved_storage_url)
+    upload_settings = UploadSettings(**shared)
+    auth = AuthComponent(AuthSettings(**shared))
+    components = [
+        auth,
+        ProcessComponent(ProcessSettings(**shared), bus, store),
+        MetadataComponent(MetadataSettings(**shared), bus, store),
+        UploadComponent(upload_settings, bus, store,
+                        ServiceToken(upload_settings.read_service_api_key, peer_channel(own))),
+    ]
+    grpc_server = await start_server(components, TokenVerifier(auth.local_jwks), settings.grpc_host, port)
+
+    gateway, rest_port = None, None
+    if settings.gateway_enabled:
+        from gateway.envoy_process import start_envoy_for_all_in_one
+
+        try:
+            gateway = await start_envoy_for_all_in_one(settings, grpc_address=own)
+        except BaseException:
+            await grpc_server.stop(0)
+            await bus.close()
+            raise
+        rest_port = gateway.port
+    return AllInOne(settings=settings, grpc=grpc_server, bus=bus, gateway=gateway, rest_port=rest_port)

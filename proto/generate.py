@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 OUT = ROOT
 DESCRIPTOR_SET = ROOT / "gateway" / "vtc.pb"
+# Envoy renders a gRPC error's details (google.rpc.Status) as JSON only if it
+# knows every detail's type: ErrorMappingInterceptor attaches google.rpc.ErrorInfo.
+GATEWAY_EXTRA_PROTOS = ["google/rpc/error_details.proto"]
 
 
 def _includes() -> list[str]:
@@ -33,7 +36,7 @@ def main() -> int:
         return 1
     DESCRIPTOR_SET.parent.mkdir(parents=True, exist_ok=True)
     args = ["grpc_tools.protoc", *_includes(), "--include_imports", "--include_source_info",
-            f"--descriptor_set_out={DESCRIPTOR_SET}", *protos]
+            f"--descriptor_set_out={DESCRIPTOR_SET}", *protos, *GATEWAY_EXTRA_PROTOS]
     if protoc.main(args) != 0:
         return 1
     (OUT / "vtc" / "v1" / "__init__.py").write_text('"""Generated from proto/vtc/v1 by `make proto`."""\n')

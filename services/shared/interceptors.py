@@ -30,26 +30,28 @@ Around = Callable[[Callable[..., Any], Any, grpc.aio.ServicerContext, str], Any]
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, around_unary: Callable[..., Awaitable[Any]],
           around_stream: Callable[..., AsyncIterator[Any]]) -> grpc.RpcMethodHandler:
-    """Returns handler with its behavior wrapped, whatever its streaming shape."""
-    if handler.unary_unary:
-        inner = handler.unary_unary
-        return grpc.unary_unary_rpc_method_handler(
-            lambda req, ctx: around_unary(inner, req, ctx, method),
-            handler.request_deserializer, handler.response_serializer)
-    if handler.stream_unary:
-        inner = handler.stream_unary
-        return grpc.stream_unary_rpc_method_handler(
-            lambda it, ctx: around_unary(inner, it, ctx, method),
-            handler.request_deserializer, handler.response_serializer)
-    if handler.unary_stream:
-        inner = handler.unary_stream
-        return grpc.unary_stream_rpc_method_handler(
-            lambda req, ctx: around_stream(inner, req, ctx, method),
-            handler.request_deserializer, handler.response_serializer)
-    inner = handler.stream_stream
-    return grpc.stream_stream_rpc_method_handler(
-        lambda it, ctx: around_stream(inner, it, ctx, method),
-        handler.request_deserializer, handler.response_serializer)
+    """Returns handler with its behavior wrapped, whatever its streaming shape.
+
+    The wrappers must be `async def` functions (async generators for streamed
+    replies): grpc.aio tells async handlers from sync ones by inspecting the
+    function, and treats a lambda returning a coroutine as a sync handler."""
+    if handler.unary_unary or handler.stream_unary:
+        inner = handler.unary_unary or handler.stream_unary
+
+        async def unary_reply(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await around_unary(inner, request, context, method)
+
+        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+        return make(unary_reply, handler.request_deserializer, handler.response_serializer)
+
+    inner = handler.unary_stream or handler.stream_stream
+
+    async def streamed_reply(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for item in around_stream(inner, request, context, method):
+            yield item
+
+    make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+    return make(streamed_reply, handler.request_deserializer, handler.response_serializer)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: VtcError) -> None:

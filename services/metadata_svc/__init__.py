@@ -1,0 +1,19 @@
+"""metadata_svc: the SQL source of truth for videos, jobs and renditions.
+
+Entry points:
+    python -m services.metadata_svc          run it alone (__main__.py)
+    server.create_server(settings)           build and start its gRPC server
+    server.MetadataComponent(settings, bus, store)
+                                             its part of a server (the all-in-one uses this)
+
+Inside:
+    job.py          the Job domain object: status enum, idempotent event application
+    video.py        Video and NewVideo (a registration)
+    catalog.py      every SQL read and write, scoped to a tenant (models.py: tables;
+                    migrations/: the Alembic scripts that build them)
+    paging.py       ListVideos page sizes and opaque page tokens
+    job_events.py   applies JobEvents from the bus, then fans them out (watch.py)
+    requeue.py      hands unfinished jobs out again when the bus is not durable
+    removal.py      deleting a video with its stored objects
+    servicer.py     the thin gRPC layer
+"""

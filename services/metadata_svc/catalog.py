@@ -1,0 +1,208 @@
+"""The catalogue: every SQL read and write of videos, jobs and renditions.
+Reads take the caller's tenant and treat another tenant's rows as missing,
+with the same message, so ids reveal nothing across tenants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.json_format import MessageToDict, ParseDict
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.metadata_svc.job import UNFINISHED, Job, JobStatus, Progress, Rendition
+from services.metadata_svc.models import JobRow, RenditionRow, VideoRow
+from services.metadata_svc.paging import PageCursor
+from services.metadata_svc.video import NewVideo, Video
+from services.shared.errors import AlreadyExists, FailedPrecondition, NotFound
+from vtc.v1 import common_pb2, events_pb2
+
+
+def video_not_found(video_id: str) -> NotFound:
+    return NotFound(f"video {video_id!r} not found")
+
+
+def job_not_found(job_id: str) -> NotFound:
+    return NotFound(f"job {job_id!r} not found")
+
+
+@dataclass(frozen=True)
+class VideoPage:
+    videos: list[Video]
+    next_cursor: PageCursor | None
+
+
+@dataclass(frozen=True)
+class Requeued:
+    video: Video
+    job: Job
+
+
+class VideoCatalog:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def register(self, new: NewVideo, at: datetime) -> tuple[Video, Job]:
+        """Records an accepted upload and its first job. Registering the same
+        video and job again (a retried call) returns what was recorded."""
+        job = Job.queued(new.job_id, new.video_id, new.tenant_id, new.profile, at)
+        try:
+            async with self._sessions.begin() as session:
+                existing = await session.get(VideoRow, new.video_id)
+                if existing is not None:
+                    return _replay_of_register(existing, new)
+                if await session.get(JobRow, new.job_id) is not None:
+                    raise AlreadyExists(f"job {new.job_id!r} already exists")
+                row = VideoRow(video_id=new.video_id, tenant_id=new.tenant_id, title=new.title,
+                               filename=new.filename, size_bytes=new.size_bytes, sha256=new.sha256,
+                               probe=MessageToDict(new.probe, preserving_proto_field_name=True),
+                               source_key=new.source_key, created_at=at, jobs=[_new_job_row(job)])
+                session.add(row)
+        except IntegrityError as error:  # a concurrent register of the same ids won the race
+            raise AlreadyExists(f"video {new.video_id!r} or job {new.job_id!r} already exists") from error
+        return _video(row), job
+
+    async def get_video(self, tenant_id: str, video_id: str) -> Video:
+        async with self._sessions() as session:
+            return _video(await _video_row(session, tenant_id, video_id))
+
+    async def list_videos(self, tenant_id: str, page_size: int, after: PageCursor | None) -> VideoPage:
+        query = (select(VideoRow).where(VideoRow.tenant_id == tenant_id)
+                 .order_by(VideoRow.created_at.desc(), VideoRow.video_id.desc()).limit(page_size + 1))
+        if after is not None:
+            query = query.where(or_(VideoRow.created_at < after.created_at,
+                                    and_(VideoRow.created_at == after.created_at, VideoRow.video_id < after.video_id)))
+        async with self._sessions() as session:
+            rows = list((await session.scalars(query)).all())
+        videos = [_video(row) for row in rows[:page_size]]
+        more = len(rows) > page_size
+        cursor = PageCursor(videos[-1].created_at, videos[-1].video_id) if more else None
+        return VideoPage(videos, cursor)
+
+    async def delete_video(self, tenant_id: str, video_id: str) -> list[str]:
+        """Deletes the video with its jobs and renditions; returns the deleted job ids."""
+        async with self._sessions.begin() as session:
+            row = await _video_row(session, tenant_id, video_id)
+            job_ids = [job.job_id for job in row.jobs]
+            await session.delete(row)
+        return job_ids
+
+    async def get_job(self, tenant_id: str, job_id: str) -> Job:
+        async with self._sessions() as session:
+            row = await session.scalar(select(JobRow).where(JobRow.job_id == job_id, JobRow.tenant_id == tenant_id))
+            if row is None:
+                raise job_not_found(job_id)
+            return _job(row)
+
+    async def find_rendition(self, tenant_id: str, video_id: str, name: str) -> Rendition:
+        """The named rendition of the video's newest completed job."""
+        video = await self.get_video(tenant_id, video_id)
+        async with self._sessions() as session:
+            jobs = [_job(row) for row in (await session.scalars(
+                select(JobRow).where(JobRow.video_id == video.video_id, JobRow.status == JobStatus.COMPLETED.name)
+                .order_by(JobRow.created_at.desc()))).all()]
+        if not jobs:
+            status = video.job.status.name if video.job else "without a job"
+            raise FailedPrecondition(f"video {video_id!r} has no renditions yet: its job is {status}")
+        for rendition in jobs[0].renditions:
+            if rendition.name == name:
+                return rendition
+        names = ", ".join(r.name for r in jobs[0].renditions) or "none"
+        raise NotFound(f"video {video_id!r} has no rendition {name!r} (it has: {names})")
+
+    async def apply_event(self, event: events_pb2.JobEvent) -> Job | None:
+        """Applies the event to its job in one transaction; returns the job
+        after it, or None when the event was stale. Raises NotFound for a job
+        the catalogue does not hold (its video was deleted)."""
+        async with self._sessions.begin() as session:
+            # FOR UPDATE: replicas on PostgreSQL apply one job's events one at a time.
+            row = await session.get(JobRow, event.job_id, with_for_update=True)
+            if row is None or row.tenant_id != event.tenant_id:
+                raise job_not_found(event.job_id)
+            job = _job(row)
+            if not job.apply(event):
+                return None
+            _write_job(row, job)
+        return job
+
+    async def requeue_unfinished(self, at: datetime) -> list[Requeued]:
+        """Moves every queued or running job to a new queued attempt; returns them with their videos."""
+        requeued: list[Requeued] = []
+        async with self._sessions.begin() as session:
+            rows = (await session.execute(
+                select(JobRow, VideoRow).join(VideoRow, JobRow.video_id == VideoRow.video_id)
+                .where(JobRow.status.in_([s.name for s in UNFINISHED])).order_by(JobRow.created_at))).all()
+            for job_row, video_row in rows:
+                job = _job(job_row)
+                job.requeue(at)
+                _write_job(job_row, job)
+                requeued.append(Requeued(_video(video_row), job))
+        return requeued
+
+
+async def _video_row(session: AsyncSession, tenant_id: str, video_id: str) -> VideoRow:
+    row = await session.scalar(select(VideoRow).where(VideoRow.video_id == video_id, VideoRow.tenant_id == tenant_id))
+    if row is None:
+        raise video_not_found(video_id)
+    return row
+
+
+def _replay_of_register(existing: VideoRow, new: NewVideo) -> tuple[Video, Job]:
+    job_row = next((j for j in existing.jobs if j.job_id == new.job_id), None)
+    if existing.tenant_id != new.tenant_id or job_row is None:
+        raise AlreadyExists(f"video {new.video_id!r} already exists")
+    return _video(existing), _job(job_row)
+
+
+def _video(row: VideoRow) -> Video:
+    return Video(video_id=row.video_id, tenant_id=row.tenant_id, title=row.title, filename=row.filename,
+                 size_bytes=row.size_bytes, sha256=row.sha256, source_key=row.source_key,
+                 created_at=row.created_at, probe=ParseDict(row.probe or {}, common_pb2.MediaProbe()),
+                 job=_job(row.jobs[-1]) if row.jobs else None)
+
+
+def _job(row: JobRow) -> Job:
+    return Job(job_id=row.job_id, video_id=row.video_id, tenant_id=row.tenant_id, profile=row.profile,
+               status=JobStatus[row.status], created_at=row.created_at, attempt=row.attempt,
+               last_sequence=row.last_sequence, started_at=row.started_at, finished_at=row.finished_at,
+               progress=Progress(percent=row.progress_percent, frames=row.progress_frames,
+                                 total_frames=row.progress_total_frames, fps=row.progress_fps,
+                                 speed=row.progress_speed, eta_seconds=row.progress_eta_seconds),
+               renditions=[_rendition(r) for r in row.renditions], error=row.error)
+
+
+def _rendition(row: RenditionRow) -> Rendition:
+    return Rendition(name=row.name, width=row.width, height=row.height, bitrate=row.bitrate,
+                     size_bytes=row.size_bytes, duration_seconds=row.duration_seconds, storage_key=row.storage_key,
+                     container=row.container, video_codec=row.video_codec, audio_codec=row.audio_codec,
+                     content_type=row.content_type)
+
+
+def _new_job_row(job: Job) -> JobRow:
+    row = JobRow(job_id=job.job_id, video_id=job.video_id, tenant_id=job.tenant_id, profile=job.profile,
+                 created_at=job.created_at, renditions=[])
+    _write_job(row, job)
+    return row
+
+
+def _write_job(row: JobRow, job: Job) -> None:
+    row.status = job.status.name
+    row.attempt, row.last_sequence = job.attempt, job.last_sequence
+    row.progress_percent, row.progress_frames = job.progress.percent, job.progress.frames
+    row.progress_total_frames, row.progress_fps = job.progress.total_frames, job.progress.fps
+    row.progress_speed, row.progress_eta_seconds = job.progress.speed, job.progress.eta_seconds
+    row.error = job.error
+    row.started_at, row.finished_at = job.started_at, job.finished_at
+    if [_rendition(r) for r in row.renditions] != job.renditions:
+        row.renditions = _rendition_rows(job.job_id, job.renditions)
+
+
+def _rendition_rows(job_id: str, renditions: Sequence[Rendition]) -> list[RenditionRow]:
+    return [RenditionRow(job_id=job_id, position=i, name=r.name, width=r.width, height=r.height, bitrate=r.bitrate,
+                         size_bytes=r.size_bytes, duration_seconds=r.duration_seconds, storage_key=r.storage_key,
+                         container=r.container, video_codec=r.video_codec, audio_codec=r.audio_codec,
+                         content_type=r.content_type)
+            for i, r in enumerate(renditions)]

@@ -1,0 +1,183 @@
+"""The Job domain object: where a transcode stands, and the only code that
+moves it. Events from the process service arrive at least once and in any
+order; `Job.apply` takes each one only if it is newer than the last one taken
+(by attempt, then sequence) and the job is not finished, so replays and stale
+events change nothing."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from vtc.v1 import common_pb2, events_pb2
+
+
+class JobStatus(enum.IntEnum):
+    """Values are those of vtc.v1.JobStatus, so conversion is a cast."""
+
+    QUEUED = common_pb2.JOB_STATUS_QUEUED
+    RUNNING = common_pb2.JOB_STATUS_RUNNING
+    COMPLETED = common_pb2.JOB_STATUS_COMPLETED
+    FAILED = common_pb2.JOB_STATUS_FAILED
+    CANCELLED = common_pb2.JOB_STATUS_CANCELLED
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Progress:
+    percent: float = 0.0
+    frames: int = 0
+    total_frames: int = 0
+    fps: float = 0.0
+    speed: float = 0.0
+    eta_seconds: float = 0.0
+
+    @classmethod
+    def from_proto(cls, message: common_pb2.Progress) -> Progress:
+        return cls(percent=min(max(message.percent, 0.0), 100.0), frames=message.frames,
+                   total_frames=message.total_frames, fps=message.fps, speed=message.speed,
+                   eta_seconds=message.eta_seconds)
+
+    def to_proto(self) -> common_pb2.Progress:
+        return common_pb2.Progress(percent=self.percent, frames=self.frames, total_frames=self.total_frames,
+                                   fps=self.fps, speed=self.speed, eta_seconds=self.eta_seconds)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str
+    width: int
+    height: int
+    bitrate: int
+    size_bytes: int
+    duration_seconds: float
+    storage_key: str
+    container: str = "mp4"
+    video_codec: str = "h264"
+    audio_codec: str = ""
+    content_type: str = "video/mp4"
+
+    @classmethod
+    def from_proto(cls, message: common_pb2.Rendition) -> Rendition:
+        return cls(name=message.name, width=message.width, height=message.height, bitrate=message.bitrate,
+                   size_bytes=message.size_bytes, duration_seconds=message.duration_seconds,
+                   storage_key=message.storage_key, container=message.container or "mp4",
+                   video_codec=message.video_codec, audio_codec=message.audio_codec,
+                   content_type=message.content_type or "video/mp4")
+
+    def to_proto(self) -> common_pb2.Rendition:
+        return common_pb2.Rendition(
+            name=self.name, width=self.width, height=self.height, bitrate=self.bitrate,
+            size_bytes=self.size_bytes, duration_seconds=self.duration_seconds, storage_key=self.storage_key,
+            container=self.container, video_codec=self.video_codec, audio_codec=self.audio_codec,
+            content_type=self.content_type)
+
+
+# The status each kind of event leaves the job in.
+_STATUS_AFTER = {
+    "started": JobStatus.RUNNING,
+    "progress": JobStatus.RUNNING,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+}
+
+FAILED_WITHOUT_REASON = "the transcode failed and the worker gave no reason; try uploading again"
+
+
+@dataclass
+class Job:
+    job_id: str
+    video_id: str
+    tenant_id: str
+    profile: str
+    status: JobStatus
+    created_at: datetime
+    attempt: int = 1
+    last_sequence: int = 0  # sequence of the last event applied within `attempt`
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: Progress = field(default_factory=Progress)
+    renditions: list[Rendition] = field(default_factory=list)
+    error: str = ""
+
+    @classmethod
+    def queued(cls, job_id: str, video_id: str, tenant_id: str, profile: str, at: datetime) -> Job:
+        return cls(job_id=job_id, video_id=video_id, tenant_id=tenant_id, profile=profile,
+                   status=JobStatus.QUEUED, created_at=at)
+
+    def is_newer(self, event: events_pb2.JobEvent) -> bool:
+        """Whether the event orders after the last one applied."""
+        return (event.attempt, event.sequence) > (self.attempt, self.last_sequence)
+
+    def apply(self, event: events_pb2.JobEvent) -> bool:
+        """Applies the event if it is newer and the job unfinished; returns whether anything changed."""
+        kind = event.WhichOneof("kind")
+        target = _STATUS_AFTER.get(kind or "")
+        if target is None and event.status == common_pb2.JOB_STATUS_CANCELLED:
+            target = JobStatus.CANCELLED  # cancellation carries no payload
+        if target is None or self.status.is_terminal or not self.is_newer(event):
+            return False
+        at = _occurred_at(event)
+        if event.attempt > self.attempt:
+            # A worker took the job again without us re-enqueueing it (a redelivery).
+            self._begin_attempt(event.attempt, at)
+        if kind == "started":
+            self.progress = Progress()
+        elif kind == "progress":
+            self.progress = Progress.from_proto(event.progress)
+        elif kind == "completed":
+            self.renditions = [Rendition.from_proto(r) for r in event.completed.renditions]
+            self.progress = Progress(percent=100.0, frames=self.progress.frames,
+                                     total_frames=self.progress.total_frames)
+        elif kind == "failed":
+            self.error = event.failed.reason or FAILED_WITHOUT_REASON
+        self.last_sequence = event.sequence
+        self._move_to(target, at)
+        return True
+
+    def to_proto(self) -> common_pb2.Job:
+        job = common_pb2.Job(job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,
+                             status=int(self.status), profile=self.profile, progress=self.progress.to_proto(),
+                             renditions=[r.to_proto() for r in self.renditions], error=self.error,
+                             attempt=self.attempt)
+        job.created_at.FromDatetime(self.created_at)
+        if self.started_at is not None:
+            job.started_at.FromDatetime(self.started_at)
+        if self.finished_at is not None:
+            job.finished_at.FromDatetime(self.finished_at)
+        return job
+
+    def requeue(self, at: datetime) -> None:
+        """Hands an unfinished job out again as a new attempt, so events of the
+        old attempt (if any still arrive) order before the new one's."""
+        if self.status.is_terminal:
+            raise ValueError(f"job {self.job_id} is {self.status.name}; only unfinished jobs are re-enqueued")
+        self._begin_attempt(self.attempt + 1, at)
+
+    def _begin_attempt(self, attempt: int, at: datetime) -> None:
+        self.attempt, self.last_sequence = attempt, 0
+        self.progress, self.renditions, self.error = Progress(), [], ""
+        self._move_to(JobStatus.QUEUED, at)
+
+    def _move_to(self, status: JobStatus, at: datetime) -> None:
+        """The one place the status changes, together with the timestamps that go with it."""
+        if status is JobStatus.QUEUED:
+            self.started_at = self.finished_at = None
+        elif status is JobStatus.RUNNING:
+            self.started_at = self.started_at or at
+        else:
+            self.finished_at = at
+        self.status = status
+
+
+def _occurred_at(event: events_pb2.JobEvent) -> datetime:
+    if event.HasField("occurred_at"):
+        return event.occurred_at.ToDatetime(tzinfo=UTC)
+    return datetime.now(UTC)

@@ -1,0 +1,103 @@
+"""Tables of the metadata DB. Portable types only, so the same models run on
+SQLite (embedded) and PostgreSQL (scale-out); the schema itself is built by the
+Alembic migrations in migrations/, which must match these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out. SQLite has no time zones, so there the
+    value is stored as naive UTC (fixed-width text, so it still sorts)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the metadata DB stores UTC instants only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class VideoRow(Base):
+    __tablename__ = "videos"
+    __table_args__ = (Index("ix_videos_tenant_created", "tenant_id", "created_at", "video_id"),)
+
+    video_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str] = mapped_column(Text, default="")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    # The upload's MediaProbe in protobuf's JSON form: readable in SQL, and new probe fields need no migration.
+    probe: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    jobs: Mapped[list[JobRow]] = relationship(
+        back_populates="video", lazy="selectin", order_by="JobRow.created_at",
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_tenant", "tenant_id", "job_id"),)
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.video_id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    profile: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # JobStatus name
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    progress_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_frames: Mapped[int] = mapped_column(BigInteger, default=0)
+    progress_total_frames: Mapped[int] = mapped_column(BigInteger, default=0)
+    progress_fps: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_speed: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_eta_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    video: Mapped[VideoRow] = relationship(back_populates="jobs", lazy="raise")
+    renditions: Mapped[list[RenditionRow]] = relationship(
+        lazy="selectin", order_by="RenditionRow.position", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class RenditionRow(Base):
+    __tablename__ = "renditions"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)  # order in the completion event
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bitrate: Mapped[int] = mapped_column(BigInteger)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    storage_key: Mapped[str] = mapped_column(Text)
+    container: Mapped[str] = mapped_column(String(32))
+    video_codec: Mapped[str] = mapped_column(String(32))
+    audio_codec: Mapped[str] = mapped_column(String(32))
+    content_type: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,22 @@
+"""Deleting a video: its stored objects, then its rows, then its watchers."""
+
+from __future__ import annotations
+
+import logging
+
+from services.metadata_svc.catalog import VideoCatalog
+from services.metadata_svc.watch import JobWatchHub
+from services.shared.storage import ObjectStore
+
+log = logging.getLogger("vtc.metadata.removal")
+
+
+async def remove_video(catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub,
+                       tenant_id: str, video_id: str) -> None:
+    video = await catalog.get_video(tenant_id, video_id)
+    # Objects first: if deleting them fails the rows remain, so the caller can
+    # retry; the other order would leave objects no record points to.
+    deleted = await store.delete_prefix(video.storage_prefix)
+    job_ids = await catalog.delete_video(tenant_id, video_id)
+    hub.end(job_ids)
+    log.info("deleted video with %d jobs and %d stored objects", len(job_ids), deleted)

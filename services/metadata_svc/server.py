@@ -1,0 +1,94 @@
+"""Builds the metadata service: MetadataComponent (its part of any gRPC server)
+and create_server (the service running alone, with its own bus and store)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from services.metadata_svc.catalog import VideoCatalog
+from services.metadata_svc.job_events import JobEventConsumer
+from services.metadata_svc.requeue import requeue_unfinished_jobs
+from services.metadata_svc.servicer import MetadataServicer
+from services.metadata_svc.settings import Settings
+from services.metadata_svc.watch import JobWatchHub
+from services.shared.bus import Bus, open_bus
+from services.shared.channels import peer_channel
+from services.shared.db import create_engine, migrate
+from services.shared.server import RunningServer, start_server
+from services.shared.storage import ObjectStore, open_store
+from services.shared.tokens import TokenVerifier, grpc_jwks_source
+from vtc.v1 import metadata_pb2, metadata_pb2_grpc
+
+log = logging.getLogger("vtc.metadata")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_metadata"
+
+
+class MetadataComponent:
+    service_names: Sequence[str] = (metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name,)
+    public_methods: frozenset[str] = frozenset()
+
+    def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
+        self._settings = settings
+        self._bus = bus
+        # The engine connects lazily: nothing touches the DB before start().
+        self._engine = create_engine(settings.resolved_database_url)
+        self.catalog = VideoCatalog(async_sessionmaker(self._engine, expire_on_commit=False))
+        self.watch_hub = JobWatchHub()
+        self._servicer = MetadataServicer(self.catalog, store, self.watch_hub)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)
+
+    async def start(self) -> None:
+        if not self._settings.metadata_database_url:
+            self._settings.data_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite file
+        await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
+        # Consume before requeueing, so the events of requeued jobs find their consumer.
+        await JobEventConsumer(self.catalog, self.watch_hub).start(self._bus)
+        if not self._bus.durable:
+            count = await requeue_unfinished_jobs(self.catalog, self._bus)
+            log.info("metadata service started; %d unfinished jobs requeued", count)
+
+    async def stop(self) -> None:
+        await self._engine.dispose()
+
+
+class _StandaloneResources:
+    """What create_server opened for the service running alone (bus, auth
+    channel), as a component listed first so it starts first and stops last."""
+
+    service_names: Sequence[str] = ()
+    public_methods: frozenset[str] = frozenset()
+
+    def __init__(self, bus: Bus, auth_channel: grpc.aio.Channel) -> None:
+        self._bus = bus
+        self._auth_channel = auth_channel
+
+    def register(self, server: grpc.aio.Server) -> None:
+        return None
+
+    async def start(self) -> None:
+        await self._bus.start()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._bus.close()
+        await self._auth_channel.close()
+
+
+async def create_server(settings: Settings) -> RunningServer:
+    """The metadata service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
+    bus = open_bus(settings.bus_url)
+    store = open_store(settings.resolved_storage_url)
+    auth_channel = peer_channel(settings.auth_addr)
+    verifier = TokenVerifier(grpc_jwks_source(auth_channel))
+    components = [_StandaloneResources(bus, auth_channel), MetadataComponent(settings, bus, store)]
+    return await start_server(components, verifier, settings.grpc_host, settings.grpc_port)

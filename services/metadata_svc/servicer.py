@@ -1,0 +1,110 @@
+"""The gRPC face of the metadata service: parse, check scope and tenant, call
+the domain, build the reply. Errors are domain exceptions, mapped once by
+ErrorMappingInterceptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+from google.api import httpbody_pb2
+from google.protobuf import empty_pb2
+
+from services.metadata_svc.catalog import VideoCatalog, job_not_found
+from services.metadata_svc.paging import PageCursor, page_size
+from services.metadata_svc.removal import remove_video
+from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
+from services.metadata_svc.watch import JobGone, JobWatchHub
+from services.shared.errors import InvalidArgument
+from services.shared.logs import bind
+from services.shared.principal import SCOPE_SERVICE, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE, current_principal
+from services.shared.storage import ObjectStore
+from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
+
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+def _tenant_with(scope: str) -> str:
+    """The caller's tenant, once it is known to hold `scope`."""
+    principal = current_principal()
+    principal.require(scope)
+    return principal.tenant_id
+
+
+def _required(value: str, name: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{name} is required")
+    return value
+
+
+class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
+    def __init__(self, catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._hub = hub
+
+    async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
+                            context: grpc.aio.ServicerContext) -> metadata_pb2.RegisterVideoResponse:
+        principal = current_principal()
+        principal.require(SCOPE_SERVICE)
+        new = NewVideo(video_id=request.video_id, job_id=request.job_id,
+                       tenant_id=principal.tenant_for(request.tenant_id), title=request.title,
+                       filename=request.filename, size_bytes=request.size_bytes, sha256=request.sha256,
+                       probe=request.probe, source_key=request.source_key,
+                       profile=request.profile or DEFAULT_PROFILE).validate()
+        bind(video_id=new.video_id, job_id=new.job_id, tenant=new.tenant_id)
+        video, job = await self._catalog.register(new, datetime.now(UTC))
+        return metadata_pb2.RegisterVideoResponse(video=video.to_proto(), job=job.to_proto())
+
+    async def GetVideo(self, request: metadata_pb2.GetVideoRequest,
+                       context: grpc.aio.ServicerContext) -> common_pb2.Video:
+        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        video = await self._catalog.get_video(tenant, _required(request.video_id, "video_id"))
+        return video.to_proto()
+
+    async def ListVideos(self, request: metadata_pb2.ListVideosRequest,
+                         context: grpc.aio.ServicerContext) -> metadata_pb2.ListVideosResponse:
+        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        page = await self._catalog.list_videos(tenant, page_size(request.page_size),
+                                               PageCursor.from_token(request.page_token))
+        return metadata_pb2.ListVideosResponse(
+            videos=[v.to_proto() for v in page.videos],
+            next_page_token=page.next_cursor.token() if page.next_cursor else "")
+
+    async def DeleteVideo(self, request: metadata_pb2.DeleteVideoRequest,
+                          context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+        tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
+        video_id = _required(request.video_id, "video_id")
+        bind(video_id=video_id)
+        await remove_video(self._catalog, self._store, self._hub, tenant, video_id)
+        return empty_pb2.Empty()
+
+    async def GetJob(self, request: metadata_pb2.GetJobRequest,
+                     context: grpc.aio.ServicerContext) -> common_pb2.Job:
+        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        job = await self._catalog.get_job(tenant, _required(request.job_id, "job_id"))
+        return job.to_proto()
+
+    async def WatchJob(self, request: metadata_pb2.WatchJobRequest,
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[metadata_pb2.WatchJobResponse]:
+        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        job_id = _required(request.job_id, "job_id")
+        bind(job_id=job_id)
+        with self._hub.subscribe(job_id) as subscription:
+            snapshot = await self._catalog.get_job(tenant, job_id)
+            yield metadata_pb2.WatchJobResponse(job=snapshot.to_proto())
+            try:
+                async for update in subscription.after(snapshot):
+                    yield metadata_pb2.WatchJobResponse(job=update.job.to_proto(), event=update.event)
+            except JobGone:
+                raise job_not_found(job_id) from None
+
+    async def DownloadRendition(self, request: metadata_pb2.DownloadRenditionRequest,
+                                context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        video_id = _required(request.video_id, "video_id")
+        bind(video_id=video_id)
+        rendition = await self._catalog.find_rendition(tenant, video_id, _required(request.rendition, "rendition"))
+        async for chunk in self._store.read_chunks(rendition.storage_key, DOWNLOAD_CHUNK_BYTES):
+            yield httpbody_pb2.HttpBody(content_type=rendition.content_type, data=chunk)

@@ -1,0 +1,20 @@
+"""Settings of the metadata service (env prefix VTC_, like every service)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.shared.db import sqlite_url
+from services.shared.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    metadata_database_url: str = Field(
+        "", description="SQLAlchemy async URL of the metadata DB (sqlite+aiosqlite:///... or "
+                        "postgresql+asyncpg://user@host/db); empty: SQLite at <data_dir>/metadata.db.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.metadata_database_url:
+            return self.metadata_database_url
+        return sqlite_url(self.data_dir / "metadata.db")

@@ -1,0 +1,81 @@
+"""WatchJob fan-out: every applied JobEvent goes to the watchers of its job,
+in this process. A watcher subscribes before it reads the job's current
+state, so nothing applied in between is lost; updates its snapshot already
+reflects are skipped by ordering (attempt, sequence)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+from services.metadata_svc.job import Job
+from vtc.v1 import events_pb2
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    job: Job  # the state after the event; never mutated once published
+    event: events_pb2.JobEvent
+
+
+class JobGone(Exception):
+    """The job was deleted while someone watched it."""
+
+
+class Subscription:
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self._updates: asyncio.Queue[JobUpdate | None] = asyncio.Queue()
+
+    def deliver(self, update: JobUpdate | None) -> None:
+        self._updates.put_nowait(update)
+
+    async def after(self, snapshot: Job) -> AsyncIterator[JobUpdate]:
+        """Updates newer than `snapshot`, in order, until the job is finished. Raises JobGone."""
+        if snapshot.status.is_terminal:
+            return
+        while True:
+            update = await self._updates.get()
+            if update is None:
+                raise JobGone(self.job_id)
+            if not snapshot.is_newer(update.event):
+                continue  # already in the snapshot the watcher was sent
+            yield update
+            if update.job.status.is_terminal:
+                return
+
+
+class JobWatchHub:
+    def __init__(self) -> None:
+        self._subscriptions: dict[str, set[Subscription]] = {}
+
+    @contextlib.contextmanager
+    def subscribe(self, job_id: str) -> Iterator[Subscription]:
+        subscription = Subscription(job_id)
+        self._subscriptions.setdefault(job_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            # Runs when the stream ends, fails or the client goes away: no watcher outlives its call.
+            watchers = self._subscriptions.get(job_id)
+            if watchers is not None:
+                watchers.discard(subscription)
+                if not watchers:
+                    del self._subscriptions[job_id]
+
+    def publish(self, update: JobUpdate) -> None:
+        for subscription in self._subscriptions.get(update.job.job_id, ()):
+            subscription.deliver(update)
+
+    def end(self, job_ids: list[str]) -> None:
+        """Ends the streams of deleted jobs."""
+        for job_id in job_ids:
+            for subscription in self._subscriptions.get(job_id, ()):
+                subscription.deliver(None)
+
+    def watcher_count(self, job_id: str | None = None) -> int:
+        if job_id is not None:
+            return len(self._subscriptions.get(job_id, ()))
+        return sum(len(s) for s in self._subscriptions.values())

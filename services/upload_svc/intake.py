@@ -1,0 +1,123 @@
+"""Accepting one upload: receive and check the bytes, probe them, store the
+source, record the video on metadata_svc and ask for its transcode.
+
+Nothing of a rejected or failed upload stays behind: the spool file is removed
+whatever happens, and a stored source is deleted again if the video cannot be
+recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+from collections.abc import AsyncIterable
+from pathlib import Path, PurePosixPath
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.shared.bus import Bus
+from services.shared.errors import Unavailable
+from services.shared.ids import new_id
+from services.shared.logs import log_context
+from services.shared.storage import ObjectStore
+from services.shared.storage.keys import source_key, video_prefix
+from services.shared.tokens import ServiceToken
+from services.upload_svc.peers import peer_failure, service_credentials
+from services.upload_svc.probe import probe
+from services.upload_svc.profiles import ProfileCatalogue
+from services.upload_svc.receiver import ReceivedFile, UploadHeader, UploadLimits, UploadReceiver, spool_file
+from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2
+
+log = logging.getLogger("vtc.upload")
+
+JOB_REQUESTED = "job.requested"
+
+# Types mimetypes does not know everywhere; stored with the source so a download gets the right one.
+_VIDEO_TYPES = {
+    ".mp4": "video/mp4", ".m4v": "video/x-m4v", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+    ".webm": "video/webm", ".avi": "video/x-msvideo", ".ts": "video/mp2t", ".mts": "video/mp2t",
+    ".m2ts": "video/mp2t", ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".flv": "video/x-flv",
+    ".3gp": "video/3gpp", ".wmv": "video/x-ms-wmv", ".ogv": "video/ogg", ".mxf": "application/mxf",
+}
+
+
+def source_content_type(filename: str) -> str:
+    suffix = PurePosixPath(filename).suffix.lower()
+    return _VIDEO_TYPES.get(suffix) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+class UploadIntake:
+    def __init__(self, *, spool_dir: Path, limits: UploadLimits, bus: Bus, store: ObjectStore,
+                 profiles: ProfileCatalogue, metadata: metadata_pb2_grpc.MetadataServiceStub,
+                 service_token: ServiceToken) -> None:
+        self._spool_dir = spool_dir
+        self._limits = limits
+        self._bus = bus
+        self._store = store
+        self._profiles = profiles
+        self._metadata = metadata
+        self._service_token = service_token
+
+    async def accept(self, requests: AsyncIterable[upload_pb2.UploadRequest], tenant_id: str) -> upload_pb2.UploadResponse:
+        receiver = UploadReceiver(requests, self._limits)
+        header = await receiver.read_header()
+        video_id, job_id = new_id("vid"), new_id("job")
+        with log_context(video_id=video_id, job_id=job_id, tenant=tenant_id):
+            # Before the bytes: an unknown profile should not cost the client a whole upload.
+            await self._profiles.require(header.profile)
+            with spool_file(self._spool_dir, header.filename) as path:
+                received = await receiver.receive_into(path)
+                media = await probe(path)
+                stored_key = await self._store_and_register(video_id, job_id, tenant_id, header, received, media)
+            await self._request_transcode(video_id, job_id, tenant_id, header.profile, stored_key, media)
+            log.info("upload accepted", extra={"fields": {
+                "bytes": received.size_bytes, "profile": header.profile,
+                "width": media.width, "height": media.height, "duration_seconds": round(media.duration_seconds, 3)}})
+        return upload_pb2.UploadResponse(video_id=video_id, job_id=job_id, size_bytes=received.size_bytes,
+                                         sha256=received.sha256, probe=media)
+
+    async def _store_and_register(self, video_id: str, job_id: str, tenant_id: str, header: UploadHeader,
+                                  received: ReceivedFile, media: common_pb2.MediaProbe) -> str:
+        key = source_key(tenant_id, video_id, header.filename)
+        storing = asyncio.ensure_future(self._store.put_file(key, received.path, source_content_type(header.filename)))
+        try:
+            # Shielded so a client hanging up mid-copy cannot leave the copy running unseen;
+            # the cleanup below waits for it and removes what it wrote.
+            await asyncio.shield(storing)
+            await self._register(video_id, job_id, tenant_id, header, received, media, key)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await storing
+            await self._store.delete_prefix(video_prefix(tenant_id, video_id))
+            raise
+        return key
+
+    async def _register(self, video_id: str, job_id: str, tenant_id: str, header: UploadHeader,
+                        received: ReceivedFile, media: common_pb2.MediaProbe, key: str) -> None:
+        request = metadata_pb2.RegisterVideoRequest(
+            video_id=video_id, job_id=job_id, tenant_id=tenant_id, title=header.title, filename=header.filename,
+            size_bytes=received.size_bytes, sha256=received.sha256, probe=media, source_key=key,
+            profile=header.profile)
+        credentials = await service_credentials(self._service_token)
+        try:
+            await self._metadata.RegisterVideo(request, metadata=credentials, timeout=30)
+        except grpc.aio.AioRpcError as error:
+            raise peer_failure("metadata", "record the video", error) from error
+
+    async def _request_transcode(self, video_id: str, job_id: str, tenant_id: str, profile: str, key: str,
+                                 media: common_pb2.MediaProbe) -> None:
+        requested_at = Timestamp()
+        requested_at.GetCurrentTime()
+        event = events_pb2.JobRequested(
+            event_id=new_id("evt"), job_id=job_id, video_id=video_id, tenant_id=tenant_id, profile=profile,
+            source_key=key, probe=media, attempt=1, requested_at=requested_at)
+        try:
+            await self._bus.publish(JOB_REQUESTED, event, message_id=event.event_id)
+        except Exception as error:
+            # The video and its queued job are recorded; metadata_svc enqueues queued jobs again on start.
+            log.exception("could not publish job.requested")
+            raise Unavailable(
+                f"video {video_id} is stored but its transcode could not be queued yet; "
+                "it is queued again when the service restarts") from error

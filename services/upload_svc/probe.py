@@ -1,0 +1,158 @@
+"""What is in an uploaded file, found with PyAV before it is accepted: the
+container, its streams, and proof that the video decodes. A file that cannot
+be transcoded raises UnusableMedia with a reason a person can act on.
+
+probe_file() blocks (it reads and decodes); probe() runs it in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import av
+import av.error
+from av.stream import Disposition
+
+from services.shared.errors import InvalidArgument
+from services.upload_svc.mp4_boxes import Mp4Layout, read_mp4_layout
+from vtc.v1 import common_pb2
+
+# Packets read while looking for the first decodable frame: a stream that
+# yields no picture within this many packets is not one we can transcode.
+FIRST_FRAME_PACKET_BUDGET = 300
+_TEXT_SAMPLE_BYTES = 4096
+
+
+class UnusableMedia(InvalidArgument):
+    """The file is not a video we can transcode; the message says why."""
+
+
+async def probe(path: Path) -> common_pb2.MediaProbe:
+    return await asyncio.to_thread(probe_file, path)
+
+
+def probe_file(path: Path) -> common_pb2.MediaProbe:
+    if path.stat().st_size == 0:
+        raise UnusableMedia("the file is empty (0 bytes): there is nothing to transcode")
+    layout = read_mp4_layout(path)
+    if layout is not None and layout.truncated:
+        raise UnusableMedia(_truncation_reason(layout))
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.error.FFmpegError as error:
+        raise UnusableMedia(_unreadable_reason(path, layout, error)) from error
+    with container:
+        video = _main_video_stream(container)
+        _require_decodable_frame(container, video)
+        duration = _duration_seconds(container, video)
+        if duration <= 0:
+            raise UnusableMedia("the video has zero duration (a single still image?): upload a moving video")
+        return _media_probe(container, video, duration)
+
+
+def _truncation_reason(layout: Mp4Layout) -> str:
+    return (f"the file is truncated: it ends after {layout.file_size} bytes, inside its '{layout.cut_box}' box, "
+            f"which runs to byte {layout.cut_box_end}; upload the complete file")
+
+
+def _unreadable_reason(path: Path, layout: Mp4Layout | None, error: av.error.FFmpegError) -> str:
+    if layout is not None and not layout.has_index:
+        return ("the MP4/MOV file has no index (its 'moov' box is missing): it is truncated or the recording was "
+                "never finished; upload the complete file")
+    if layout is not None:
+        return f"the MP4/MOV file is damaged and cannot be read ({error.strerror}); export it again and re-upload"
+    if _looks_like_text(path):
+        return "not a video file: it contains text, not audio or video"
+    return f"not a video file: its format is not one we recognise ({error.strerror})"
+
+
+def _looks_like_text(path: Path) -> bool:
+    with path.open("rb") as handle:
+        sample = handle.read(_TEXT_SAMPLE_BYTES)
+    if not sample or b"\x00" in sample:
+        return False
+    text = sample.decode("utf-8", errors="replace")
+    unreadable = sum(1 for c in text if c == "\ufffd" or (not c.isprintable() and c not in "\r\n\t\f"))
+    return unreadable <= len(text) // 50  # allows a multi-byte character cut by the sample's end
+
+
+def _main_video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    # Cover art in audio files shows up as a one-picture "video" stream.
+    videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    if videos:
+        return videos[0]
+    audio = [s.codec_context.name for s in container.streams.audio]
+    if audio:
+        raise UnusableMedia(f"the file has no video stream: it holds only audio ({', '.join(audio)}); upload a video")
+    raise UnusableMedia("the file has no video stream: upload a file with video in it")
+
+
+def _require_decodable_frame(container: av.container.InputContainer, video: av.VideoStream) -> None:
+    """Decodes until the first picture comes out, or fails with what the decoder said."""
+    codec = video.codec_context.name
+    try:
+        video.codec_context.open(strict=False)
+    except av.error.FFmpegError as error:
+        raise UnusableMedia(f"the video stream ({codec}) cannot be decoded: its decoder refuses the stream's "
+                            f"parameters ({error.strerror}); export the video again in a common format") from error
+    last_error = ""
+    packets = 0
+    for packet in container.demux(video):
+        packets += 1
+        try:
+            if video.decode(packet):
+                return
+        except av.error.FFmpegError as error:
+            # Streams cut mid-GOP start with packets that cannot decode; a later keyframe may.
+            last_error = error.strerror or str(error)
+        if packets >= FIRST_FRAME_PACKET_BUDGET:
+            break
+    detail = f" (the decoder said: {last_error})" if last_error else ""
+    raise UnusableMedia(f"the video stream ({codec}) has no decodable frame{detail}: "
+                        "the file is damaged or truncated; upload the complete file")
+
+
+def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float:
+    if container.duration and container.duration > 0:
+        return container.duration / av.time_base
+    if video.duration and video.time_base:
+        return float(video.duration * video.time_base)
+    return 0.0
+
+
+def _rate(stream: av.VideoStream) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else 0.0
+
+
+def _stream_info(stream: av.stream.Stream) -> common_pb2.StreamInfo:
+    context = stream.codec_context
+    info = common_pb2.StreamInfo(index=stream.index, kind=stream.type, frames=max(stream.frames, 0))
+    if context is None:
+        return info
+    info.codec = context.name or ""
+    info.bit_rate = context.bit_rate or 0
+    if stream.type == "video":
+        info.width, info.height = context.width, context.height
+        info.fps = _rate(stream)  # type: ignore[arg-type]
+    elif stream.type == "audio":
+        info.sample_rate = context.sample_rate or 0
+        info.channels = context.channels or 0
+    return info
+
+
+def _media_probe(container: av.container.InputContainer, video: av.VideoStream, duration: float) -> common_pb2.MediaProbe:
+    audio = next(iter(container.streams.audio), None)
+    return common_pb2.MediaProbe(
+        container=container.format.name,
+        duration_seconds=duration,
+        bit_rate=container.bit_rate or 0,
+        streams=[_stream_info(s) for s in container.streams],
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        fps=_rate(video),
+        video_codec=video.codec_context.name,
+        audio_codec=audio.codec_context.name if audio is not None else "",
+        has_audio=audio is not None,
+        video_frames=max(video.frames, 0),
+    )

@@ -1,0 +1,93 @@
+"""Builds the upload service: UploadComponent for any gRPC server (the
+all-in-one process shares one bus, store and verifier among four components),
+and create_server() for `python -m services.upload_svc` on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+
+from services.shared.bus import Bus, open_bus
+from services.shared.channels import peer_channel
+from services.shared.server import RunningServer, start_server
+from services.shared.storage import ObjectStore, open_store
+from services.shared.tokens import ServiceToken, TokenVerifier, grpc_jwks_source
+from services.upload_svc.intake import UploadIntake
+from services.upload_svc.profiles import ProfileCatalogue
+from services.upload_svc.receiver import UploadLimits, remove_stale_spool_files
+from services.upload_svc.servicer import UploadServicer
+from services.upload_svc.settings import Settings
+from vtc.v1 import metadata_pb2_grpc, process_pb2_grpc, upload_pb2, upload_pb2_grpc
+
+log = logging.getLogger("vtc.upload")
+
+
+class UploadComponent:
+    service_names: Sequence[str] = (upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,)
+    public_methods: frozenset[str] = frozenset()
+
+    def __init__(self, settings: Settings, bus: Bus, store: ObjectStore, service_token: ServiceToken) -> None:
+        self._settings = settings
+        self._metadata_channel = peer_channel(settings.metadata_addr)
+        self._process_channel = peer_channel(settings.process_addr)
+        profiles = ProfileCatalogue(process_pb2_grpc.ProcessServiceStub(self._process_channel), service_token,
+                                    settings.upload_profiles_cache_seconds)
+        self._intake = UploadIntake(
+            spool_dir=settings.upload_spool_dir,
+            limits=UploadLimits(max_bytes=settings.upload_max_bytes, chunk_max_bytes=settings.upload_chunk_max_bytes),
+            bus=bus, store=store, profiles=profiles,
+            metadata=metadata_pb2_grpc.MetadataServiceStub(self._metadata_channel), service_token=service_token)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        upload_pb2_grpc.add_UploadServiceServicer_to_server(UploadServicer(self._intake), server)
+
+    async def start(self) -> None:
+        spool_dir = self._settings.upload_spool_dir
+        await asyncio.to_thread(spool_dir.mkdir, parents=True, exist_ok=True)
+        if removed := await asyncio.to_thread(remove_stale_spool_files, spool_dir):
+            log.info("removed %d spool files left by an earlier run", removed)
+
+    async def stop(self) -> None:
+        await self._metadata_channel.close()
+        await self._process_channel.close()
+
+
+class _Resources:
+    """Closes what create_server opened for a standalone upload service, after the component stops."""
+
+    service_names: Sequence[str] = ()
+    public_methods: frozenset[str] = frozenset()
+
+    def __init__(self, closers: Sequence[Callable[[], Awaitable[object]]]) -> None:
+        self._closers = closers
+
+    def register(self, server: grpc.aio.Server) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        for close in self._closers:
+            await close()
+
+
+async def create_server(settings: Settings) -> RunningServer:
+    bus = open_bus(settings.bus_url)
+    await bus.start()
+    store = open_store(settings.resolved_storage_url)
+    auth_channel = peer_channel(settings.auth_addr)
+    verifier = TokenVerifier(grpc_jwks_source(auth_channel))
+    service_token = ServiceToken(settings.read_service_api_key, auth_channel)
+    # Listed first so it stops last, once the upload component is done with them.
+    resources = _Resources([auth_channel.close, bus.close])
+    component = UploadComponent(settings, bus, store, service_token)
+    try:
+        return await start_server([resources, component], verifier, settings.grpc_host, settings.grpc_port)
+    except BaseException:
+        await component.stop()
+        await resources.stop()
+        raise

@@ -1,0 +1,22 @@
+"""The UploadService gRPC servicer: checks the caller's scope, hands the stream to the intake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from services.shared.principal import SCOPE_VIDEOS_WRITE, current_principal
+from services.upload_svc.intake import UploadIntake
+from vtc.v1 import upload_pb2, upload_pb2_grpc
+
+
+class UploadServicer(upload_pb2_grpc.UploadServiceServicer):
+    def __init__(self, intake: UploadIntake) -> None:
+        self._intake = intake
+
+    async def Upload(self, request_iterator: AsyncIterator[upload_pb2.UploadRequest],  # noqa: N802 (gRPC name)
+                     context: grpc.aio.ServicerContext) -> upload_pb2.UploadResponse:
+        principal = current_principal()
+        principal.require(SCOPE_VIDEOS_WRITE)
+        return await self._intake.accept(request_iterator, tenant_id=principal.tenant_id)

@@ -8,12 +8,15 @@ connection from `config.attributes["connection"]` (see metadata_svc/migrations/e
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
 
 
 def sqlite_url(path: Path) -> str:
@@ -48,3 +51,25 @@ async def migrate(engine: AsyncEngine, script_dir: Path, version_table: str) -> 
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite and PostgreSQL alike. SQLite has
+    no time zones, so there the value is stored as naive UTC (fixed-width text,
+    so it still sorts)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store UTC instants only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,16 @@
+"""auth_svc: tenants, API keys, access tokens (EdDSA JWTs) and the JWKS every
+service checks them against.
+
+Entry points:
+    python -m services.auth_svc              run it alone (__main__.py)
+    python -m services.auth_svc.rotate       add a signing key (key rotation)
+    server.create_server(settings)           build and start its gRPC server
+    server.AuthComponent(settings)           its part of a server (the all-in-one uses this);
+                                             .local_jwks() feeds a TokenVerifier in-process
+
+Inside: api_keys.py (key text, hashing, ApiKey), tenants.py, timestamps.py, access.py (who may
+manage which keys and grant which scopes), directory.py (tenants and keys in
+SQL), signing_keys.py (Ed25519 keys on disk, JWKS, rotation), token_issuer.py
+(JWTs), bootstrap.py (first-start admin and service keys), private_files.py
+(0600 key files), servicer.py (the thin gRPC layer), migrations/ (Alembic).
+"""

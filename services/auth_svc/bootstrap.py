@@ -1,0 +1,75 @@
+"""First start: the identities a fresh installation needs, each with its API key
+in a file only this user can read.
+
+  <keys_dir>/admin.key    tenant "default", scopes admin videos:read videos:write
+                          (what `vtc login` uses)
+  <keys_dir>/service.key  tenant "system", scope service (what the services use
+                          to call each other)
+
+Idempotent: a file holding a live key is left alone. A missing file gets a new
+key. A file whose key the DB does not know (the DB was reset or replaced) gets
+a new key in its place. A revoked key is not replaced behind the operator's
+back: delete the file and restart to get a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.auth_svc.api_keys import InvalidApiKey, RevokedApiKey
+from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.private_files import ensure_private_dir, read_private_file, write_private_file
+from services.shared.principal import SCOPE_ADMIN, SCOPE_SERVICE, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE
+
+log = logging.getLogger("vtc.auth.bootstrap")
+
+DEFAULT_TENANT_ID = "default"
+SYSTEM_TENANT_ID = "system"
+
+
+@dataclass(frozen=True)
+class BootstrapIdentity:
+    file_name: str
+    tenant_id: str
+    key_name: str
+    scopes: tuple[str, ...]
+
+
+ADMIN = BootstrapIdentity("admin.key", DEFAULT_TENANT_ID, "bootstrap admin",
+                          (SCOPE_ADMIN, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE))
+SERVICE = BootstrapIdentity("service.key", SYSTEM_TENANT_ID, "service identity", (SCOPE_SERVICE,))
+
+
+async def bootstrap(directory: TenantDirectory, keys_dir: Path) -> None:
+    await asyncio.to_thread(ensure_private_dir, keys_dir)
+    for identity in (ADMIN, SERVICE):
+        await _ensure_identity(directory, keys_dir / identity.file_name, identity)
+
+
+async def _ensure_identity(directory: TenantDirectory, path: Path, identity: BootstrapIdentity) -> None:
+    now = datetime.now(UTC)
+    await directory.ensure_tenant(identity.tenant_id, identity.tenant_id, now)
+    existing = await asyncio.to_thread(read_private_file, path)
+    if existing:
+        try:
+            await directory.authenticate(existing)
+            log.info("%s key in %s", identity.key_name, path.resolve())
+            return
+        except RevokedApiKey:
+            log.warning("the %s key in %s was revoked; delete the file and restart to get a new one",
+                        identity.key_name, path.resolve())
+            return
+        except InvalidApiKey:
+            log.warning("the %s key in %s is not known to this auth DB; writing a new one",
+                        identity.key_name, path.resolve())
+    key, minted = await directory.create_api_key(identity.tenant_id, identity.key_name, identity.scopes, now)
+    written = await asyncio.to_thread(write_private_file, path, minted.text + "\n", replace=existing is not None)
+    if not written:  # another replica wrote its key first: keep theirs, drop ours
+        await directory.revoke_api_key(key.tenant_id, key.key_id, now)
+        log.info("%s key in %s (written by another replica)", identity.key_name, path.resolve())
+        return
+    log.info("new %s key written to %s (mode 0600)", identity.key_name, path.resolve())

@@ -1,0 +1,74 @@
+"""Builds the auth service: AuthComponent (its part of any gRPC server) and
+create_server (the service running alone, checking tokens against its own keys)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from services.auth_svc.bootstrap import ADMIN, bootstrap
+from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.servicer import AuthServicer
+from services.auth_svc.settings import Settings
+from services.auth_svc.signing_keys import SigningKeyring
+from services.auth_svc.token_issuer import TokenIssuer
+from services.shared.db import create_engine, migrate
+from services.shared.server import RunningServer, start_server
+from services.shared.tokens import TokenVerifier
+from vtc.v1 import auth_pb2, auth_pb2_grpc
+
+log = logging.getLogger("vtc.auth")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_auth"
+_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
+
+
+class AuthComponent:
+    service_names: Sequence[str] = (_SERVICE.full_name,)
+    # Getting a token and the keys to check one cannot need a token.
+    public_methods: frozenset[str] = frozenset(
+        f"/{_SERVICE.full_name}/{method}" for method in ("IssueToken", "GetJwks"))
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        # The engine connects lazily: nothing touches the DB before start().
+        self._engine = create_engine(settings.resolved_database_url)
+        self.directory = TenantDirectory(async_sessionmaker(self._engine, expire_on_commit=False))
+        self.keyring = SigningKeyring(settings.resolved_signing_key_dir)
+        self.issuer = TokenIssuer(self.keyring, settings.auth_token_ttl_seconds)
+        self._servicer = AuthServicer(self.directory, self.keyring, self.issuer)
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self._settings.keys_dir / ADMIN.file_name
+
+    def register(self, server: grpc.aio.Server) -> None:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(self._servicer, server)
+
+    async def start(self) -> None:
+        sqlite_file = self._settings.sqlite_file
+        if sqlite_file is not None:
+            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
+        await self.keyring.open()
+        await bootstrap(self.directory, self._settings.keys_dir)
+
+    async def stop(self) -> None:
+        await self._engine.dispose()
+
+    async def local_jwks(self) -> dict:
+        """The JWKS without a network hop, for a TokenVerifier on the same process."""
+        await self.keyring.refresh()
+        return self.keyring.jwks()
+
+
+async def create_server(settings: Settings) -> RunningServer:
+    """The auth service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
+    component = AuthComponent(settings)
+    return await start_server([component], TokenVerifier(component.local_jwks), settings.grpc_host,
+                              settings.grpc_port)

@@ -1,0 +1,76 @@
+"""The gRPC face of the auth service: parse, check who may do it, call the
+domain, build the reply. Errors are domain exceptions, mapped once by
+ErrorMappingInterceptor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+
+from services.auth_svc.access import check_may_revoke, grantable_scopes, managed_tenant
+from services.auth_svc.api_keys import key_name
+from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.signing_keys import SigningKeyring
+from services.auth_svc.tenants import tenant_name
+from services.auth_svc.timestamps import to_timestamp
+from services.auth_svc.token_issuer import TokenIssuer
+from services.shared.errors import InvalidArgument, Unauthenticated
+from services.shared.logs import bind
+from services.shared.principal import SCOPE_ADMIN, current_principal
+from vtc.v1 import auth_pb2, auth_pb2_grpc
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, directory: TenantDirectory, keyring: SigningKeyring, issuer: TokenIssuer) -> None:
+        self._directory = directory
+        self._keyring = keyring
+        self._issuer = issuer
+
+    async def IssueToken(self, request: auth_pb2.IssueTokenRequest,
+                         context: grpc.aio.ServicerContext) -> auth_pb2.IssueTokenResponse:
+        if not request.api_key.strip():
+            raise Unauthenticated("an API key is required")
+        key = await self._directory.authenticate(request.api_key)
+        bind(tenant=key.tenant_id)
+        await self._keyring.refresh()  # a key rotated in by another process signs from now on
+        token = self._issuer.issue(key)
+        return auth_pb2.IssueTokenResponse(
+            access_token=token.token, token_type="Bearer", expires_in=token.lifetime_seconds,
+            expires_at=to_timestamp(token.expires_at), tenant_id=key.tenant_id, scopes=list(key.scopes))
+
+    async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext) -> auth_pb2.Jwks:
+        await self._keyring.refresh()
+        return auth_pb2.Jwks(keys=[auth_pb2.Jwk(**jwk) for jwk in self._keyring.jwks()["keys"]])
+
+    async def CreateTenant(self, request: auth_pb2.CreateTenantRequest,
+                           context: grpc.aio.ServicerContext) -> auth_pb2.Tenant:
+        current_principal().require(SCOPE_ADMIN)
+        tenant = await self._directory.create_tenant(tenant_name(request.name), datetime.now(UTC))
+        bind(tenant=tenant.tenant_id)
+        return tenant.to_proto()
+
+    async def CreateApiKey(self, request: auth_pb2.CreateApiKeyRequest,
+                           context: grpc.aio.ServicerContext) -> auth_pb2.CreateApiKeyResponse:
+        principal = current_principal()
+        tenant_id = managed_tenant(principal, request.tenant_id)
+        scopes = grantable_scopes(principal, request.scopes)
+        key, minted = await self._directory.create_api_key(tenant_id, key_name(request.name), scopes,
+                                                           datetime.now(UTC))
+        return auth_pb2.CreateApiKeyResponse(key=key.to_proto(), secret=minted.text)
+
+    async def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest,
+                          context: grpc.aio.ServicerContext) -> auth_pb2.ListApiKeysResponse:
+        tenant_id = managed_tenant(current_principal(), request.tenant_id)
+        keys = await self._directory.list_api_keys(tenant_id)
+        return auth_pb2.ListApiKeysResponse(keys=[key.to_proto() for key in keys])
+
+    async def RevokeApiKey(self, request: auth_pb2.RevokeApiKeyRequest,
+                           context: grpc.aio.ServicerContext) -> auth_pb2.ApiKey:
+        principal = current_principal()
+        tenant_id = managed_tenant(principal, request.tenant_id)
+        if not request.key_id:
+            raise InvalidArgument("key_id is required")
+        check_may_revoke(principal, (await self._directory.get_api_key(tenant_id, request.key_id)).scopes)
+        key = await self._directory.revoke_api_key(tenant_id, request.key_id, datetime.now(UTC))
+        return key.to_proto()

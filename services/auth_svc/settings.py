@@ -1,0 +1,39 @@
+"""Settings of the auth service (env prefix VTC_, like every service). Paths
+left empty follow data_dir, so one VTC_DATA_DIR moves everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from sqlalchemy.engine import make_url
+
+from services.shared.db import sqlite_url
+from services.shared.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    auth_database_url: str = Field(
+        "", description="SQLAlchemy async URL of the auth DB (sqlite+aiosqlite:///... or "
+                        "postgresql+asyncpg://user@host/db); empty: SQLite at <data_dir>/auth.db.")
+    auth_token_ttl_seconds: int = Field(
+        900, ge=1, le=86_400, description="Lifetime of the access tokens IssueToken hands out, in seconds.")
+    auth_signing_key_dir: Path | None = Field(
+        None, description="Directory of the Ed25519 signing keys (PEM, one per file; the newest signs); "
+                          "empty: <data_dir>/keys/signing.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.auth_database_url or sqlite_url(self.data_dir / "auth.db")
+
+    @property
+    def resolved_signing_key_dir(self) -> Path:
+        return self.auth_signing_key_dir or self.keys_dir / "signing"
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """Where the DB lives when it is a SQLite file (its folder must exist)."""
+        url = make_url(self.resolved_database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database)

@@ -1,0 +1,363 @@
+"""Envoy's bootstrap config for the REST gateway, as a plain dict.
+
+One listener runs the grpc_json_transcoder: REST/JSON requests become gRPC
+calls by the `google.api.http` annotations in the descriptor set, and gRPC
+requests pass through untouched. After transcoding the request path is the
+gRPC one (`/vtc.v1.UploadService/Upload`), so routes pick the upstream by the
+gRPC service prefix: the all-in-one process gives one address for all four
+services, the docker-compose mesh one address per service.
+
+`python -m gateway.envoy_config --compose > deploy/envoy.yaml` writes the
+compose config (a test checks the committed file is current).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TRANSCODED_SERVICES: tuple[str, ...] = (
+    "vtc.v1.AuthService",
+    "vtc.v1.UploadService",
+    "vtc.v1.MetadataService",
+    "vtc.v1.ProcessService",
+)
+
+# The transcoder cuts a streamed request body (Upload) into gRPC messages of at
+# most 1 MiB itself, so this limit bounds what it buffers for one JSON request,
+# never the size of an upload.
+MAX_JSON_REQUEST_BYTES = 1024 * 1024
+# Unary JSON replies are buffered whole before they are sent; a full page of
+# ListVideos with probes is well below this.
+MAX_JSON_RESPONSE_BYTES = 16 * 1024 * 1024
+# A WatchJob stream of a queued job may be silent for a long time, and a slow
+# client may pause an upload; neither should be cut.
+STREAM_IDLE_SECONDS = 3600
+# Each open WatchJob or upload holds one upstream stream; Envoy's default cap
+# (1024 per cluster) would refuse watchers long before the services tire.
+MAX_UPSTREAM_STREAMS = 10_000
+
+_HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_TYPE = "type.googleapis.com/"
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """"host:port" or "[v6]:port"."""
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"not a host:port address: {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+    @property
+    def is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    def socket_address(self) -> dict[str, Any]:
+        return {"socket_address": {"address": self.host, "port_value": self.port}}
+
+
+def _short_name(service: str) -> str:
+    """"vtc.v1.UploadService" -> "upload"."""
+    return service.rsplit(".", 1)[-1].removesuffix("Service").lower()
+
+
+def _clusters_by_service(upstreams: str | Mapping[str, str]) -> dict[str, tuple[str, Address]]:
+    """service -> (cluster name, address); services at one address share a cluster."""
+    if isinstance(upstreams, str):
+        address = Address.parse(upstreams)
+        return {service: ("vtc", address) for service in TRANSCODED_SERVICES}
+    missing = [s for s in TRANSCODED_SERVICES if s not in upstreams]
+    unknown = [s for s in upstreams if s not in TRANSCODED_SERVICES]
+    if missing or unknown:
+        raise ValueError(f"upstreams must name exactly {list(TRANSCODED_SERVICES)}; "
+                         f"missing {missing}, unknown {unknown}")
+    by_address: dict[Address, list[str]] = {}
+    for service in TRANSCODED_SERVICES:
+        by_address.setdefault(Address.parse(upstreams[service]), []).append(service)
+    result: dict[str, tuple[str, Address]] = {}
+    for address, services in by_address.items():
+        name = "vtc" if len(services) == len(TRANSCODED_SERVICES) else "-".join(map(_short_name, services))
+        for service in services:
+            result[service] = (name, address)
+    return result
+
+
+def _cluster(name: str, address: Address) -> dict[str, Any]:
+    return {
+        "name": name,
+        # Compose names resolve to every replica of a service; IPs need no DNS.
+        "type": "STATIC" if address.is_ip else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "5s",
+        "lb_policy": "ROUND_ROBIN",
+        "typed_extension_protocol_options": {
+            _HTTP_PROTOCOL_OPTIONS: {
+                "@type": _TYPE + _HTTP_PROTOCOL_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            },
+        },
+        # Notices a vanished peer under a silent stream (a WatchJob on a queued
+        # job). TCP keepalive, not HTTP/2 PINGs: gRPC servers answer frequent
+        # PINGs without data with GOAWAY "too_many_pings", which ends the stream.
+        "upstream_connection_options": {"tcp_keepalive": {
+            "keepalive_time": 60, "keepalive_interval": 10, "keepalive_probes": 3}},
+        "circuit_breakers": {"thresholds": [{
+            "priority": "DEFAULT",
+            "max_requests": MAX_UPSTREAM_STREAMS,
+            "max_pending_requests": MAX_UPSTREAM_STREAMS,
+        }]},
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}],
+        },
+    }
+
+
+def _routes(clusters: Mapping[str, tuple[str, Address]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": _short_name(service),
+            "match": {"prefix": f"/{service}/"},
+            "route": {
+                "cluster": cluster,
+                # Uploads and WatchJob streams last as long as they last.
+                "timeout": "0s",
+                "idle_timeout": f"{STREAM_IDLE_SECONDS}s",
+            },
+        }
+        for service, (cluster, _address) in clusters.items()
+    ]
+
+
+# Envoy's own replies (unknown REST path, bad JSON, service down) as the same
+# JSON a gRPC error becomes: HTTP status -> gRPC code, the reason as message.
+LOCAL_REPLY_CODES: Mapping[int, int] = {
+    400: 3,   # INVALID_ARGUMENT: bad JSON, unknown query parameter
+    404: 5,   # NOT_FOUND: no REST route
+    408: 4,   # DEADLINE_EXCEEDED: request headers too slow
+    413: 8,   # RESOURCE_EXHAUSTED: JSON body over MAX_JSON_REQUEST_BYTES
+    500: 13,  # INTERNAL: reply over MAX_JSON_RESPONSE_BYTES
+    502: 14,  # UNAVAILABLE
+    503: 14,  # UNAVAILABLE: the service is down or unreachable
+    504: 4,   # DEADLINE_EXCEEDED
+}
+_UNKNOWN = 2
+
+
+def _local_reply_config() -> dict[str, Any]:
+    # Native gRPC calls passing through get gRPC statuses from Envoy, and must
+    # keep them: only requests that came as REST (the transcoder records the
+    # original path) or are not gRPC get JSON bodies.
+    rest_request = {"or_filter": {"filters": [
+        {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}},
+        {"header_filter": {"header": {"name": "content-type", "string_match": {"prefix": "application/grpc"},
+                                      "invert_match": True, "treat_missing_header_as_empty": True}}},
+    ]}}
+
+    def json_body(code: int) -> dict[str, Any]:
+        return {"json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%"}}
+
+    def status_is(status: int) -> dict[str, Any]:
+        return {"status_code_filter": {"comparison": {
+            "op": "EQ", "value": {"default_value": status, "runtime_key": f"vtc.local_reply.{status}"}}}}
+
+    mappers = [{"filter": {"and_filter": {"filters": [status_is(status), rest_request]}},
+                "body_format_override": json_body(code)}
+               for status, code in LOCAL_REPLY_CODES.items()]
+    mappers.append({"filter": rest_request, "body_format_override": json_body(_UNKNOWN)})
+    return {"mappers": mappers}
+
+
+def _transcoder(descriptor_path: str) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.http.grpc_json_transcoder",
+        "typed_config": {
+            "@type": _TYPE + "envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+            "proto_descriptor": descriptor_path,
+            "services": list(TRANSCODED_SERVICES),
+            "print_options": {
+                "add_whitespace": False,
+                # A user sees `"percent": 0` rather than a missing field.
+                "always_print_primitive_fields": True,
+                "always_print_enums_as_ints": False,
+                "preserve_proto_field_names": False,
+                # WatchJob: one JSON object per line, flushed as each event
+                # arrives, so `curl -N ... | jq` works on a live stream.
+                "stream_newline_delimited": True,
+            },
+            # gRPC errors come back as {"code": 5, "message": "...", "details": [...]}.
+            "convert_grpc_status": True,
+            "request_validation_options": {
+                # An unknown REST path is a 404 here, not an odd error from a service.
+                "reject_unknown_method": True,
+                "reject_unknown_query_parameters": True,
+            },
+            # ?header.title=My+clip means "My clip", as every form encoder (and
+            # curl --url-query, httpx, requests) writes it; a literal + is %2B.
+            "query_param_unescape_plus": True,
+            "max_request_body_size": MAX_JSON_REQUEST_BYTES,
+            "max_response_body_size": MAX_JSON_RESPONSE_BYTES,
+        },
+    }
+
+
+def _connection_manager(clusters: Mapping[str, tuple[str, Address]], descriptor_path: str,
+                        access_log: bool) -> dict[str, Any]:
+    manager: dict[str, Any] = {
+        "@type": _TYPE + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "rest",
+        # HTTP/1.1 from curl, h2c from Traefik and gRPC clients.
+        "codec_type": "AUTO",
+        "stream_idle_timeout": f"{STREAM_IDLE_SECONDS}s",
+        "request_timeout": "0s",
+        "request_headers_timeout": "30s",
+        "common_http_protocol_options": {"idle_timeout": "300s"},
+        "normalize_path": True,
+        "merge_slashes": True,
+        "local_reply_config": _local_reply_config(),
+        "route_config": {
+            "name": "vtc",
+            "virtual_hosts": [{"name": "vtc", "domains": ["*"], "routes": _routes(clusters)}],
+        },
+        "http_filters": [
+            _transcoder(descriptor_path),
+            {"name": "envoy.filters.http.router",
+             "typed_config": {"@type": _TYPE + "envoy.extensions.filters.http.router.v3.Router"}},
+        ],
+    }
+    if access_log:
+        manager["access_log"] = [{
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {
+                "@type": _TYPE + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                "log_format": {"json_format": {
+                    "time": "%START_TIME%",
+                    "logger": "vtc.gateway",
+                    "method": "%REQ(:METHOD)%",
+                    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+                    "grpc_method": "%REQ(:PATH)%",
+                    "status": "%RESPONSE_CODE%",
+                    "grpc_status": "%GRPC_STATUS%",
+                    "bytes_in": "%BYTES_RECEIVED%",
+                    "bytes_out": "%BYTES_SENT%",
+                    "ms": "%DURATION%",
+                    "flags": "%RESPONSE_FLAGS%",
+                    "request_id": "%REQ(X-REQUEST-ID)%",
+                }},
+            },
+        }]
+    return manager
+
+
+def build_envoy_config(
+    *,
+    descriptor_path: str | Path,
+    upstreams: str | Mapping[str, str],
+    listen_host: str = "127.0.0.1",
+    listen_port: int = 8080,
+    admin_host: str = "127.0.0.1",
+    admin_port: int = 9901,
+    access_log: bool = True,
+) -> dict[str, Any]:
+    """Envoy's bootstrap config.
+
+    upstreams: one "host:port" serving all four services (all-in-one), or a
+    mapping of each service's full name to its "host:port" (compose).
+    Port 0 lets the kernel pick (read the bound port from the admin API).
+    """
+    clusters = _clusters_by_service(upstreams)
+    unique = {name: address for name, address in clusters.values()}
+    return {
+        "node": {"id": "vtc-gateway", "cluster": "vtc-gateway"},
+        "admin": {"address": Address(admin_host, admin_port).socket_address()},
+        "static_resources": {
+            "listeners": [{
+                "name": "rest",
+                "address": Address(listen_host, listen_port).socket_address(),
+                # Linux's SO_REUSEPORT would let a second gateway share a taken
+                # port silently; failing to start says what is wrong.
+                "enable_reuse_port": False,
+                # Envoy reads at most this much of a request at once; the
+                # transcoder turns each read into gRPC messages of <= 1 MiB.
+                "per_connection_buffer_limit_bytes": 1024 * 1024,
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": _connection_manager(clusters, str(descriptor_path), access_log),
+                }]}],
+            }],
+            "clusters": [_cluster(name, address) for name, address in unique.items()],
+        },
+    }
+
+
+def render_yaml(config: Mapping[str, Any], header: str = "") -> str:
+    body = yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False, width=100)
+    return header + body
+
+
+# The docker-compose mesh: service names resolve on the compose network,
+# deploy/Dockerfile builds the descriptor set into the image at
+# /app/gateway/vtc.pb, and the admin API stays inside the container (its
+# health check runs there).
+COMPOSE_UPSTREAMS: Mapping[str, str] = {
+    "vtc.v1.AuthService": "auth:50051",
+    "vtc.v1.UploadService": "upload:50051",
+    "vtc.v1.MetadataService": "metadata:50051",
+    "vtc.v1.ProcessService": "process:50051",
+}
+COMPOSE_DESCRIPTOR = "/app/gateway/vtc.pb"
+COMPOSE_HEADER = ("# Envoy's config for docker-compose.yml. Generated: do not edit.\n"
+                  "#   python -m gateway.envoy_config --compose > deploy/envoy.yaml\n")
+
+
+def compose_config() -> dict[str, Any]:
+    return build_envoy_config(descriptor_path=COMPOSE_DESCRIPTOR, upstreams=COMPOSE_UPSTREAMS,
+                              listen_host="0.0.0.0", listen_port=8080,
+                              admin_host="127.0.0.1", admin_port=9901)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m gateway.envoy_config",
+                                     description="Print Envoy's REST gateway config as YAML.")
+    parser.add_argument("--compose", action="store_true",
+                        help="the docker-compose mesh's config (what deploy/envoy.yaml holds)")
+    parser.add_argument("--grpc", default="127.0.0.1:50051", help="host:port serving all four services")
+    parser.add_argument("--descriptor", default=str(Path(__file__).resolve().parent / "vtc.pb"),
+                        help="descriptor set built by `make proto`")
+    parser.add_argument("--listen", default="127.0.0.1:8080", help="REST listener host:port")
+    parser.add_argument("--admin", default="127.0.0.1:9901", help="admin host:port")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.compose:
+        sys.stdout.write(render_yaml(compose_config(), COMPOSE_HEADER))
+        return 0
+    listen, admin = Address.parse(args.listen), Address.parse(args.admin)
+    config = build_envoy_config(descriptor_path=args.descriptor, upstreams=args.grpc,
+                                listen_host=listen.host, listen_port=listen.port,
+                                admin_host=admin.host, admin_port=admin.port)
+    sys.stdout.write(render_yaml(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

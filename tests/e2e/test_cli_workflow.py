@@ -1,0 +1,145 @@
+"""The `vtc` console script, run as a user runs it (a subprocess of the installed
+script), against the whole stack on port 0: login, upload with live progress,
+list, status, download and decode, delete; and the errors a user meets."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.media import decoded_summary
+from tests.stack import Stack
+
+VTC = Path(sys.executable).with_name("vtc")
+# Environment the CLI reads; cleared so the developer's own settings cannot leak in.
+_CLI_ENV = ("VTC_ADDR", "VTC_API_KEY", "VTC_CONFIG_DIR", "VTC_DATA_DIR", "VTC_DEBUG", "XDG_CONFIG_HOME")
+
+
+@dataclass
+class Cli:
+    config_dir: Path
+    addr: str
+
+    def run(self, *args: str, timeout: float = 60, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        base = {k: v for k, v in os.environ.items() if k not in _CLI_ENV}
+        return subprocess.run([str(VTC), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                              env={**base, "VTC_CONFIG_DIR": str(self.config_dir), **(env or {})})
+
+    def json(self, *args: str, timeout: float = 60) -> dict:
+        done = self.run(*args, "--json", timeout=timeout)
+        assert done.returncode == 0, f"vtc {' '.join(args)} failed: {done.stderr}"
+        return json.loads(done.stdout)
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / "credentials.json"
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """Logged in the way the README says: `vtc login` finds the admin key the server wrote."""
+    cli = Cli(config_dir=tmp_path_factory.mktemp("vtc-config"), addr=stack.grpc_address)
+    done = cli.run("login", "--addr", stack.grpc_address, "--json", env={"VTC_DATA_DIR": str(stack.data_dir)})
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["addr"] == stack.grpc_address and reply["tenant_id"]
+    assert stat.S_IMODE(cli.credentials_file.stat().st_mode) == 0o600
+    return cli
+
+
+def test_upload_watch_list_status_download_delete(cli: Cli, clip_640x360: Path, tmp_path: Path) -> None:
+    uploaded = cli.json("upload", str(clip_640x360), "--title", "CLI clip", "--watch", timeout=240)
+    video_id, job = uploaded["video_id"], uploaded["job"]
+    assert video_id.startswith("vid_") and job["job_id"] == uploaded["job_id"]
+    assert job["status"] == "JOB_STATUS_COMPLETED", job
+    assert {r["name"] for r in job["renditions"]} == {"360p"}  # never above the 360p source
+
+    listed = cli.json("ls")["videos"]
+    mine = [v for v in listed if v["video_id"] == video_id]
+    assert mine and mine[0]["title"] == "CLI clip" and mine[0]["job"]["status"] == "JOB_STATUS_COMPLETED"
+
+    video = cli.json("status", video_id)
+    assert (video["probe"]["width"], video["probe"]["height"]) == (640, 360)
+    assert video["job"]["renditions"][0]["name"] == "360p"
+
+    # People's output: a late watcher gets the final state and the rendition table.
+    watched = cli.run("watch", uploaded["job_id"], timeout=60)
+    assert watched.returncode == 0, watched.stderr
+    assert "completed" in watched.stdout and "360p" in watched.stdout and "640x360" in watched.stdout
+
+    target = tmp_path / "out.mp4"
+    saved = cli.json("download", video_id, "--rendition", "360p", "-o", str(target))
+    assert saved["size_bytes"] == target.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # the temporary name is gone
+    summary = decoded_summary(target)
+    assert (summary["width"], summary["height"], summary["frames"]) == (640, 360, 60)
+    assert summary["duration"] == pytest.approx(2.0, abs=0.1)
+    assert summary["has_audio"]
+
+    assert cli.json("rm", video_id) == {"video_id": video_id, "deleted": True}
+    gone = cli.run("status", video_id)
+    line = _one_error_line(gone)
+    assert line.startswith("vtc: error: NOT_FOUND: ") and video_id in line
+    assert video_id not in [v["video_id"] for v in cli.json("ls")["videos"]]
+
+
+def test_download_of_a_missing_rendition_leaves_no_file(cli: Cli, tmp_path: Path) -> None:
+    done = cli.run("download", "vid_00000000000000000000", "--rendition", "360p", "-o", str(tmp_path / "x.mp4"))
+    assert _one_error_line(done).startswith("vtc: error: NOT_FOUND: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_upload_of_a_text_file_is_refused_with_the_reason(cli: Cli, tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("these are my notes, not a video\n" * 100)
+    done = cli.run("upload", str(text), "--watch", timeout=60)
+    line = _one_error_line(done)
+    assert line.startswith("vtc: error: INVALID_ARGUMENT: ")
+    assert len(line) > len("vtc: error: INVALID_ARGUMENT: ") + 10  # a reason, not just the code
+    assert done.stdout == ""
+
+
+def test_commands_before_login_say_to_log_in(stack: Stack, tmp_path: Path) -> None:
+    fresh = Cli(config_dir=tmp_path / "config", addr=stack.grpc_address)
+    for args in (["ls"], ["status", "vid_00000000000000000000"], ["upload", "whatever.mp4"]):
+        done = fresh.run(*args, "--addr", stack.grpc_address)
+        assert _one_error_line(done) == "vtc: error: not logged in: run `vtc login`"
+
+
+def test_login_with_a_wrong_key_is_unauthenticated(stack: Stack, tmp_path: Path) -> None:
+    fresh = Cli(config_dir=tmp_path / "config", addr=stack.grpc_address)
+    done = fresh.run("login", "--key", "vtc_not_a_real_key", "--addr", stack.grpc_address)
+    assert _one_error_line(done).startswith("vtc: error: UNAUTHENTICATED")
+    assert not fresh.credentials_file.exists()
+
+
+def test_an_expired_token_is_renewed_with_the_saved_key(cli: Cli, tmp_path: Path) -> None:
+    expired = Cli(config_dir=tmp_path / "config", addr=cli.addr)
+    expired.config_dir.mkdir()
+    saved = json.loads(cli.credentials_file.read_text())
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    stale = {**saved, "access_token": "expired", "expires_at": past.isoformat()}
+    expired.credentials_file.write_text(json.dumps(stale))
+
+    assert "videos" in expired.json("ls")
+    renewed = json.loads(expired.credentials_file.read_text())
+    assert renewed["access_token"] not in ("expired", "")
+    assert datetime.fromisoformat(renewed["expires_at"]) > datetime.now(UTC)
+    assert stat.S_IMODE(expired.credentials_file.stat().st_mode) == 0o600

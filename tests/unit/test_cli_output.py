@@ -1,0 +1,99 @@
+"""What people and scripts read from `vtc`: tables, summaries, JSON, units."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from vtc.cli.output import (
+    Output,
+    human_bitrate,
+    human_bytes,
+    human_duration,
+    status_name,
+    to_dict,
+    video_summary,
+    videos_table,
+)
+from vtc.v1 import common_pb2
+
+
+def _video(title: str = "Holiday clip", status: int = common_pb2.JOB_STATUS_COMPLETED) -> common_pb2.Video:
+    rendition = common_pb2.Rendition(name="360p", width=640, height=360, bitrate=812_345, size_bytes=203_456,
+                                      duration_seconds=2.0, video_codec="h264", audio_codec="aac")
+    return common_pb2.Video(
+        video_id="vid_0123456789abcdef0123", title=title, filename="clip.mp4", size_bytes=1_500_000,
+        sha256="ab" * 32, created_at=Timestamp(seconds=1_700_000_000),
+        probe=common_pb2.MediaProbe(container="mov,mp4", duration_seconds=125.4, width=640, height=360, fps=30,
+                                    video_codec="h264", audio_codec="aac", has_audio=True),
+        job=common_pb2.Job(job_id="job_1", status=status, renditions=[rendition],
+                           error="the source has no video stream" if status == common_pb2.JOB_STATUS_FAILED else ""),
+    )
+
+
+def _render(renderable: object) -> str:
+    buffer = io.StringIO()
+    out = Output(json_mode=False, stdout=buffer)
+    out.console.width = 140
+    out.show(renderable)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("size, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"),
+                                        (5 * 1024 ** 3, "5.0 GiB")])
+def test_human_bytes(size: int, text: str) -> None:
+    assert human_bytes(size) == text
+
+
+@pytest.mark.parametrize("bps, text", [(812_345, "812 kb/s"), (2_500_000, "2.50 Mb/s")])
+def test_human_bitrate(bps: int, text: str) -> None:
+    assert human_bitrate(bps) == text
+
+
+@pytest.mark.parametrize("seconds, text", [(2.0, "0:02"), (125.4, "2:05"), (3723, "1:02:03")])
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_status_name_drops_the_enum_prefix() -> None:
+    assert status_name(common_pb2.JOB_STATUS_RUNNING) == "running"
+
+
+def test_videos_table_shows_id_title_status_duration() -> None:
+    text = _render(videos_table([_video()]))
+    row = next(line for line in text.splitlines() if "vid_0123456789abcdef0123" in line)
+    for cell in ("Holiday clip", "completed", "2:05"):
+        assert cell in row
+
+
+def test_titles_are_printed_literally_not_as_markup() -> None:
+    assert "[bold]raw[/bold]" in _render(videos_table([_video(title="[bold]raw[/bold]")]))
+
+
+def test_video_summary_has_source_job_and_renditions() -> None:
+    text = _render(video_summary(_video()))
+    assert "2:05, 640x360, 30 fps, h264, audio aac" in text
+    assert "job_1  completed" in text
+    rendition_row = next(line for line in text.splitlines() if "360p" in line and "kb/s" in line)
+    assert "198.7 KiB" in rendition_row and "812 kb/s" in rendition_row and "640x360" in rendition_row
+
+
+def test_video_summary_of_a_failed_job_shows_why() -> None:
+    assert "the source has no video stream" in _render(video_summary(_video(status=common_pb2.JOB_STATUS_FAILED)))
+
+
+def test_json_keeps_proto_field_names_and_empty_fields() -> None:
+    data = to_dict(_video())
+    assert data["video_id"] == "vid_0123456789abcdef0123"
+    assert data["job"]["status"] == "JOB_STATUS_COMPLETED"
+    assert data["job"]["error"] == ""  # present even when empty, so scripts can rely on the key
+    assert data["job"]["renditions"][0]["name"] == "360p"
+
+
+def test_json_output_is_one_parseable_document_even_when_long() -> None:
+    buffer = io.StringIO()
+    Output(json_mode=True, stdout=buffer).json({"videos": [to_dict(_video(title="x" * 500))] * 3})
+    assert json.loads(buffer.getvalue())["videos"][2]["title"] == "x" * 500

@@ -1,0 +1,117 @@
+"""`vtc`: argument parsing and dispatch. Every failure ends as one line on
+stderr (`vtc: error: ...`) and a non-zero exit: 2 for usage, 1 otherwise.
+Set VTC_DEBUG=1 to see the traceback of an unexpected error."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from vtc.cli.client import addr_in_use
+from vtc.cli.commands.download import run_download
+from vtc.cli.commands.jobs import run_watch
+from vtc.cli.commands.login import run_login
+from vtc.cli.commands.upload import run_upload
+from vtc.cli.commands.videos import run_ls, run_rm, run_status
+from vtc.cli.errors import error_line
+from vtc.cli.output import Output
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Command = Callable[[argparse.Namespace, Output], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"vtc: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
+    # The same options on the top parser and on each command, so `vtc --json ls` and
+    # `vtc ls --json` both work; SUPPRESS keeps a command's copy from overwriting the other.
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", default=False if defaults else argparse.SUPPRESS,
+                        help="print machine-readable JSON on stdout, no progress bars")
+    common.add_argument("--addr", metavar="HOST:PORT", default=None if defaults else argparse.SUPPRESS,
+                        help="server address (default: $VTC_ADDR, the address saved at login, 127.0.0.1:50051)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vtc", description="Upload videos to vtc, watch them transcode, download the renditions.",
+                     parents=[_common_options(defaults=True)])
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    common = [_common_options(defaults=False)]
+
+    def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=common, help=help_text, description=help_text)
+        sub.set_defaults(run=run)
+        return sub
+
+    login = command("login", run_login, "exchange an API key for a token and save both")
+    key = login.add_mutually_exclusive_group()
+    key.add_argument("--key", help="the API key itself")
+    key.add_argument("--key-file", type=Path, metavar="FILE",
+                     help="a file holding the API key (default: $VTC_API_KEY, else ./var/keys/admin.key)")
+
+    upload = command("upload", run_upload, "upload a video and start its transcode")
+    upload.add_argument("file", metavar="FILE")
+    upload.add_argument("--title", help="title to show (default: the file name)")
+    upload.add_argument("--profile", help="transcoding profile (default: the server's default ladder)")
+    upload.add_argument("--watch", action="store_true", help="follow the transcode until it ends")
+
+    watch = command("watch", run_watch, "follow a transcoding job until it ends")
+    watch.add_argument("job_id", metavar="JOB_ID")
+
+    ls = command("ls", run_ls, "list videos, newest first")
+    ls.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N videos (default 50)")
+
+    status = command("status", run_status, "show a video: source, job and renditions")
+    status.add_argument("video_id", metavar="VIDEO_ID")
+
+    download = command("download", run_download, "save one rendition of a video to a file")
+    download.add_argument("video_id", metavar="VIDEO_ID")
+    download.add_argument("--rendition", required=True, metavar="NAME", help="e.g. 720p")
+    download.add_argument("-o", "--output", metavar="FILE", help="target file (default: VIDEO_ID_NAME.mp4)")
+
+    rm = command("rm", run_rm, "delete a video, its jobs and its files")
+    rm.add_argument("video_id", metavar="VIDEO_ID")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Output(json_mode=args.json)
+    try:
+        return args.run(args, out)
+    except KeyboardInterrupt:
+        print("vtc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if os.environ.get("VTC_DEBUG") == "1":
+            raise
+        print(error_line(error, addr=addr_in_use(args.addr)), file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

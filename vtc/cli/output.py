@@ -1,0 +1,154 @@
+"""What commands print: JSON for scripts (--json), tables and summaries for
+people. Results go to stdout; progress bars and errors go to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, TextIO
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+
+from vtc.v1 import common_pb2
+
+_STATUS_PREFIX = "JOB_STATUS_"
+_PIPE_WIDTH = 240
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The message as ProtoJSON (the same shape the REST gateway returns), with
+    the .proto field names and every field present, so scripts can rely on keys."""
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_bitrate(bits_per_second: int) -> str:
+    if bits_per_second >= 1_000_000:
+        return f"{bits_per_second / 1_000_000:.2f} Mb/s"
+    return f"{bits_per_second / 1000:.0f} kb/s"
+
+
+def human_duration(seconds: float) -> str:
+    """0:02, 12:34, 1:02:03: clock style, as players show it."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def human_time(stamp: Timestamp) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return datetime.fromtimestamp(stamp.seconds).strftime("%Y-%m-%d %H:%M")
+
+
+def status_name(status: int) -> str:
+    """JOB_STATUS_COMPLETED -> completed."""
+    return common_pb2.JobStatus.Name(status).removeprefix(_STATUS_PREFIX).lower()
+
+
+def videos_table(videos: Iterable[common_pb2.Video]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("VIDEO", no_wrap=True)
+    table.add_column("TITLE", overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    for video in videos:
+        status = status_name(video.job.status) if video.HasField("job") else "-"
+        table.add_row(video.video_id, video.title, status, human_duration(video.probe.duration_seconds),
+                      human_time(video.created_at))
+    return table
+
+
+def renditions_table(renditions: Iterable[common_pb2.Rendition]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("RENDITION", no_wrap=True)
+    table.add_column("SIZE", justify="right", no_wrap=True)
+    table.add_column("BITRATE", justify="right", no_wrap=True)
+    table.add_column("RESOLUTION", justify="right", no_wrap=True)
+    table.add_column("CODECS", no_wrap=True)
+    for rendition in renditions:
+        codecs = " + ".join(c for c in (rendition.video_codec, rendition.audio_codec) if c)
+        table.add_row(rendition.name, human_bytes(rendition.size_bytes), human_bitrate(rendition.bitrate),
+                      f"{rendition.width}x{rendition.height}", codecs or "-")
+    return table
+
+
+def probe_summary(probe: common_pb2.MediaProbe) -> str:
+    parts = [human_duration(probe.duration_seconds), f"{probe.width}x{probe.height}"]
+    if probe.fps:
+        parts.append(f"{probe.fps:g} fps")
+    parts.append(probe.video_codec or "?")
+    parts.append(f"audio {probe.audio_codec}" if probe.has_audio else "no audio")
+    return ", ".join(parts)
+
+
+def job_summary(job: common_pb2.Job) -> str:
+    summary = f"{job.job_id}  {status_name(job.status)}"
+    if job.status == common_pb2.JOB_STATUS_RUNNING:
+        summary += f"  {job.progress.percent:.0f}%"
+    return summary
+
+
+def video_summary(video: common_pb2.Video) -> RenderableType:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("video", video.video_id)
+    facts.add_row("title", video.title)
+    facts.add_row("file", f"{video.filename} ({human_bytes(video.size_bytes)})")
+    facts.add_row("sha256", video.sha256)
+    facts.add_row("created", human_time(video.created_at))
+    facts.add_row("source", probe_summary(video.probe))
+    if video.HasField("job"):
+        facts.add_row("job", job_summary(video.job))
+        if video.job.error:
+            facts.add_row("error", video.job.error)
+        if video.job.renditions:
+            return Group(facts, renditions_table(video.job.renditions))
+    return facts
+
+
+class Output:
+    """Where a command's result goes: JSON, or rich text for people."""
+
+    def __init__(self, json_mode: bool, stdout: TextIO | None = None) -> None:
+        self.json_mode = json_mode
+        self._stdout = stdout or sys.stdout
+        self.console = Console(file=self._stdout, highlight=False, markup=False)  # titles are user text
+        if not self.console.is_terminal:
+            # Into a pipe or file nothing needs wrapping at 80 columns: keep each row on one line for grep.
+            self.console.width = _PIPE_WIDTH
+
+    @property
+    def progress(self) -> bool:
+        """Bars only for a person watching a terminal: not with --json, not into a log file."""
+        return not self.json_mode and Console(stderr=True).is_terminal
+
+    def json(self, data: Mapping[str, Any] | list[Any]) -> None:
+        # Plain write, not rich: rich would wrap long lines and break the JSON.
+        self._stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self._stdout.flush()
+
+    def show(self, renderable: RenderableType) -> None:
+        self.console.print(renderable)
+
+    def say(self, text: str) -> None:
+        """A sentence: the terminal may wrap it, rich must not cut it into lines."""
+        self.console.print(text, soft_wrap=True)

@@ -24,7 +24,7 @@ bench: $(INSTALLED) $(GENERATED)
 	$(PY) bench/transcode_ladder.py
 
 lint: $(INSTALLED) $(GENERATED)
-	$(VENV)/bin/ruff check services vtc/cli tests bench
+	$(VENV)/bin/ruff check services vtc/cli gateway proto tests bench
 
 $(GENERATED) &: $(PROTOS) proto/generate.py $(INSTALLED)
 	$(PY) proto/generate.py

@@ -17,7 +17,8 @@ async def main() -> None:
     lines = [
         "vtc is running (Ctrl-C to stop)",
         f"  gRPC      {vtc.grpc_address}",
-        f"  REST      http://{settings.rest_host}:{vtc.rest_port}" if vtc.rest_port else "  REST      off",
+        f"  REST      http://{settings.rest_host}:{vtc.rest_port}   (Envoy log: {vtc.gateway.log_path})"
+        if vtc.gateway else "  REST      off",
         f"  admin key {vtc.admin_key_file.resolve()}   (then: vtc login)",
         f"  data      {settings.data_dir.resolve()}",
     ]

@@ -9,6 +9,7 @@ import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -27,6 +28,9 @@ from services.shared.tokens import ServiceToken, TokenVerifier
 from services.upload_svc.server import UploadComponent
 from services.upload_svc.settings import Settings as UploadSettings
 
+if TYPE_CHECKING:
+    from gateway.envoy_process import EnvoyProcess
+
 log = logging.getLogger("vtc.all_in_one")
 
 
@@ -42,7 +46,7 @@ class AllInOne:
     settings: AllInOneSettings
     grpc: RunningServer
     bus: Bus
-    gateway: object | None  # gateway.envoy_process.EnvoyProcess when enabled
+    gateway: EnvoyProcess | None
     rest_port: int | None
 
     @property
@@ -55,7 +59,7 @@ class AllInOne:
 
     async def stop(self) -> None:
         if self.gateway is not None:
-            await self.gateway.stop()  # type: ignore[attr-defined]
+            await self.gateway.stop()
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         await self.bus.close()
 

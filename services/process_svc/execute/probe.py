@@ -1,0 +1,75 @@
+"""Reads the facts a plan needs from the source file itself (PyAV).
+
+The upload's probe travels with the job, but the file is the authority: it
+also tells the rotation and pixel aspect that the probe message lacks, and a
+source that cannot be decoded fails here, before any encoder starts.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+
+from services.process_svc.failures import SourceUnreadable
+from services.process_svc.plan import SourceInfo
+
+# Give up looking for a first picture after this many packets: a source whose
+# opening second does not decode is not one we can transcode.
+_FIRST_FRAME_PACKET_LIMIT = 600
+
+
+def probe_source(path: Path) -> SourceInfo:
+    """Raises SourceUnreadable when the file is not a decodable video."""
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise SourceUnreadable(f"the source could not be opened as a video file: {ffmpeg_reason(error)}") from None
+    with container:
+        if not container.streams.video:
+            raise SourceUnreadable("the source has no video stream; upload a video file")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        first = _first_frame(container, video)
+        rate = video.average_rate or video.guessed_rate or 0
+        return SourceInfo(
+            width=first.width,
+            height=first.height,
+            fps=Fraction(rate),
+            duration_seconds=_duration(container, video),
+            has_audio=audio is not None,
+            audio_channels=audio.codec_context.channels if audio else 0,
+            audio_sample_rate=audio.codec_context.sample_rate if audio else 0,
+            rotation=int(first.rotation or 0),
+            sample_aspect_ratio=video.sample_aspect_ratio or Fraction(1),
+            video_frames=int(video.frames or 0),
+            video_codec=video.codec_context.name,
+            audio_codec=audio.codec_context.name if audio else "",
+        )
+
+
+def ffmpeg_reason(error: Exception) -> str:
+    """FFmpeg's own words for an error, without the file path (a temp path means nothing to a user)."""
+    return str(getattr(error, "strerror", None) or error)
+
+
+def _first_frame(container: av.container.InputContainer, video: av.VideoStream) -> av.VideoFrame:
+    try:
+        for count, packet in enumerate(container.demux(video)):
+            for frame in packet.decode():
+                return frame
+            if count >= _FIRST_FRAME_PACKET_LIMIT:
+                break
+    except av.error.FFmpegError as error:
+        raise SourceUnreadable(f"the source could not be decoded at 00:00.0: {ffmpeg_reason(error)}") from None
+    raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
+
+
+def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:
+    if container.duration:
+        return container.duration / av.time_base
+    if video.duration and video.time_base:
+        return float(video.duration * video.time_base)
+    return 0.0

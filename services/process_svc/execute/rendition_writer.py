@@ -1,0 +1,95 @@
+"""One rendition's output file: its H.264 encoder and MP4 muxer, on a thread
+of their own.
+
+The decode-and-scale loop hands each rung its frames (and audio packets)
+through a short queue; the rung's thread encodes and muxes them. Without it,
+the loop waits on each x264 call in turn and the cores idle while it decodes
+and scales; with it, the rungs' encoders and the loop overlap. Only this
+thread touches the container, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.video.frame import PictureType
+
+from services.process_svc.plan import RenditionPlan
+
+_FINISH = object()
+
+
+class RenditionWriter:
+    def __init__(self, plan: RenditionPlan, path: Path, time_base: Fraction, *, queue_depth: int = 4) -> None:
+        self.plan = plan
+        self.path = path
+        # faststart puts the index up front, so players start before the whole file arrives.
+        self.container = av.open(str(path), "w", format=plan.container, container_options={"movflags": "+faststart"})
+        stream = self.container.add_stream(plan.encoder, rate=plan.fps)
+        context = stream.codec_context
+        context.width, context.height = plan.width, plan.height
+        context.pix_fmt = plan.pix_fmt
+        context.time_base = time_base  # the source's: timestamps pass through unchanged
+        # Frame threads: faster and smaller files than PyAV's default slice threads (FACTS.md).
+        context.thread_type = "AUTO"
+        context.options = plan.encoder_options()
+        self._video = stream
+        self.audio_stream: av.AudioStream | None = None  # set by SharedAudioTrack before start()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"rendition-{plan.name}", daemon=True)
+
+    def start(self) -> None:
+        """Once every stream is added: from now on only the writer's thread touches the container."""
+        self._thread.start()
+
+    def encode(self, frame: av.VideoFrame | None) -> None:
+        """Queues a scaled frame; None flushes the encoder at the end of the stream."""
+        self._put(frame)
+
+    def mux_audio(self, packet: av.Packet) -> None:
+        """Queues an encoded audio packet this writer alone owns."""
+        self._put(packet)
+
+    def finish(self) -> None:
+        """Waits until everything queued is written; the file is complete once close() returns."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._stop()
+        self.container.close()
+
+    def _put(self, item: object) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_FINISH)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _FINISH:
+            if self._error is not None:
+                continue  # keep draining, so the producer never blocks on a dead writer
+            try:
+                if isinstance(item, av.Packet):
+                    item.stream = self.audio_stream
+                    self.container.mux(item)
+                else:
+                    self._encode(item)  # type: ignore[arg-type]
+            except BaseException as error:  # handed to the producer on its next call
+                self._error = error
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        if frame is not None:
+            # Decoded frames keep the source's picture type and x264 would copy the source's GOP.
+            frame.pict_type = PictureType.NONE
+        self.container.mux(self._video.encode(frame))

@@ -1,0 +1,168 @@
+"""Runs an encode plan with PyAV: one decode of the source, one filter graph
+that splits and scales, one H.264 encoder per rung, one AAC encode shared by
+all rungs, everything flushed at the end. Blocking and CPU-bound: call it
+from a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import av.error
+
+from services.process_svc.execute.audio_track import SharedAudioTrack
+from services.process_svc.execute.ladder_graph import LadderGraph
+from services.process_svc.execute.probe import ffmpeg_reason
+from services.process_svc.execute.progress import ProgressMeter, TranscodeProgress
+from services.process_svc.execute.rendition_writer import RenditionWriter
+from services.process_svc.execute.verify import ProducedRendition, inspect_rendition
+from services.process_svc.failures import SourceUnreadable, TranscodeCancelled, clock
+from services.process_svc.plan import EncodePlan
+
+log = logging.getLogger("vtc.process.execute")
+
+ProgressCallback = Callable[[TranscodeProgress], None]
+
+
+def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: ProgressCallback | None = None, *,
+            cancel: threading.Event | None = None, progress_interval_seconds: float = 0.5,
+            graph_threads: int = 1) -> list[ProducedRendition]:
+    """Writes one file per rendition into out_dir and returns what each turned out to be.
+
+    graph_threads: slice threads for the scaler. One: the rung encoders already keep
+    every core busy, and scaler slices cost about 5% more CPU in decode+scale
+    (measured on 2 cores: 6.8 vs 7.2 CPU-seconds for 10 s of 1080p into 4 rungs).
+
+    Raises SourceUnreadable (the source's fault, with a reason for a person),
+    TranscodeCancelled (when `cancel` is set), anything else is a bug.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        source = av.open(str(source_path))
+    except av.error.FFmpegError as error:
+        raise SourceUnreadable(f"the source could not be opened as a video file: {ffmpeg_reason(error)}") from None
+    with source:
+        if not source.streams.video:
+            raise SourceUnreadable("the source has no video stream; upload a video file")
+        video = source.streams.video[0]
+        video.thread_type = "AUTO"  # frame threads for the decoder too
+        audio = source.streams.audio[0] if plan.audio and source.streams.audio else None
+        if audio is not None:
+            audio.thread_type = "AUTO"
+        writers: list[RenditionWriter] = []
+        try:
+            writers = [RenditionWriter(r, out_dir / r.file_name, video.time_base) for r in plan.renditions]
+            track = SharedAudioTrack(plan.audio, writers) if audio and plan.audio else None
+            for writer in writers:
+                writer.start()
+            run = _Run(plan, source, video, audio, writers, track, graph_threads,
+                       ProgressMeter(plan.total_frames, plan.source.duration_seconds,
+                                     interval_seconds=progress_interval_seconds),
+                       on_progress, cancel)
+            run.transcode()
+            for writer in writers:
+                writer.finish()
+                writer.close()  # writes the index (moved to the front: faststart)
+        finally:
+            for writer in writers:  # after a failure: stop the threads, leave the files to the caller
+                with contextlib.suppress(Exception):
+                    writer.close()
+    produced = [inspect_rendition(r, out_dir / r.file_name, expect_audio=track is not None) for r in plan.renditions]
+    _report(on_progress, run.meter.finished())
+    return produced
+
+
+class _Run:
+    """The state of one pass over the source."""
+
+    def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream,
+                 audio: av.AudioStream | None, writers: list[RenditionWriter], track: SharedAudioTrack | None,
+                 graph_threads: int, meter: ProgressMeter, on_progress: ProgressCallback | None,
+                 cancel: threading.Event | None) -> None:
+        self.plan, self.source, self.video, self.audio = plan, source, video, audio
+        self.writers, self.track, self.meter = writers, track, meter
+        self.graph: LadderGraph | None = None
+        self.graph_threads = graph_threads
+        self.on_progress, self.cancel = on_progress, cancel
+        self.media_seconds = 0.0  # how far decoding got, for reasons a person reads
+        # Outputs start at 0 whatever the source's first timestamp, as ffmpeg's CLI does.
+        self.start_seconds = source.start_time / av.time_base if source.start_time else 0.0
+
+    def transcode(self) -> None:
+        frames = 0
+        for frame in self._decoded():
+            if isinstance(frame, av.VideoFrame):
+                self._video_frame(frame)
+                frames += 1
+            elif self.track is not None:
+                self._shift(frame)
+                self.track.encode(frame)
+        if frames == 0:
+            raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
+        self._check_complete()
+        if self.graph is not None:
+            self.graph.push(None)
+            self._drain_graph()
+        for writer in self.writers:
+            writer.encode(None)
+        if self.track is not None:
+            self.track.encode(None)
+
+    def _decoded(self) -> Iterator[av.VideoFrame | av.AudioFrame]:
+        """Every decoded frame of the source, decoders flushed at the end."""
+        streams = [s for s in (self.video, self.audio) if s is not None]
+        packets = self.source.demux(streams)
+        while True:
+            if self.cancel is not None and self.cancel.is_set():
+                raise TranscodeCancelled()
+            try:
+                packet = next(packets, None)
+                if packet is None:
+                    return
+                frames = packet.decode()  # the empty packet demux yields last flushes the decoder
+            except av.error.FFmpegError as error:
+                raise SourceUnreadable(f"the source could not be decoded at {clock(self.media_seconds)}: "
+                                       f"{ffmpeg_reason(error)}; the file may be damaged or cut short, "
+                                       "upload it again") from None
+            yield from frames
+
+    def _video_frame(self, frame: av.VideoFrame) -> None:
+        if frame.time is not None:
+            self.media_seconds = max(self.media_seconds, frame.time - self.start_seconds)
+        self._shift(frame)
+        if self.graph is None:
+            self.graph = LadderGraph(self.plan, frame, self.video.time_base, threads=self.graph_threads)
+        self.graph.push(frame)
+        self._drain_graph()
+        _report(self.on_progress, self.meter.frame_decoded(self.media_seconds))
+
+    def _drain_graph(self) -> None:
+        assert self.graph is not None
+        for rung, writer in enumerate(self.writers):
+            for scaled in self.graph.pull(rung):
+                writer.encode(scaled)
+
+    def _shift(self, frame: av.VideoFrame | av.AudioFrame) -> None:
+        if self.start_seconds and frame.pts is not None and frame.time_base:
+            frame.pts -= round(self.start_seconds / frame.time_base)
+
+    def _check_complete(self) -> None:
+        """A source whose data stops well before its stated end is truncated: say so, not a short video."""
+        stated = float(self.video.duration * self.video.time_base) if self.video.duration else 0.0
+        if stated and self.media_seconds < stated * 0.9 - 0.5:
+            raise SourceUnreadable(f"the source's video stops at {clock(self.media_seconds)} but it should last "
+                                   f"{clock(stated)}; the file looks truncated, upload it again")
+
+
+def _report(on_progress: ProgressCallback | None, progress: TranscodeProgress | None) -> None:
+    if on_progress is None or progress is None:
+        return
+    try:
+        on_progress(progress)
+    except Exception:  # reporting is best effort; the transcode goes on
+        log.warning("progress callback failed", exc_info=True)

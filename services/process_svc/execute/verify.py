@@ -1,0 +1,57 @@
+"""What was actually produced, read back from the files: the facts a
+completed event reports, and a check that they match the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from services.process_svc.plan import RenditionPlan
+
+CONTENT_TYPES = {"mp4": "video/mp4"}
+
+
+class RenditionMismatch(RuntimeError):
+    """An output differs from its plan: a bug in the executor, not a problem of the source."""
+
+
+@dataclass(frozen=True)
+class ProducedRendition:
+    name: str
+    path: Path
+    width: int
+    height: int
+    duration_seconds: float
+    size_bytes: int
+    bitrate: int  # bits per second over the whole file
+    container: str
+    video_codec: str
+    audio_codec: str  # empty when there is no audio
+    content_type: str
+
+
+def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool) -> ProducedRendition:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        width, height = video.codec_context.width, video.codec_context.height
+        duration = round(container.duration / av.time_base, 3) if container.duration else 0.0
+        video_codec = video.codec_context.name
+        audio_codec = audio.codec_context.name if audio else ""
+    if (width, height) != (plan.width, plan.height):
+        raise RenditionMismatch(f"rendition {plan.name} came out {width}x{height}, planned {plan.width}x{plan.height}")
+    if video_codec != plan.codec:
+        raise RenditionMismatch(f"rendition {plan.name} has {video_codec} video, planned {plan.codec}")
+    if bool(audio_codec) != expect_audio:
+        raise RenditionMismatch(f"rendition {plan.name} {'lacks' if expect_audio else 'has'} an audio track")
+    if duration <= 0:
+        raise RenditionMismatch(f"rendition {plan.name} has no duration")
+    size = path.stat().st_size
+    return ProducedRendition(
+        name=plan.name, path=path, width=width, height=height, duration_seconds=duration,
+        size_bytes=size, bitrate=round(size * 8 / duration), container=plan.container,
+        video_codec=video_codec, audio_codec=audio_codec,
+        content_type=CONTENT_TYPES.get(plan.container, "application/octet-stream"),
+    )

@@ -1,0 +1,61 @@
+"""The events of one job attempt, numbered 1, 2, 3... in the order published.
+
+Consumers apply an event only when its (attempt, sequence) is newer than the
+last they applied, so numbering and publishing happen under one lock: a
+progress event can never overtake the completion that follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.process_svc.execute import ProducedRendition, TranscodeProgress
+from services.shared.bus import Bus
+from vtc.v1 import common_pb2, events_pb2
+
+
+class JobEventPublisher:
+    def __init__(self, bus: Bus, request: events_pb2.JobRequested, attempt: int) -> None:
+        self._bus = bus
+        self._request = request
+        self._attempt = attempt
+        self._sequence = 0
+        self._lock = asyncio.Lock()
+
+    async def started(self, worker: str) -> None:
+        await self._publish("started", common_pb2.JOB_STATUS_RUNNING, started=events_pb2.JobStarted(worker=worker))
+
+    async def progress(self, progress: TranscodeProgress) -> None:
+        await self._publish("progress", common_pb2.JOB_STATUS_RUNNING, progress=common_pb2.Progress(
+            percent=progress.percent, frames=progress.frames, total_frames=progress.total_frames,
+            fps=progress.fps, speed=progress.speed, eta_seconds=progress.eta_seconds))
+
+    async def completed(self, renditions: Sequence[common_pb2.Rendition]) -> None:
+        await self._publish("completed", common_pb2.JOB_STATUS_COMPLETED,
+                            completed=events_pb2.JobCompleted(renditions=renditions))
+
+    async def failed(self, reason: str) -> None:
+        await self._publish("failed", common_pb2.JOB_STATUS_FAILED, failed=events_pb2.JobFailed(reason=reason))
+
+    async def _publish(self, kind: str, status: common_pb2.JobStatus, **payload: object) -> None:
+        async with self._lock:
+            self._sequence += 1
+            occurred_at = Timestamp()
+            occurred_at.GetCurrentTime()
+            event = events_pb2.JobEvent(
+                event_id=uuid.uuid4().hex, job_id=self._request.job_id, video_id=self._request.video_id,
+                tenant_id=self._request.tenant_id, attempt=self._attempt, sequence=self._sequence,
+                occurred_at=occurred_at, status=status, **payload)
+            await self._bus.publish(f"job.event.{kind}", event, message_id=event.event_id)
+
+
+def rendition_message(produced: ProducedRendition, storage_key: str) -> common_pb2.Rendition:
+    return common_pb2.Rendition(
+        name=produced.name, width=produced.width, height=produced.height, bitrate=produced.bitrate,
+        size_bytes=produced.size_bytes, duration_seconds=produced.duration_seconds, storage_key=storage_key,
+        container=produced.container, video_codec=produced.video_codec, audio_codec=produced.audio_codec,
+        content_type=produced.content_type)

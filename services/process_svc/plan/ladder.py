@@ -1,0 +1,115 @@
+"""Profile + source -> encode plan. Pure: no media library, no I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from fractions import Fraction
+
+from services.process_svc.plan.model import (
+    AudioPlan,
+    AudioSpec,
+    EncodePlan,
+    Profile,
+    RenditionPlan,
+    RenditionSpec,
+    SourceInfo,
+    VideoFilter,
+)
+from services.shared.errors import InvalidArgument
+
+# A rate for the GOP length when the container states none; timestamps still pass through untouched.
+FALLBACK_FPS = Fraction(30)
+
+
+def plan_encode(profile: Profile, source: SourceInfo) -> EncodePlan:
+    """The renditions, filters and encoder settings for `source` under `profile`.
+
+    Rungs above the source's short side are dropped (we never upscale); a
+    source smaller than every rung gets one rung at its own size. Sizes keep
+    the source's display aspect and are even, as 4:2:0 chroma requires.
+    """
+    if source.width <= 0 or source.height <= 0:
+        raise InvalidArgument(f"the source has no usable picture size ({source.width}x{source.height})")
+    if not profile.renditions:
+        raise InvalidArgument(f"profile {profile.name!r} has no video renditions")
+    fps = source.fps if source.fps > 0 else FALLBACK_FPS
+    display_width, display_height = source.display_size
+    renditions = tuple(_rendition(spec, display_width, display_height, fps) for spec in _rungs(profile, source))
+    total_frames = source.video_frames or round(source.duration_seconds * float(fps))
+    return EncodePlan(
+        profile=profile.name,
+        source=source,
+        renditions=renditions,
+        audio=_audio(profile.audio, source),
+        upright=_upright(source.quarter_turns),
+        total_frames=max(total_frames, 0),
+    )
+
+
+def _rungs(profile: Profile, source: SourceInfo) -> list[RenditionSpec]:
+    short_side = min(source.display_size)
+    fitting = [spec for spec in profile.renditions if spec.height <= short_side]
+    if fitting:
+        return sorted(fitting, key=lambda spec: spec.height, reverse=True)
+    # Smaller than the smallest rung: one rung at the source's own size, with that rung's caps.
+    smallest = min(profile.renditions, key=lambda spec: spec.height)
+    own = _even_floor(short_side)
+    return [replace(smallest, name=f"{own}p", height=own)]
+
+
+def _rendition(spec: RenditionSpec, display_width: float, display_height: float, fps: Fraction) -> RenditionPlan:
+    portrait = display_height > display_width
+    short_side, long_side = sorted((display_width, display_height))
+    scaled_long = _even_round(spec.height * long_side / short_side)
+    width, height = (spec.height, scaled_long) if portrait else (scaled_long, spec.height)
+    keyint = max(1, round(spec.keyint_seconds * fps))
+    return RenditionPlan(
+        name=spec.name,
+        width=width,
+        height=height,
+        fps=fps,
+        keyint=keyint,
+        min_keyint=keyint if not spec.scene_cut else max(1, keyint // 10),
+        crf=spec.crf,
+        max_bitrate=spec.max_bitrate,
+        buffer_size=spec.buffer_size,
+        preset=spec.preset,
+        h264_profile=spec.h264_profile,
+        pix_fmt=spec.pix_fmt,
+        scene_cut=spec.scene_cut,
+        filters=(
+            VideoFilter("scale", f"w={width}:h={height}:flags={spec.scale_flags}"),
+            VideoFilter("setsar", "1"),  # square pixels: anamorphic sources come out at their display aspect
+            VideoFilter("format", spec.pix_fmt),
+        ),
+        codec=spec.codec,
+        encoder=spec.encoder,
+        container=spec.container,
+    )
+
+
+def _audio(spec: AudioSpec | None, source: SourceInfo) -> AudioPlan | None:
+    if spec is None or not source.has_audio:
+        return None
+    channels = min(source.audio_channels or spec.max_channels, spec.max_channels)
+    return AudioPlan(bitrate=spec.bitrate, sample_rate=spec.sample_rate, channels=channels,
+                     codec=spec.codec, encoder=spec.encoder)
+
+
+def _upright(quarter_turns: int) -> tuple[VideoFilter, ...]:
+    """Filters that turn the picture clockwise by `quarter_turns` (what ffmpeg's autorotate inserts)."""
+    return {
+        0: (),
+        1: (VideoFilter("transpose", "clock"),),
+        2: (VideoFilter("hflip"), VideoFilter("vflip")),
+        3: (VideoFilter("transpose", "cclock"),),
+    }[quarter_turns]
+
+
+def _even_round(value: float) -> int:
+    return max(2, 2 * math.floor(value / 2 + 0.5))
+
+
+def _even_floor(value: float) -> int:
+    return max(2, 2 * math.floor(value / 2))

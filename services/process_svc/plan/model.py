@@ -1,0 +1,166 @@
+"""What a profile asks for, what a source is, and what the executor will do:
+plain frozen dataclasses, no media library in sight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class VideoFilter:
+    """One FFmpeg filter of the ladder's graph, as `name=args` (args may be empty).
+
+    The executor adds these to a PyAV filter graph and the benchmark joins them
+    into an ffmpeg `-filter_complex`, so both run the very same filters."""
+
+    name: str
+    args: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.args}" if self.args else self.name
+
+
+# --- What a profile asks for -------------------------------------------------
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """One video rung of a profile (an output of `type: video`)."""
+
+    name: str  # e.g. "720p"
+    height: int  # the picture's short side: height for landscape, width for portrait
+    crf: int
+    max_bitrate: int  # bits per second (VBV cap)
+    buffer_size: int  # bits (VBV buffer)
+    codec: str = "h264"  # what players see
+    encoder: str = "libx264"  # the FFmpeg encoder producing it
+    preset: str = "veryfast"
+    h264_profile: str = "high"
+    pix_fmt: str = "yuv420p"
+    keyint_seconds: float = 2.0
+    scene_cut: bool = False  # False: fixed GOPs, aligned across rungs (segmentable for HLS)
+    scale_flags: str = "bicubic"
+    container: str = "mp4"
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    """The audio track every video rung carries when the source has audio."""
+
+    bitrate: int  # bits per second
+    codec: str = "aac"
+    encoder: str = "aac"
+    sample_rate: int = 48000
+    max_channels: int = 2  # more source channels are downmixed to this
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    renditions: tuple[RenditionSpec, ...]
+    audio: AudioSpec | None = None
+
+
+# --- What the source is ------------------------------------------------------
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The facts about a source that shape its encode plan."""
+
+    width: int  # coded picture, before rotation
+    height: int
+    fps: Fraction  # 0 when the container does not say
+    duration_seconds: float
+    has_audio: bool = False
+    audio_channels: int = 0
+    audio_sample_rate: int = 0
+    rotation: int = 0  # degrees counter-clockwise the picture must turn to stand upright
+    sample_aspect_ratio: Fraction = Fraction(1)
+    video_frames: int = 0  # 0 when unknown
+    video_codec: str = ""
+    audio_codec: str = ""
+
+    @property
+    def quarter_turns(self) -> int:
+        """Clockwise quarter turns that make the picture upright (0..3)."""
+        return round(-self.rotation / 90) % 4
+
+    @property
+    def display_size(self) -> tuple[float, float]:
+        """Width and height as a viewer sees them: square pixels, upright."""
+        width = self.width * float(self.sample_aspect_ratio or 1)
+        height = float(self.height)
+        return (height, width) if self.quarter_turns % 2 else (width, height)
+
+
+# --- What the executor will do -----------------------------------------------
+
+@dataclass(frozen=True)
+class RenditionPlan:
+    name: str
+    width: int
+    height: int
+    fps: Fraction
+    keyint: int  # frames between keyframes
+    min_keyint: int
+    crf: int
+    max_bitrate: int
+    buffer_size: int
+    preset: str
+    h264_profile: str
+    pix_fmt: str
+    scene_cut: bool
+    filters: tuple[VideoFilter, ...]  # after the split: scale, square pixels, pixel format
+    codec: str = "h264"
+    encoder: str = "libx264"
+    container: str = "mp4"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.{self.container}"
+
+    def encoder_options(self) -> dict[str, str]:
+        """AVOptions of the encoder, named as the ffmpeg CLI names them (`-crf`, `-g`...)."""
+        return {
+            "preset": self.preset,
+            "crf": str(self.crf),
+            "maxrate": str(self.max_bitrate),
+            "bufsize": str(self.buffer_size),
+            "profile": self.h264_profile,
+            "g": str(self.keyint),
+            "keyint_min": str(self.min_keyint),
+            # 0 turns scene-cut keyframes off, so keyframes fall on the same frames in every rung.
+            "sc_threshold": "40" if self.scene_cut else "0",
+        }
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    bitrate: int
+    sample_rate: int
+    channels: int
+    codec: str = "aac"
+    encoder: str = "aac"
+    sample_format: str = "fltp"  # what FFmpeg's AAC encoder takes
+
+    @property
+    def layout(self) -> str:
+        return "mono" if self.channels == 1 else "stereo"
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    profile: str
+    source: SourceInfo
+    renditions: tuple[RenditionPlan, ...]
+    audio: AudioPlan | None
+    upright: tuple[VideoFilter, ...] = field(default=())  # before the split: undo the source's rotation
+    total_frames: int = 0  # estimate, for progress
+
+    def filter_complex(self, input_label: str = "in") -> str:
+        """The whole graph in ffmpeg `-filter_complex` syntax, outputs labelled v0, v1..."""
+        head = ",".join([*map(str, self.upright), f"split={len(self.renditions)}"])
+        splits = "".join(f"[s{i}]" for i in range(len(self.renditions)))
+        chains = [f"[s{i}]{','.join(map(str, r.filters))}[v{i}]" for i, r in enumerate(self.renditions)]
+        return ";".join([f"[{input_label}]{head}{splits}", *chains])

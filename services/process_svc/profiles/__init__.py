@@ -1,0 +1,19 @@
+"""Profiles are data: one YAML file per profile in this folder, listed in
+index.yaml, each output with a `type`. Schema: docs/transcoding-profiles.md.
+
+    catalog = ProfileCatalog.load()
+    profile = catalog.get("default")        # UnknownProfile names the available ones
+"""
+
+from services.process_svc.profiles.catalog import (
+    DEFAULT_PROFILE,
+    PROFILES_DIR,
+    ProfileCatalog,
+    ProfileError,
+    UnknownProfile,
+    parse_bitrate,
+    parse_profile,
+)
+
+__all__ = ["DEFAULT_PROFILE", "PROFILES_DIR", "ProfileCatalog", "ProfileError", "UnknownProfile",
+           "parse_bitrate", "parse_profile"]

@@ -1,0 +1,35 @@
+"""ProcessService over gRPC: what the workers can do."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.process_svc.plan import Profile
+from services.process_svc.profiles import ProfileCatalog
+from services.shared.principal import current_principal
+from vtc.v1 import process_pb2, process_pb2_grpc
+
+
+class ProcessServicer(process_pb2_grpc.ProcessServiceServicer):
+    def __init__(self, catalog: ProfileCatalog) -> None:
+        self._catalog = catalog
+
+    async def ListProfiles(self, request: process_pb2.ListProfilesRequest,
+                           context: grpc.aio.ServicerContext) -> process_pb2.ListProfilesResponse:
+        current_principal()  # any valid token may read the catalogue
+        return process_pb2.ListProfilesResponse(profiles=[profile_message(p) for p in self._catalog.all()])
+
+
+def profile_message(profile: Profile) -> process_pb2.Profile:
+    audio = profile.audio
+    return process_pb2.Profile(
+        name=profile.name,
+        description=profile.description,
+        renditions=[
+            process_pb2.RenditionSpec(
+                name=spec.name, height=spec.height, video_codec=spec.codec, crf=spec.crf,
+                max_bitrate=spec.max_bitrate, buffer_size=spec.buffer_size,
+                audio_codec=audio.codec if audio else "", audio_bitrate=audio.bitrate if audio else 0)
+            for spec in profile.renditions
+        ],
+    )

@@ -1,0 +1,26 @@
+"""Settings of the process service (env prefix VTC_, see docs/configuration.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.shared.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    process_work_dir: Path | None = Field(
+        None, description="Scratch space for sources and outputs while a job runs; empty: <data_dir>/work.")
+    process_concurrency: int = Field(
+        1, ge=1, description="Jobs one worker runs at once; one x264 ladder already fills two cores.")
+    process_profiles_dir: Path | None = Field(
+        None, description="Folder with index.yaml and the profile files; empty: the built-in profiles.")
+    process_progress_interval_seconds: float = Field(
+        0.5, gt=0, description="Least time between two progress events of a job.")
+    process_max_deliveries: int = Field(
+        5, ge=1, description="Deliveries of a job before a storage or bus outage is reported as its failure.")
+
+    @property
+    def work_dir(self) -> Path:
+        return self.process_work_dir or self.data_dir / "work"

@@ -1,0 +1,167 @@
+"""Whole encode plans for the default profile, from source facts alone (no media)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from services.process_svc.plan import EncodePlan, SourceInfo, VideoFilter, plan_encode
+from services.process_svc.profiles import ProfileCatalog
+from services.shared.errors import InvalidArgument
+
+
+@pytest.fixture(scope="module")
+def default_profile():  # type: ignore[no-untyped-def]
+    return ProfileCatalog.load().get("default")
+
+
+def source(width: int, height: int, *, fps: Fraction = Fraction(30), audio_channels: int = 2,
+           rotation: int = 0, sar: Fraction = Fraction(1), duration: float = 10.0, frames: int = 0) -> SourceInfo:
+    return SourceInfo(width=width, height=height, fps=fps, duration_seconds=duration,
+                      has_audio=audio_channels > 0, audio_channels=audio_channels,
+                      audio_sample_rate=44100 if audio_channels else 0, rotation=rotation,
+                      sample_aspect_ratio=sar, video_frames=frames)
+
+
+def sizes(plan: EncodePlan) -> list[tuple[str, int, int]]:
+    return [(r.name, r.width, r.height) for r in plan.renditions]
+
+
+def test_1080p_source_gets_the_whole_ladder_with_its_caps(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(1920, 1080))
+
+    assert sizes(plan) == [("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 854, 480), ("360p", 640, 360)]
+    caps = {r.name: (r.max_bitrate, r.buffer_size) for r in plan.renditions}
+    assert caps == {"1080p": (6_000_000, 12_000_000), "720p": (3_500_000, 7_000_000),
+                    "480p": (1_600_000, 3_200_000), "360p": (900_000, 1_800_000)}
+    top = plan.renditions[0]
+    assert top.encoder_options() == {
+        "preset": "veryfast", "crf": "23", "maxrate": "6000000", "bufsize": "12000000", "profile": "high",
+        "g": "60", "keyint_min": "60", "sc_threshold": "0",
+    }
+    assert (top.codec, top.encoder, top.pix_fmt, top.container, top.file_name) == (
+        "h264", "libx264", "yuv420p", "mp4", "1080p.mp4")
+    assert plan.audio is not None
+    assert (plan.audio.codec, plan.audio.bitrate, plan.audio.sample_rate, plan.audio.channels) == (
+        "aac", 128_000, 48_000, 2)
+    assert plan.upright == ()
+    assert plan.total_frames == 300
+
+
+def test_640x360_source_gets_360p_only(default_profile) -> None:  # type: ignore[no-untyped-def]
+    assert sizes(plan_encode(default_profile, source(640, 360))) == [("360p", 640, 360)]
+
+
+def test_720p_source_is_never_upscaled(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(1280, 720))
+    assert sizes(plan) == [("720p", 1280, 720), ("480p", 854, 480), ("360p", 640, 360)]
+
+
+def test_source_between_rungs_starts_at_the_rung_below(default_profile) -> None:  # type: ignore[no-untyped-def]
+    assert [r.name for r in plan_encode(default_profile, source(1000, 700)).renditions] == ["480p", "360p"]
+
+
+@pytest.mark.parametrize(("width", "height"), [(607, 1080), (1080, 1920), (641, 361), (1921, 1079), (999, 563)])
+def test_odd_and_portrait_sources_get_even_sizes_at_their_aspect(default_profile, width: int, height: int) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(width, height))
+    assert plan.renditions
+    for rendition in plan.renditions:
+        assert rendition.width % 2 == 0 and rendition.height % 2 == 0, rendition
+        assert rendition.width <= width + 1 and rendition.height <= height + 1, "never upscaled"
+        # Aspect kept within one pixel of the exact size.
+        assert abs(rendition.width - rendition.height * width / height) <= 1, rendition
+        assert (rendition.width > rendition.height) == (width > height), "orientation kept"
+
+
+def test_portrait_rungs_are_sized_by_their_short_side(default_profile) -> None:  # type: ignore[no-untyped-def]
+    # A phone video gets the same pixel budget as its landscape twin.
+    assert sizes(plan_encode(default_profile, source(1080, 1920))) == [
+        ("1080p", 1080, 1920), ("720p", 720, 1280), ("480p", 480, 854), ("360p", 360, 640)]
+    assert sizes(plan_encode(default_profile, source(607, 1080))) == [("480p", 480, 854), ("360p", 360, 640)]
+
+
+def test_rotated_source_is_turned_upright_and_planned_at_its_display_size(default_profile) -> None:  # type: ignore[no-untyped-def]
+    # Coded 1920x1080, flagged to be shown turned 90 degrees counter-clockwise: a portrait video.
+    plan = plan_encode(default_profile, source(1920, 1080, rotation=90))
+    assert plan.upright == (VideoFilter("transpose", "cclock"),)
+    assert sizes(plan)[0] == ("1080p", 1080, 1920)
+    assert plan_encode(default_profile, source(1920, 1080, rotation=-90)).upright == (
+        VideoFilter("transpose", "clock"),)
+    assert plan_encode(default_profile, source(1920, 1080, rotation=180)).upright == (
+        VideoFilter("hflip"), VideoFilter("vflip"))
+    assert sizes(plan_encode(default_profile, source(1920, 1080, rotation=180)))[0] == ("1080p", 1920, 1080)
+
+
+def test_anamorphic_source_comes_out_in_square_pixels(default_profile) -> None:  # type: ignore[no-untyped-def]
+    # PAL 4:3 DVD picture: 720x576 stored, 768x576 shown.
+    plan = plan_encode(default_profile, source(720, 576, sar=Fraction(16, 15)))
+    assert sizes(plan) == [("480p", 640, 480), ("360p", 480, 360)]
+    assert VideoFilter("setsar", "1") in plan.renditions[0].filters
+
+
+@pytest.mark.parametrize(("width", "height", "expected"), [
+    (426, 240, [("240p", 426, 240)]),
+    (320, 181, [("180p", 318, 180)]),
+    (180, 320, [("180p", 180, 320)]),
+    (3, 3, [("2p", 2, 2)]),
+])
+def test_source_below_the_smallest_rung_gets_one_rung_at_its_own_size(
+        default_profile, width: int, height: int, expected: list) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(width, height))
+    assert sizes(plan) == expected
+    assert plan.renditions[0].max_bitrate == 900_000, "the smallest rung's caps"
+
+
+@pytest.mark.parametrize(("fps", "keyint"), [
+    (Fraction(25), 50), (Fraction(30000, 1001), 60), (Fraction(60), 120), (Fraction(24000, 1001), 48),
+    (Fraction(0), 60),  # rate unknown: a GOP as at 30 fps
+])
+def test_frame_rate_is_kept_and_keyframes_fall_every_two_seconds(default_profile, fps: Fraction, keyint: int) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(1280, 720, fps=fps))
+    for rendition in plan.renditions:
+        assert rendition.keyint == keyint and rendition.min_keyint == keyint
+        assert rendition.fps == (fps or Fraction(30))
+
+
+def test_source_without_audio_gets_no_audio_plan(default_profile) -> None:  # type: ignore[no-untyped-def]
+    assert plan_encode(default_profile, source(1280, 720, audio_channels=0)).audio is None
+
+
+@pytest.mark.parametrize(("channels", "planned"), [(1, 1), (2, 2), (6, 2)])
+def test_audio_is_downmixed_to_stereo_at_most(default_profile, channels: int, planned: int) -> None:  # type: ignore[no-untyped-def]
+    audio = plan_encode(default_profile, source(1280, 720, audio_channels=channels)).audio
+    assert audio is not None
+    assert audio.channels == planned
+    assert audio.layout == ("mono" if planned == 1 else "stereo")
+    assert audio.sample_rate == 48_000, "resampled from the source's 44.1 kHz"
+
+
+def test_total_frames_prefers_the_container_count(default_profile) -> None:  # type: ignore[no-untyped-def]
+    assert plan_encode(default_profile, source(640, 360, frames=61, duration=2.0)).total_frames == 61
+    assert plan_encode(default_profile, source(640, 360, duration=2.0)).total_frames == 60
+
+
+def test_filter_complex_splits_once_and_scales_per_rung(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(1280, 720, rotation=90))
+    assert plan.filter_complex("0:v:0") == (
+        "[0:v:0]transpose=cclock,split=3[s0][s1][s2];"
+        "[s0]scale=w=720:h=1280:flags=bicubic,setsar=1,format=yuv420p[v0];"
+        "[s1]scale=w=480:h=854:flags=bicubic,setsar=1,format=yuv420p[v1];"
+        "[s2]scale=w=360:h=640:flags=bicubic,setsar=1,format=yuv420p[v2]"
+    )
+
+
+def test_source_without_a_picture_size_is_refused(default_profile) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgument, match="picture size"):
+        plan_encode(default_profile, source(0, 0))
+
+
+def test_planning_imports_no_media_library() -> None:
+    # Plans are pure: they must stay testable (and importable) without PyAV.
+    import subprocess
+    import sys
+
+    probe = "import sys, services.process_svc.plan; print('av' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import google.api  # googleapis-common-protos: google/api/annotations.proto
 import grpc_tools
 from grpc_tools import protoc
-import google.api  # googleapis-common-protos: google/api/annotations.proto
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"

@@ -13,8 +13,14 @@ from collections.abc import Iterable
 
 from services.auth_svc.tenants import tenant_not_found
 from services.shared.errors import InvalidArgument, PermissionDenied
-from services.shared.principal import (DEFAULT_KEY_SCOPES, SCOPE_ADMIN, SCOPE_SERVICE, SCOPE_VIDEOS_READ,
-                                       SCOPE_VIDEOS_WRITE, Principal)
+from services.shared.principal import (
+    DEFAULT_KEY_SCOPES,
+    SCOPE_ADMIN,
+    SCOPE_SERVICE,
+    SCOPE_VIDEOS_READ,
+    SCOPE_VIDEOS_WRITE,
+    Principal,
+)
 
 # In the order keys and tokens list them.
 KNOWN_SCOPES = (SCOPE_ADMIN, SCOPE_SERVICE, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE)

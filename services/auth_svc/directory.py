@@ -11,8 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.auth_svc.api_keys import (ApiKey, InvalidApiKey, MintedApiKey, RevokedApiKey, api_key_matches,
-                                        key_id_of, mint_api_key)
+from services.auth_svc.api_keys import (
+    ApiKey,
+    InvalidApiKey,
+    MintedApiKey,
+    RevokedApiKey,
+    api_key_matches,
+    key_id_of,
+    mint_api_key,
+)
 from services.auth_svc.models import ApiKeyRow, TenantRow
 from services.auth_svc.tenants import Tenant, tenant_not_found
 from services.shared.errors import AlreadyExists, NotFound

@@ -157,7 +157,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             scheme, _, token = header.partition(" ")
             try:
                 if scheme.lower() != "bearer" or not token:
-                    raise Unauthenticated("missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")
+                    raise Unauthenticated(
+                        "missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")
                 principal = await self._verifier.verify(token.strip())
             except VtcError as error:
                 await _abort(context, error)

@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-_fields: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_fields", default={})
+_fields: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_fields")
 
 
 @contextlib.contextmanager
 def log_context(**fields: str) -> Iterator[None]:
     """Attaches fields (job_id=..., video_id=..., tenant=...) to every log line inside."""
-    merged = {**_fields.get(), **{k: v for k, v in fields.items() if v}}
+    merged = {**_fields.get({}), **{k: v for k, v in fields.items() if v}}
     token = _fields.set(merged)
     try:
         yield
@@ -28,7 +28,7 @@ def log_context(**fields: str) -> Iterator[None]:
 
 def bind(**fields: str) -> None:
     """Attaches fields to the rest of the current task (one RPC, one job)."""
-    _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v}})
+    _fields.set({**_fields.get({}), **{k: v for k, v in fields.items() if v}})
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
-            **_fields.get(),
+            **_fields.get({}),
         }
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):

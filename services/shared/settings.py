@@ -20,8 +20,10 @@ class CommonSettings(BaseSettings):
     metadata_addr: str = Field("127.0.0.1:50051", description="host:port of the metadata service.")
     process_addr: str = Field("127.0.0.1:50051", description="host:port of the process service (profile catalogue).")
     bus_url: str = Field("memory://", description="Event bus: memory:// (in-process) or amqp://user:pass@host:5672/.")
-    storage_url: str = Field("", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
-    service_api_key: str = Field("", description="This service's API key for calls to peers; empty: read <data_dir>/keys/service.key.")
+    storage_url: str = Field(
+        "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
+    service_api_key: str = Field(
+        "", description="This service's API key for calls to peers; empty: read <data_dir>/keys/service.key.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stdout.")
     shutdown_grace_seconds: float = Field(10.0, description="How long in-flight calls may finish on shutdown.")
 

@@ -60,7 +60,8 @@ class UploadIntake:
         self._metadata = metadata
         self._service_token = service_token
 
-    async def accept(self, requests: AsyncIterable[upload_pb2.UploadRequest], tenant_id: str) -> upload_pb2.UploadResponse:
+    async def accept(self, requests: AsyncIterable[upload_pb2.UploadRequest],
+                     tenant_id: str) -> upload_pb2.UploadResponse:
         receiver = UploadReceiver(requests, self._limits)
         header = await receiver.read_header()
         video_id, job_id = new_id("vid"), new_id("job")

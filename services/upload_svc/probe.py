@@ -96,9 +96,7 @@ def _require_decodable_frame(container: av.container.InputContainer, video: av.V
         raise UnusableMedia(f"the video stream ({codec}) cannot be decoded: its decoder refuses the stream's "
                             f"parameters ({error.strerror}); export the video again in a common format") from error
     last_error = ""
-    packets = 0
-    for packet in container.demux(video):
-        packets += 1
+    for packets, packet in enumerate(container.demux(video), start=1):
         try:
             if video.decode(packet):
                 return
@@ -141,7 +139,8 @@ def _stream_info(stream: av.stream.Stream) -> common_pb2.StreamInfo:
     return info
 
 
-def _media_probe(container: av.container.InputContainer, video: av.VideoStream, duration: float) -> common_pb2.MediaProbe:
+def _media_probe(container: av.container.InputContainer, video: av.VideoStream,
+                 duration: float) -> common_pb2.MediaProbe:
     audio = next(iter(container.streams.audio), None)
     return common_pb2.MediaProbe(
         container=container.format.name,

@@ -41,7 +41,8 @@ class ProfileCatalogue:
     async def _fetch(self) -> frozenset[str]:
         credentials = await service_credentials(self._service_token)
         try:
-            reply = await self._process.ListProfiles(process_pb2.ListProfilesRequest(), metadata=credentials, timeout=10)
+            reply = await self._process.ListProfiles(process_pb2.ListProfilesRequest(), metadata=credentials,
+                                                     timeout=10)
         except grpc.aio.AioRpcError as error:
             raise peer_failure("process", "check the profile", error) from error
         return frozenset(p.name for p in reply.profiles)

@@ -47,7 +47,8 @@ class UploadHeader:
         if header.size_bytes < 0:
             raise InvalidArgument(f"header.size_bytes must be the file's size in bytes; got {header.size_bytes}")
         if header.size_bytes > limits.max_bytes:
-            raise InvalidArgument(f"the file is {header.size_bytes} bytes; uploads may be at most {limits.max_bytes} bytes")
+            raise InvalidArgument(
+                f"the file is {header.size_bytes} bytes; uploads may be at most {limits.max_bytes} bytes")
         sha256 = header.sha256.strip().lower()
         if sha256 and not _SHA256_HEX.fullmatch(sha256):
             raise InvalidArgument("header.sha256 must be the file's SHA-256 as 64 hex digits, or empty")

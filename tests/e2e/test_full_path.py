@@ -21,9 +21,9 @@ from vtc.v1 import (
     common_pb2,
     metadata_pb2,
     metadata_pb2_grpc,
-    upload_pb2,
     upload_pb2_grpc,
 )
+
 
 def _watch_to_end(metadata: metadata_pb2_grpc.MetadataServiceStub, job_id: str, token: str) -> list:
     return list(metadata.WatchJob(metadata_pb2.WatchJobRequest(job_id=job_id), metadata=bearer(token), timeout=120))

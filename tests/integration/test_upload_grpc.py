@@ -41,8 +41,16 @@ from services.shared.tokens import ServiceToken, TokenVerifier
 from services.upload_svc.server import UploadComponent
 from services.upload_svc.settings import Settings as UploadSettings
 from tests.media import make_clip
-from vtc.v1 import (auth_pb2, auth_pb2_grpc, metadata_pb2, metadata_pb2_grpc, process_pb2, process_pb2_grpc,
-                    upload_pb2, upload_pb2_grpc)
+from vtc.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    metadata_pb2,
+    metadata_pb2_grpc,
+    process_pb2,
+    process_pb2_grpc,
+    upload_pb2,
+    upload_pb2_grpc,
+)
 
 MiB = 1024 * 1024
 HOST = "127.0.0.1"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from services.shared.errors import InvalidArgument
 from services.upload_svc.mp4_boxes import read_mp4_layout
 from services.upload_svc.probe import UnusableMedia, probe, probe_file
-from services.shared.errors import InvalidArgument
 from tests.media import make_clip
 
 

@@ -61,7 +61,8 @@ async def test_rest_style_stream_repeats_the_header_and_carries_data_from_the_fi
     # body, split, beside it; later headers must not change anything.
     data = os.urandom(200_000)
     first = header(size=len(data), profile="default", title="Holiday")
-    messages = [upload_pb2.UploadRequest(header=first, chunk={"content_type": "video/quicktime", "data": data[:70_000]}),
+    messages = [upload_pb2.UploadRequest(header=first,
+                                         chunk={"content_type": "video/quicktime", "data": data[:70_000]}),
                 upload_pb2.UploadRequest(header=header("other.mp4", 5), chunk={"data": data[70_000:140_000]}),
                 upload_pb2.UploadRequest(header=first, chunk={"data": data[140_000:]})]
     declared, received = await receive(messages, tmp_path)

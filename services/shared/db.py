@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -73,3 +73,21 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def run_migrations_in_env(target_metadata: MetaData) -> None:
+    """The body of a service's Alembic env.py: migrate on the connection that
+    `migrate` handed over (there is no alembic.ini and no offline --sql mode)."""
+    from alembic import context
+
+    if context.is_offline_mode():
+        raise RuntimeError("migrations run online only, through services.shared.db.migrate")
+    context.configure(
+        connection=context.config.attributes["connection"],
+        target_metadata=target_metadata,
+        version_table=context.config.attributes["version_table"],
+        render_as_batch=True,  # SQLite alters tables by copying them
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

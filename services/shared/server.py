@@ -12,15 +12,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.shared.interceptors import AuthInterceptor, ErrorMappingInterceptor, RequestContextInterceptor
+from services.shared.settings import CommonSettings
 from services.shared.tokens import TokenVerifier
 
 log = logging.getLogger("vtc.server")
@@ -87,3 +88,19 @@ async def wait_for_signal() -> None:
     await stop.wait()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
+
+
+async def run_standalone(name: str, settings: CommonSettings,
+                         create_server: Callable[[Any], Awaitable[RunningServer]]) -> None:
+    """The body of `python -m services.<name>_svc`: one service on its own server
+    until SIGINT/SIGTERM, then a graceful stop."""
+    from services.shared.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    running = await create_server(settings)
+    log.info("%s service listening on %s:%d", name, settings.grpc_host, running.port)
+    try:
+        await wait_for_signal()
+    finally:
+        log.info("%s service shutting down", name)
+        await running.stop(settings.shutdown_grace_seconds)

@@ -1,22 +1,6 @@
-"""Alembic environment of the metadata DB. Run through services.shared.db.migrate,
-which hands over an open connection and the version table; there is no
-alembic.ini and no offline (--sql) mode."""
-
-from __future__ import annotations
-
-from alembic import context
+"""Alembic environment of the metadata DB, run through services.shared.db.migrate."""
 
 from services.metadata_svc.models import Base
+from services.shared.db import run_migrations_in_env
 
-if context.is_offline_mode():
-    raise RuntimeError("metadata migrations run online only, through services.shared.db.migrate")
-
-context.configure(
-    connection=context.config.attributes["connection"],
-    target_metadata=Base.metadata,
-    version_table=context.config.attributes["version_table"],
-    render_as_batch=True,  # SQLite alters tables by copying them
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations_in_env(Base.metadata)

@@ -84,7 +84,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
     await bus.start()
     store = open_store(settings.resolved_storage_url)
     upload_settings = UploadSettings(**shared)
-    auth = AuthComponent(AuthSettings(**shared))
+    auth = AuthComponent(AuthSettings(**shared), bus)
     components = [
         auth,
         ProcessComponent(ProcessSettings(**shared), bus, store),
@@ -92,7 +92,8 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         UploadComponent(upload_settings, bus, store,
                         ServiceToken(upload_settings.read_service_api_key, peer_channel(own))),
     ]
-    grpc_server = await start_server(components, TokenVerifier(auth.local_jwks), settings.grpc_host, port)
+    grpc_server = await start_server(components, TokenVerifier(auth.local_jwks), settings.grpc_host, port,
+                                     revocations=bus)
 
     gateway, rest_port = None, None
     if settings.gateway_enabled:

@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.auth_svc.bootstrap import ADMIN, bootstrap
 from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.revocations import RevocationBroadcast
 from services.auth_svc.servicer import AuthServicer
 from services.auth_svc.settings import Settings
 from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.token_issuer import TokenIssuer
+from services.shared.bus import Bus, open_bus
 from services.shared.db import create_engine, migrate
-from services.shared.server import RunningServer, start_server
+from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.tokens import TokenVerifier
 from vtc.v1 import auth_pb2, auth_pb2_grpc
 
@@ -34,14 +36,15 @@ class AuthComponent:
     public_methods: frozenset[str] = frozenset(
         f"/{_SERVICE.full_name}/{method}" for method in ("IssueToken", "GetJwks"))
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, bus: Bus | None = None) -> None:
+        """bus: where revocations are announced, so every service drops a revoked key's tokens at once."""
         self._settings = settings
         # The engine connects lazily: nothing touches the DB before start().
         self._engine = create_engine(settings.resolved_database_url)
         self.directory = TenantDirectory(async_sessionmaker(self._engine, expire_on_commit=False))
         self.keyring = SigningKeyring(settings.resolved_signing_key_dir)
         self.issuer = TokenIssuer(self.keyring, settings.auth_token_ttl_seconds)
-        self._servicer = AuthServicer(self.directory, self.keyring, self.issuer)
+        self._servicer = AuthServicer(self.directory, self.keyring, self.issuer, RevocationBroadcast(bus))
 
     @property
     def admin_key_file(self) -> Path:
@@ -69,6 +72,7 @@ class AuthComponent:
 
 async def create_server(settings: Settings) -> RunningServer:
     """The auth service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
-    component = AuthComponent(settings)
-    return await start_server([component], TokenVerifier(component.local_jwks), settings.grpc_host,
-                              settings.grpc_port)
+    bus = open_bus(settings.bus_url)
+    component = AuthComponent(settings, bus)
+    return await start_server([OwnedResources(bus), component], TokenVerifier(component.local_jwks),
+                              settings.grpc_host, settings.grpc_port, revocations=bus)

@@ -11,6 +11,7 @@ import grpc
 from services.auth_svc.access import check_may_revoke, grantable_scopes, managed_tenant
 from services.auth_svc.api_keys import key_name
 from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.revocations import RevocationBroadcast
 from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.tenants import tenant_name
 from services.auth_svc.timestamps import to_timestamp
@@ -22,10 +23,12 @@ from vtc.v1 import auth_pb2, auth_pb2_grpc
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, directory: TenantDirectory, keyring: SigningKeyring, issuer: TokenIssuer) -> None:
+    def __init__(self, directory: TenantDirectory, keyring: SigningKeyring, issuer: TokenIssuer,
+                 revocations: RevocationBroadcast) -> None:
         self._directory = directory
         self._keyring = keyring
         self._issuer = issuer
+        self._revocations = revocations
 
     async def IssueToken(self, request: auth_pb2.IssueTokenRequest,
                          context: grpc.aio.ServicerContext) -> auth_pb2.IssueTokenResponse:
@@ -73,4 +76,5 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise InvalidArgument("key_id is required")
         check_may_revoke(principal, (await self._directory.get_api_key(tenant_id, request.key_id)).scopes)
         key = await self._directory.revoke_api_key(tenant_id, request.key_id, datetime.now(UTC))
+        await self._revocations.announce(key)
         return key.to_proto()

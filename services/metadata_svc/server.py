@@ -3,7 +3,6 @@ and create_server (the service running alone, with its own bus and store)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from services.metadata_svc.watch import JobWatchHub
 from services.shared.bus import Bus, open_bus
 from services.shared.channels import peer_channel
 from services.shared.db import create_engine, migrate
-from services.shared.server import RunningServer, start_server
+from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
 from vtc.v1 import metadata_pb2, metadata_pb2_grpc
@@ -61,34 +60,11 @@ class MetadataComponent:
         await self._engine.dispose()
 
 
-class _StandaloneResources:
-    """What create_server opened for the service running alone (bus, auth
-    channel), as a component listed first so it starts first and stops last."""
-
-    service_names: Sequence[str] = ()
-    public_methods: frozenset[str] = frozenset()
-
-    def __init__(self, bus: Bus, auth_channel: grpc.aio.Channel) -> None:
-        self._bus = bus
-        self._auth_channel = auth_channel
-
-    def register(self, server: grpc.aio.Server) -> None:
-        return None
-
-    async def start(self) -> None:
-        await self._bus.start()
-
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._bus.close()
-        await self._auth_channel.close()
-
-
 async def create_server(settings: Settings) -> RunningServer:
     """The metadata service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
     bus = open_bus(settings.bus_url)
     store = open_store(settings.resolved_storage_url)
     auth_channel = peer_channel(settings.auth_addr)
     verifier = TokenVerifier(grpc_jwks_source(auth_channel))
-    components = [_StandaloneResources(bus, auth_channel), MetadataComponent(settings, bus, store)]
-    return await start_server(components, verifier, settings.grpc_host, settings.grpc_port)
+    components = [OwnedResources(bus, [auth_channel]), MetadataComponent(settings, bus, store)]
+    return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus)

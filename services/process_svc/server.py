@@ -13,7 +13,7 @@ from services.process_svc.settings import Settings
 from services.process_svc.worker import JOBS_BINDING, JOBS_QUEUE, TranscodeWorker
 from services.shared.bus import Bus, open_bus
 from services.shared.channels import peer_channel
-from services.shared.server import RunningServer, start_server
+from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
 from vtc.v1 import process_pb2, process_pb2_grpc
@@ -25,11 +25,9 @@ class ProcessComponent:
     service_names = (process_pb2.DESCRIPTOR.services_by_name["ProcessService"].full_name,)
     public_methods: frozenset[str] = frozenset()
 
-    def __init__(self, settings: Settings, bus: Bus, store: ObjectStore, *, owns_bus: bool = False) -> None:
-        """owns_bus: close the bus on stop (a process of its own); the all-in-one shares and closes its bus."""
+    def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
         self._settings = settings
         self._bus = bus
-        self._owns_bus = owns_bus
         # Loaded now so a broken profile file stops the service at start, not a job later.
         self.catalog = ProfileCatalog.load(settings.process_profiles_dir) if settings.process_profiles_dir \
             else ProfileCatalog.load()
@@ -50,19 +48,16 @@ class ProcessComponent:
                  extra={"fields": {"profiles": self.catalog.names, "concurrency": self._settings.process_concurrency}})
 
     async def stop(self) -> None:
-        # Closing the bus cancels the consumers: a job in flight stops its encoder and is requeued.
-        if self._owns_bus:
-            await self._bus.close()
+        # Nothing of its own: closing the bus (its owner's job) cancels the consumers,
+        # so a job in flight stops its encoder and is requeued.
+        return None
 
 
 async def create_server(settings: Settings) -> RunningServer:
     """The process service alone on its own gRPC server, with its own bus and store."""
     bus = open_bus(settings.bus_url)
-    await bus.start()
-    try:
-        component = ProcessComponent(settings, bus, open_store(settings.resolved_storage_url), owns_bus=True)
-        verifier = TokenVerifier(grpc_jwks_source(peer_channel(settings.auth_addr)))
-        return await start_server([component], verifier, settings.grpc_host, settings.grpc_port)
-    except BaseException:
-        await bus.close()
-        raise
+    auth_channel = peer_channel(settings.auth_addr)
+    components = [OwnedResources(bus, [auth_channel]),
+                  ProcessComponent(settings, bus, open_store(settings.resolved_storage_url))]
+    verifier = TokenVerifier(grpc_jwks_source(auth_channel))
+    return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus)

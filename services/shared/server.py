@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.shared.bus import Bus
 from services.shared.interceptors import AuthInterceptor, ErrorMappingInterceptor, RequestContextInterceptor
 from services.shared.settings import CommonSettings
 from services.shared.tokens import TokenVerifier
@@ -54,7 +55,34 @@ class RunningServer:
                 await component.stop()
 
 
-async def start_server(components: Sequence[Component], verifier: TokenVerifier, host: str, port: int) -> RunningServer:
+class OwnedResources:
+    """What a service running alone opened for itself (its bus, channels to
+    peers): listed first among the components, so it starts first and closes last."""
+
+    service_names: Sequence[str] = ()
+    public_methods: frozenset[str] = frozenset()
+
+    def __init__(self, bus: Bus, channels: Sequence[grpc.aio.Channel] = ()) -> None:
+        self._bus = bus
+        self._channels = channels
+
+    def register(self, server: grpc.aio.Server) -> None:
+        return None
+
+    async def start(self) -> None:
+        await self._bus.start()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._bus.close()
+        for channel in self._channels:
+            await channel.close()
+
+
+async def start_server(components: Sequence[Component], verifier: TokenVerifier, host: str, port: int, *,
+                       revocations: Bus | None = None) -> RunningServer:
+    """Builds, starts and returns the server. With `revocations`, the verifier
+    follows API key revocations broadcast on that bus."""
     public = frozenset().union(*(c.public_methods for c in components))
     server = grpc.aio.server(
         interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier, public)],
@@ -71,8 +99,16 @@ async def start_server(components: Sequence[Component], verifier: TokenVerifier,
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise RuntimeError(f"cannot listen on {host}:{port}: is the port taken?")
-    for component in components:
-        await component.start()
+    try:
+        for component in components:
+            await component.start()
+        if revocations is not None:
+            await verifier.follow_revocations(revocations)
+    except BaseException:
+        for component in reversed(components):
+            with contextlib.suppress(Exception):
+                await component.stop()
+        raise
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

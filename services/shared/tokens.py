@@ -13,6 +13,7 @@ import grpc
 import jwt
 from jwt import PyJWK
 
+from services.shared.bus import Bus, Delivery
 from services.shared.errors import Unauthenticated, Unavailable
 from services.shared.principal import Principal
 
@@ -21,6 +22,7 @@ log = logging.getLogger("vtc.tokens")
 ISSUER = "vtc-auth"
 AUDIENCE = "vtc"
 ALGORITHMS = ["EdDSA", "RS256"]
+KEY_REVOKED = "auth.api_key.revoked"  # routing key of events_pb2.ApiKeyRevoked
 
 # Returns the JWKS as a dict {"keys": [...]}.
 JwksSource = Callable[[], Awaitable[dict]]
@@ -37,6 +39,20 @@ class TokenVerifier:
         self._min_refresh = min_refresh_seconds
         self._leeway = leeway_seconds
         self._lock = asyncio.Lock()
+        self._revoked: dict[str, float] = {}  # API key id -> when it was revoked (epoch seconds)
+
+    def revoke(self, key_id: str, revoked_at: float) -> None:
+        """Rejects from now on every token of this API key issued up to revoked_at."""
+        self._revoked[key_id] = revoked_at
+
+    async def follow_revocations(self, bus: Bus) -> None:
+        """Applies the auth service's ApiKeyRevoked broadcasts as they come."""
+
+        async def on_revoked(delivery: Delivery) -> None:
+            event = delivery.decode()
+            self.revoke(event.key_id, event.revoked_at.ToSeconds())
+
+        await bus.consume_broadcast([KEY_REVOKED], on_revoked)
 
     async def _refresh(self) -> None:
         async with self._lock:
@@ -71,6 +87,8 @@ class TokenVerifier:
             raise Unauthenticated("token expired: get a new one (`vtc login`)") from error
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"invalid token: {error}") from error
+        if claims["iat"] <= self._revoked.get(claims["sub"], float("-inf")):
+            raise Unauthenticated("this token's API key was revoked")
         return Principal(subject=claims["sub"], tenant_id=claims["tenant"],
                          scopes=frozenset(str(claims.get("scope", "")).split()))
 

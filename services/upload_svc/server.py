@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import grpc
 
 from services.shared.bus import Bus, open_bus
 from services.shared.channels import peer_channel
-from services.shared.server import RunningServer, start_server
+from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.tokens import ServiceToken, TokenVerifier, grpc_jwks_source
 from services.upload_svc.intake import UploadIntake
@@ -55,39 +55,12 @@ class UploadComponent:
         await self._process_channel.close()
 
 
-class _Resources:
-    """Closes what create_server opened for a standalone upload service, after the component stops."""
-
-    service_names: Sequence[str] = ()
-    public_methods: frozenset[str] = frozenset()
-
-    def __init__(self, closers: Sequence[Callable[[], Awaitable[object]]]) -> None:
-        self._closers = closers
-
-    def register(self, server: grpc.aio.Server) -> None:
-        return None
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        for close in self._closers:
-            await close()
-
-
 async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus(settings.bus_url)
-    await bus.start()
     store = open_store(settings.resolved_storage_url)
     auth_channel = peer_channel(settings.auth_addr)
     verifier = TokenVerifier(grpc_jwks_source(auth_channel))
     service_token = ServiceToken(settings.read_service_api_key, auth_channel)
-    # Listed first so it stops last, once the upload component is done with them.
-    resources = _Resources([auth_channel.close, bus.close])
     component = UploadComponent(settings, bus, store, service_token)
-    try:
-        return await start_server([resources, component], verifier, settings.grpc_host, settings.grpc_port)
-    except BaseException:
-        await component.stop()
-        await resources.stop()
-        raise
+    return await start_server([OwnedResources(bus, [auth_channel]), component], verifier, settings.grpc_host,
+                              settings.grpc_port, revocations=bus)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import grpc
@@ -148,17 +149,32 @@ def test_another_tenant_cannot_see_or_fetch_a_video(stack: Stack, clip_640x360: 
         _watch_to_end(metadata, reply.job_id, admin)  # let the job finish before the stack stops
 
 
-def test_revoked_key_gets_no_more_tokens(stack: Stack) -> None:
+def test_revoking_a_key_stops_its_live_tokens_and_new_ones(stack: Stack) -> None:
     admin = stack.admin_token()
     with stack.channel() as channel:
         auth = auth_pb2_grpc.AuthServiceStub(channel)
+        metadata = metadata_pb2_grpc.MetadataServiceStub(channel)
         whoami = auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=stack.admin_key))
         key = auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=whoami.tenant_id, name="to revoke"),
                                 metadata=bearer(admin))
-        auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=key.secret))
+        live = auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=key.secret)).access_token
+        metadata.ListVideos(metadata_pb2.ListVideosRequest(), metadata=bearer(live))  # works before
+
         auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=whoami.tenant_id, key_id=key.key.key_id),
                           metadata=bearer(admin))
         with pytest.raises(grpc.RpcError) as revoked:
             auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=key.secret))
         assert revoked.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "revoked" in revoked.value.details()
+
+        deadline = time.monotonic() + 5  # the revocation travels over the bus
+        while True:
+            try:
+                metadata.ListVideos(metadata_pb2.ListVideosRequest(), metadata=bearer(live))
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "revoked" in error.details()
+                break
+            assert time.monotonic() < deadline, "a revoked key's token still works"
+            time.sleep(0.05)
+        metadata.ListVideos(metadata_pb2.ListVideosRequest(), metadata=bearer(admin))  # others unaffected

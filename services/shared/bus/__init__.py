@@ -4,6 +4,7 @@
     await bus.start()
     await bus.publish("job.requested", JobRequested(...))          # returns once confirmed
     await bus.consume("process.jobs", ["job.requested"], handle)   # prefetch 1
+    await bus.consume_broadcast(["auth.api_key.revoked"], handle)  # every process a copy
 
 A handler that returns acks the message. One that raises `Reject` sends it to
 the dead-letter store at once (it can never succeed); any other exception

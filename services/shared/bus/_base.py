@@ -51,6 +51,10 @@ class Bus(Protocol):
     async def consume(self, queue: str, binding_keys: Sequence[str], handler: Handler, *,
                       prefetch: int = 1, max_deliveries: int = 5) -> None: ...
 
+    async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
+        """Every subscriber gets its own copy (RabbitMQ: an exclusive, auto-deleted queue)."""
+        ...
+
 
 def _ensure_events_loaded() -> None:
     from vtc.v1 import events_pb2  # noqa: F401  registers the event types

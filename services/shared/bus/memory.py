@@ -67,6 +67,9 @@ class InProcessBus:
         for _ in range(prefetch):
             self._consumers.append(asyncio.create_task(self._run(declared, handler, max_deliveries)))
 
+    async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
+        await self.consume(f"broadcast.{uuid.uuid4().hex}", binding_keys, handler)
+
     def dead_letters(self, queue: str) -> list[Delivery]:
         return list(self._queues[queue].dead_letters) if queue in self._queues else []
 

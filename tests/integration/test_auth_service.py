@@ -6,14 +6,12 @@ away. Each test runs on SQLite and, where it is reachable, on PostgreSQL."""
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import grpc
 import jwt
 import pytest
@@ -21,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from services.auth_svc.models import Base
 from services.auth_svc.server import AuthComponent, create_server
@@ -30,10 +28,9 @@ from services.auth_svc.signing_keys import rotate_signing_key
 from services.shared.db import create_engine
 from services.shared.server import RunningServer
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
-from tests.conftest import require_service
+from tests.databases import private_postgres_database
 from vtc.v1 import auth_pb2, auth_pb2_grpc
 
-POSTGRES_URL = os.environ.get("VTC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 TTL_SECONDS = 600
 
 
@@ -44,18 +41,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield ""  # the default: a SQLite file in data_dir
         return
-    base = make_url(POSTGRES_URL)
-    require_service("PostgreSQL", base.host or "127.0.0.1", base.port or 5432)
-    # A database of its own per test: other suites may share the server.
-    name = f"vtc_auth_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(host=base.host, port=base.port, user=base.username,
-                                  password=base.password, database=base.database)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield base.set(database=name).render_as_string(hide_password=False)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with private_postgres_database("vtc_auth_test") as url:
+        yield url
 
 
 # --- the service ---------------------------------------------------------------------------------

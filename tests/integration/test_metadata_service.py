@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from services.metadata_svc.server import MetadataComponent
 from services.metadata_svc.settings import Settings
@@ -28,11 +27,10 @@ from services.shared.ids import new_id
 from services.shared.server import RunningServer, start_server
 from services.shared.storage.keys import rendition_key, source_key
 from services.shared.storage.local import LocalDirectoryStore
-from tests.conftest import require_service
+from tests.databases import private_postgres_database
 from tests.tokens import TestKeys
 from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc
 
-POSTGRES_URL = os.environ.get("VTC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 TENANT_A, TENANT_B = "ten_a", "ten_b"
 READ_WRITE = ("videos:read", "videos:write")
 
@@ -44,18 +42,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "metadata.db")
         return
-    base = make_url(POSTGRES_URL)
-    require_service("PostgreSQL", base.host or "127.0.0.1", base.port or 5432)
-    # A database of its own per test: other suites may share the server.
-    name = f"vtc_metadata_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(host=base.host, port=base.port, user=base.username,
-                                  password=base.password, database=base.database)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield base.set(database=name).render_as_string(hide_password=False)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with private_postgres_database("vtc_metadata_test") as url:
+        yield url
 
 
 # --- the service ---------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ from services.shared.bus._base import Bus
 
 
 def open_bus(url: str) -> Bus:
-    """memory:// -> in-process bus; amqp:// -> RabbitMQ (not built yet)."""
+    """memory:// -> the in-process bus; amqp://user:pass@host:5672/vhost -> RabbitMQ."""
     if url.startswith("memory:"):
         from services.shared.bus.memory import InProcessBus
 
         return InProcessBus()
     if url.startswith(("amqp://", "amqps://")):
-        raise NotImplementedError("the RabbitMQ bus is not built yet; use VTC_BUS_URL=memory://")
+        from services.shared.bus.amqp import RabbitMqBus
+
+        return RabbitMqBus(url)
     raise ValueError(f"unknown bus URL {url!r}: expected memory:// or amqp://...")

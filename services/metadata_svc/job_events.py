@@ -10,6 +10,8 @@ from services.metadata_svc.watch import JobUpdate, JobWatchHub
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.errors import NotFound
 from services.shared.logs import log_context
+from services.shared.storage import ObjectStore
+from services.shared.storage.keys import video_prefix
 from vtc.v1 import events_pb2
 
 log = logging.getLogger("vtc.metadata.events")
@@ -19,9 +21,10 @@ BINDING = "job.event.#"
 
 
 class JobEventConsumer:
-    def __init__(self, catalog: VideoCatalog, hub: JobWatchHub) -> None:
+    def __init__(self, catalog: VideoCatalog, hub: JobWatchHub, store: ObjectStore) -> None:
         self._catalog = catalog
         self._hub = hub
+        self._store = store
 
     async def start(self, bus: Bus) -> None:
         # Prefetch 1: one job's events are applied, and fanned out, in arrival order.
@@ -35,8 +38,12 @@ class JobEventConsumer:
             try:
                 job = await self._catalog.apply_event(event)
             except NotFound:
-                # Its video was deleted while the job ran: nothing left to update.
+                # Its video was deleted while the job ran: nothing left to update, but the
+                # renditions the worker stored after the delete must not outlive the video.
                 log.info("event %s for an unknown job ignored", event.event_id or delivery.message_id)
+                if event.WhichOneof("kind") == "completed":
+                    removed = await self._store.delete_prefix(video_prefix(event.tenant_id, event.video_id))
+                    log.info("removed %d objects a deleted video's job stored late", removed)
                 return
             if job is None:
                 log.debug("stale or repeated event ignored (attempt %d, sequence %d)", event.attempt, event.sequence)

@@ -41,6 +41,7 @@ class MetadataComponent:
         self._engine = create_engine(settings.resolved_database_url)
         self.catalog = VideoCatalog(async_sessionmaker(self._engine, expire_on_commit=False))
         self.watch_hub = JobWatchHub()
+        self._store = store
         self._servicer = MetadataServicer(self.catalog, store, self.watch_hub)
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -51,7 +52,7 @@ class MetadataComponent:
             self._settings.data_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite file
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
         # Consume before requeueing, so the events of requeued jobs find their consumer.
-        await JobEventConsumer(self.catalog, self.watch_hub).start(self._bus)
+        await JobEventConsumer(self.catalog, self.watch_hub, self._store).start(self._bus)
         if not self._bus.durable:
             count = await requeue_unfinished_jobs(self.catalog, self._bus)
             log.info("metadata service started; %d unfinished jobs requeued", count)

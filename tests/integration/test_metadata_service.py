@@ -487,6 +487,22 @@ async def test_delete_removes_rows_and_every_stored_object(metadata: Metadata, t
     assert metadata.bus.dead_letters("metadata.job-events") == []
 
 
+async def test_renditions_a_job_stores_after_its_video_was_deleted_are_removed(metadata: Metadata,
+                                                                               tmp_path: Path) -> None:
+    registered = await register(metadata)
+    job = registered.job
+    await publish(metadata, started(job, 1))
+    await metadata.stub.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=registered.video.video_id),
+                                    metadata=metadata.as_user())
+    # The worker, unaware of the delete, finishes and stores its output.
+    [rendition] = renditions_of(job, ("360p", 640, 360))
+    await store_bytes(metadata, rendition.storage_key, b"late rendition", tmp_path)
+    await publish(metadata, completed(job, 2, [rendition]))
+    await drain_events(metadata, (await register(metadata, title="barrier")).job, 1)
+    with pytest.raises(NotFound):
+        await metadata.store.stat(rendition.storage_key)
+
+
 # --- requeue on start ----------------------------------------------------------------------------
 
 async def requested_jobs(bus: InProcessBus) -> asyncio.Queue[events_pb2.JobRequested]:

@@ -21,15 +21,21 @@ from services.process_svc.plan import SourceInfo
 _FIRST_FRAME_PACKET_LIMIT = 600
 
 
-def probe_source(path: Path) -> SourceInfo:
-    """Raises SourceUnreadable when the file is not a decodable video."""
+def open_source(path: Path) -> av.container.InputContainer:
+    """Opens the source; raises SourceUnreadable unless it is a container with a video stream."""
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as error:
         raise SourceUnreadable(f"the source could not be opened as a video file: {ffmpeg_reason(error)}") from None
-    with container:
-        if not container.streams.video:
-            raise SourceUnreadable("the source has no video stream; upload a video file")
+    if not container.streams.video:
+        container.close()
+        raise SourceUnreadable("the source has no video stream; upload a video file")
+    return container
+
+
+def probe_source(path: Path) -> SourceInfo:
+    """Raises SourceUnreadable when the file is not a decodable video."""
+    with open_source(path) as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         first = _first_frame(container, video)

@@ -17,7 +17,7 @@ import av.error
 
 from services.process_svc.execute.audio_track import SharedAudioTrack
 from services.process_svc.execute.ladder_graph import LadderGraph
-from services.process_svc.execute.probe import ffmpeg_reason
+from services.process_svc.execute.probe import ffmpeg_reason, open_source
 from services.process_svc.execute.progress import ProgressMeter, TranscodeProgress
 from services.process_svc.execute.rendition_writer import RenditionWriter
 from services.process_svc.execute.verify import ProducedRendition, inspect_rendition
@@ -42,13 +42,7 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
     TranscodeCancelled (when `cancel` is set), anything else is a bug.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        source = av.open(str(source_path))
-    except av.error.FFmpegError as error:
-        raise SourceUnreadable(f"the source could not be opened as a video file: {ffmpeg_reason(error)}") from None
-    with source:
-        if not source.streams.video:
-            raise SourceUnreadable("the source has no video stream; upload a video file")
+    with open_source(source_path) as source:
         video = source.streams.video[0]
         video.thread_type = "AUTO"  # frame threads for the decoder too
         audio = source.streams.audio[0] if plan.audio and source.streams.audio else None

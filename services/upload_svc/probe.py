@@ -14,6 +14,7 @@ import av.error
 from av.stream import Disposition
 
 from services.shared.errors import InvalidArgument
+from services.shared.media_source import RefusedMediaFormat, open_untrusted_media
 from services.upload_svc.mp4_boxes import Mp4Layout, read_mp4_layout
 from vtc.v1 import common_pb2
 
@@ -38,7 +39,9 @@ def probe_file(path: Path) -> common_pb2.MediaProbe:
     if layout is not None and layout.truncated:
         raise UnusableMedia(_truncation_reason(layout))
     try:
-        container = av.open(str(path), metadata_errors="replace")
+        container = open_untrusted_media(path, metadata_errors="replace")
+    except RefusedMediaFormat as refused:
+        raise UnusableMedia(refused.message) from None
     except av.error.FFmpegError as error:
         raise UnusableMedia(_unreadable_reason(path, layout, error)) from error
     with container:

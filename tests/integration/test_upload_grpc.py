@@ -340,6 +340,12 @@ BAD_UPLOADS = [
     BadUpload("audio only", lambda d, c: make_clip(d / "voice.m4a", seconds=1.0, video=False), {},
               "the file has no video stream"),
     BadUpload("unknown profile", lambda d, c: c, {"profile": "cinema-8k"}, "unknown profile 'cinema-8k'"),
+    BadUpload("hls playlist naming another file",
+              lambda d, c: _write(d / "evil.m3u8", f"#EXTM3U\n#EXTINF:1.0,\n{c}\n#EXT-X-ENDLIST\n".encode()), {},
+              "playlists and file lists are not accepted; upload the media file itself"),
+    BadUpload("concat list naming another file",
+              lambda d, c: _write(d / "list.mp4", f"ffconcat version 1.0\nfile '{c}'\n".encode()), {},
+              "playlists and file lists are not accepted; upload the media file itself"),
 ]
 
 

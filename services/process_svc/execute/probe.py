@@ -15,6 +15,7 @@ import av.error
 
 from services.process_svc.failures import SourceUnreadable
 from services.process_svc.plan import SourceInfo
+from services.shared.media_source import RefusedMediaFormat, open_untrusted_media
 
 # Give up looking for a first picture after this many packets: a source whose
 # opening second does not decode is not one we can transcode.
@@ -22,9 +23,12 @@ _FIRST_FRAME_PACKET_LIMIT = 600
 
 
 def open_source(path: Path) -> av.container.InputContainer:
-    """Opens the source; raises SourceUnreadable unless it is a container with a video stream."""
+    """Opens the source (format and protocol allow-listed: it never reads another
+    file); raises SourceUnreadable unless it is a container with a video stream."""
     try:
-        container = av.open(str(path))
+        container = open_untrusted_media(path)
+    except RefusedMediaFormat as refused:
+        raise SourceUnreadable(refused.message) from None
     except av.error.FFmpegError as error:
         raise SourceUnreadable(f"the source could not be opened as a video file: {ffmpeg_reason(error)}") from None
     if not container.streams.video:

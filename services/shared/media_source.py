@@ -1,0 +1,91 @@
+"""Opening an uploaded file with FFmpeg without letting it read anything else.
+
+Several of FFmpeg's demuxers follow references to other files or URLs (HLS and
+DASH playlists, concat lists, image2 patterns, lavfi's movie filter, SDP/RTP,
+capture devices): an uploaded `.m3u8` naming another tenant's rendition would
+otherwise be transcoded as if it were the upload. So every untrusted source is
+opened here, with an explicit allow-list of self-contained container formats
+(FFmpeg's `format_whitelist`) and only the `file` protocol. The upload's probe
+and the transcode worker both use open_untrusted_media(), so what one accepts
+the other can open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import av.error
+
+from services.shared.errors import InvalidArgument
+
+# FFmpeg demuxer names (a demuxer named "mov,mp4,m4a,3gp,3g2,mj2" matches "mov").
+# Only formats whose demuxer reads the one file it is given.
+VIDEO_CONTAINERS = (
+    "mov", "matroska", "avi", "flv", "live_flv", "mpegts", "mpeg", "mxf", "asf", "ogg", "nut", "dv", "gxf",
+    "rm", "wtv", "nuv", "ivf", "obu", "gif", "apng", "yuv4mpegpipe",
+)
+# Raw elementary streams (a camera's or encoder's .h264/.hevc output).
+ELEMENTARY_STREAMS = (
+    "h264", "hevc", "vvc", "av1", "m4v", "mpegvideo", "vc1", "mjpeg", "dirac", "h261", "h263", "cavsvideo", "evc",
+)
+# Accepted so that an audio file or a still picture is refused with its own
+# reason ("holds only audio", "a single still image") instead of a format error.
+AUDIO_AND_STILLS = (
+    "aac", "mp3", "wav", "w64", "flac", "ac3", "eac3", "dts", "aiff", "caf", "amr", "wv", "tta", "loas", "truehd",
+    "mlp", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif_pipe",
+)
+ACCEPTED_FORMATS = VIDEO_CONTAINERS + ELEMENTARY_STREAMS + AUDIO_AND_STILLS
+
+OPEN_OPTIONS = {"format_whitelist": ",".join(ACCEPTED_FORMATS), "protocol_whitelist": "file"}
+
+REFERENCING_REASON = ("playlists and file lists are not accepted; upload the media file itself")
+_SNIFF_BYTES = 4096
+# Text formats that refer to other files, by how they start: (marker, what the user uploaded).
+_REFERENCING_MARKERS = (
+    (b"#EXTM3U", "an HLS playlist (.m3u8)"),
+    (b"ffconcat", "an FFmpeg concat list"),
+    (b"file ", "an FFmpeg concat list"),
+    (b"<MPD", "a DASH manifest (.mpd)"),
+    (b"v=0", "an SDP session description"),
+    (b"[Reference]", "a reference file"),
+)
+
+
+class RefusedMediaFormat(InvalidArgument):
+    """The file is in a format we never open: it refers to other files, or is not a media container we accept."""
+
+
+def open_untrusted_media(path: Path, **open_kwargs: object) -> av.container.InputContainer:
+    """Opens the file for reading with the format and protocol allow-lists.
+
+    Raises RefusedMediaFormat when FFmpeg recognised the file as a format outside
+    the list, or when the file starts like a playlist or file list (whatever its
+    name: FFmpeg would not detect an .m3u8 named .mp4, but the reason is the
+    same); other FFmpeg errors (unrecognised, damaged) propagate unchanged so
+    callers keep their own reasons for those."""
+    if (what := _referencing_kind(path)) is not None:
+        raise RefusedMediaFormat(f"the file is {what}, which refers to other files: {REFERENCING_REASON}")
+    try:
+        return av.open(str(path), "r", container_options=dict(OPEN_OPTIONS), **open_kwargs)  # type: ignore[call-overload]
+    except av.error.ArgumentError as error:  # EINVAL: detected, but "Format not on whitelist"
+        raise RefusedMediaFormat(refusal_reason(path)) from error
+
+
+def refusal_reason(path: Path) -> str:
+    if (what := _referencing_kind(path)) is not None:
+        return f"the file is {what}, which refers to other files: {REFERENCING_REASON}"
+    return ("the file's format is not one we accept (" + REFERENCING_REASON + "; otherwise export it as MP4, MOV, "
+            "MKV/WebM, AVI, MPEG-TS or MXF)")
+
+
+def _referencing_kind(path: Path) -> str | None:
+    """What kind of playlist or file list the file starts as, if it does."""
+    with path.open("rb") as handle:
+        start = handle.read(_SNIFF_BYTES).lstrip(b"\xef\xbb\xbf \t\r\n").upper()
+    for marker, what in _REFERENCING_MARKERS:
+        if start.startswith(marker.upper()):
+            return what
+    if start.startswith(b"<?XML") and b"<MPD" in start:
+        return "a DASH manifest (.mpd)"
+    return None

@@ -8,6 +8,8 @@ VtcError
 ├── FailedPrecondition  the thing is not in a state that allows this
 ├── Unauthenticated     no, bad or expired credentials
 ├── PermissionDenied    authenticated, but the scope does not allow it
+├── ResourceExhausted   a limit is reached (the message names it); retry when below it
+├── DeadlineExceeded    the caller took too long (e.g. an upload stalled between chunks)
 └── Unavailable         a peer or backend is down; retry later
 """
 
@@ -53,6 +55,16 @@ class Unauthenticated(VtcError):
 class PermissionDenied(VtcError):
     code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(VtcError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class DeadlineExceeded(VtcError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
 
 
 class Unavailable(VtcError):

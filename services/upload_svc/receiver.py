@@ -1,6 +1,10 @@
 """Reads one Upload stream: the header first, then the chunks into a spool file
 on disk, hashing as they arrive. The file is never held whole in memory, and
-disk writes and hashing run in a worker thread so the event loop stays free."""
+disk writes and hashing run in a worker thread so the event loop stays free.
+
+A client that goes silent is not waited for: each message must arrive within
+UploadLimits.idle_seconds of the one before, or the upload ends with
+DEADLINE_EXCEEDED (and the spool file goes with it)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from services.shared.errors import InvalidArgument
+from services.shared.errors import DeadlineExceeded, InvalidArgument
 from vtc.v1 import upload_pb2
 
 SPOOL_PREFIX = "upload-"
@@ -27,6 +31,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 class UploadLimits:
     max_bytes: int
     chunk_max_bytes: int
+    idle_seconds: float  # longest silence allowed before the header and between chunks
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class UploadReceiver:
 
     async def read_header(self) -> UploadHeader:
         try:
-            first = await anext(self._requests)
+            first = await self._next_message("the header")
         except StopAsyncIteration:
             raise InvalidArgument("the upload stream was empty: the first message must carry the header") from None
         if not first.HasField("header"):
@@ -147,9 +152,23 @@ class UploadReceiver:
     async def _chunks(self) -> AsyncIterator[bytes]:
         if self._first_chunk:
             yield self._checked(self._first_chunk)
-        async for request in self._requests:
+        while True:
+            try:
+                request = await self._next_message("the next chunk")
+            except StopAsyncIteration:
+                return
             if request.chunk.data:
                 yield self._checked(request.chunk.data)
+
+    async def _next_message(self, awaited: str) -> upload_pb2.UploadRequest:
+        """The next message, or DeadlineExceeded after idle_seconds of silence."""
+        try:
+            async with asyncio.timeout(self._limits.idle_seconds):
+                return await anext(self._requests)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no data for {self._limits.idle_seconds:g} s while waiting for {awaited}: the upload stalled "
+                "and was dropped; send it again (uploads must keep sending)") from None
 
     def _checked(self, data: bytes) -> bytes:
         if len(data) > self._limits.chunk_max_bytes:

@@ -19,6 +19,7 @@ from services.upload_svc.intake import UploadIntake
 from services.upload_svc.profiles import ProfileCatalogue
 from services.upload_svc.receiver import UploadLimits, remove_stale_spool_files
 from services.upload_svc.servicer import UploadServicer
+from services.upload_svc.slots import UploadSlots
 from services.upload_svc.settings import Settings
 from vtc.v1 import metadata_pb2_grpc, process_pb2_grpc, upload_pb2, upload_pb2_grpc
 
@@ -37,12 +38,14 @@ class UploadComponent:
                                     settings.upload_profiles_cache_seconds)
         self._intake = UploadIntake(
             spool_dir=settings.upload_spool_dir,
-            limits=UploadLimits(max_bytes=settings.upload_max_bytes, chunk_max_bytes=settings.upload_chunk_max_bytes),
+            limits=UploadLimits(max_bytes=settings.upload_max_bytes, chunk_max_bytes=settings.upload_chunk_max_bytes,
+                                idle_seconds=settings.upload_idle_timeout_seconds),
             bus=bus, store=store, profiles=profiles,
             metadata=metadata_pb2_grpc.MetadataServiceStub(self._metadata_channel), service_token=service_token)
+        self._slots = UploadSlots(settings.upload_max_concurrent_per_tenant)
 
     def register(self, server: grpc.aio.Server) -> None:
-        upload_pb2_grpc.add_UploadServiceServicer_to_server(UploadServicer(self._intake), server)
+        upload_pb2_grpc.add_UploadServiceServicer_to_server(UploadServicer(self._intake, self._slots), server)
 
     async def start(self) -> None:
         spool_dir = self._settings.upload_spool_dir

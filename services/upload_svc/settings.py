@@ -17,6 +17,11 @@ class Settings(CommonSettings):
         None, description="Where uploads are spooled while they arrive and are checked; empty: <data_dir>/tmp/uploads.")
     upload_max_bytes: int = Field(20 * GIB, gt=0, description="Largest source file accepted, in bytes.")
     upload_chunk_max_bytes: int = Field(MIB, gt=0, description="Largest chunk one upload message may carry, in bytes.")
+    upload_idle_timeout_seconds: float = Field(
+        60.0, gt=0, description="An upload that sends nothing for this long ends with DEADLINE_EXCEEDED.")
+    upload_max_concurrent_per_tenant: int = Field(
+        16, gt=0, description="Uploads one tenant may have in progress at once on one upload server; "
+        "more are refused with RESOURCE_EXHAUSTED.")
     upload_profiles_cache_seconds: float = Field(
         30.0, ge=0, description="How long the profile list fetched from the process service is reused.")
 

@@ -127,9 +127,10 @@ class Stack:
         await self.bus.close()
 
 
-async def start_stack(data_dir: Path, *, with_metadata: bool = True) -> Stack:
+async def start_stack(data_dir: Path, *, with_metadata: bool = True, **upload_fields: object) -> Stack:
     """auth + process + metadata + upload on one server on a free port. Without
-    metadata, metadata_addr points at a port nobody listens on."""
+    metadata, metadata_addr points at a port nobody listens on. upload_fields
+    override the upload service's settings (e.g. upload_idle_timeout_seconds)."""
     port = _reserve_port()
     own = f"{HOST}:{port}"
     shared = dict(data_dir=data_dir, grpc_host=HOST, grpc_port=port, auth_addr=own, process_addr=own,
@@ -140,7 +141,7 @@ async def start_stack(data_dir: Path, *, with_metadata: bool = True) -> Stack:
     await bus.start()
     store = LocalDirectoryStore(data_dir / "objects")
     auth = AuthComponent(AuthSettings(**shared))
-    upload_settings = UploadSettings(**shared)
+    upload_settings = UploadSettings(**shared, **upload_fields)
     components = [auth, ProcessComponent(ProcessSettings(**shared), bus, store)]
     if with_metadata:
         components.append(MetadataComponent(MetadataSettings(**shared), bus, store))

@@ -3,19 +3,23 @@ checksum verification, and the spool file on disk."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
 
-from services.shared.errors import InvalidArgument
+from services.shared.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
 from services.upload_svc.receiver import UploadLimits, UploadReceiver, remove_stale_spool_files, spool_file
+from services.upload_svc.slots import UploadSlots
 from vtc.v1 import upload_pb2
 
 MIB = 1024 * 1024
-LIMITS = UploadLimits(max_bytes=64 * MIB, chunk_max_bytes=MIB)
+LIMITS = UploadLimits(max_bytes=64 * MIB, chunk_max_bytes=MIB, idle_seconds=30.0)
 
 
 def header(filename: str = "clip.mov", size: int = 0, **fields: str) -> upload_pb2.UploadHeader:
@@ -135,6 +139,44 @@ async def test_checksum_mismatch_names_both_digests(tmp_path: Path) -> None:
     wrong = hashlib.sha256(b"the bytes that were sent").hexdigest()
     reason = await rejection(grpc_style(data, sha256=wrong), tmp_path)
     assert wrong in reason and hashlib.sha256(data).hexdigest() in reason
+
+
+async def test_silence_between_chunks_ends_the_upload_after_the_idle_timeout(tmp_path: Path) -> None:
+    async def goes_silent() -> AsyncIterator[upload_pb2.UploadRequest]:
+        yield upload_pb2.UploadRequest(header=header(size=1000))
+        yield upload_pb2.UploadRequest(chunk={"data": b"y" * 100})
+        await asyncio.Event().wait()
+        yield upload_pb2.UploadRequest()  # never reached
+
+    receiver = UploadReceiver(goes_silent(), dataclasses.replace(LIMITS, idle_seconds=0.2))
+    await receiver.read_header()
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"no data for 0\.2 s while waiting for the next chunk"):
+        await receiver.receive_into(tmp_path / "spooled")
+    assert 0.15 < time.monotonic() - started < 2
+
+
+async def test_silence_before_the_header_ends_the_upload_too() -> None:
+    async def says_nothing() -> AsyncIterator[upload_pb2.UploadRequest]:
+        await asyncio.Event().wait()
+        yield upload_pb2.UploadRequest()  # never reached
+
+    receiver = UploadReceiver(says_nothing(), dataclasses.replace(LIMITS, idle_seconds=0.2))
+    with pytest.raises(DeadlineExceeded, match="while waiting for the header"):
+        await receiver.read_header()
+
+
+def test_upload_slots_cap_each_tenant_on_its_own_and_come_back() -> None:
+    slots = UploadSlots(per_tenant=2)
+    with slots.hold("ten_a"), slots.hold("ten_a"):
+        with pytest.raises(ResourceExhausted, match="at most 2 at once"):
+            with slots.hold("ten_a"):
+                pass
+        with slots.hold("ten_b"):
+            assert (slots.in_progress("ten_a"), slots.in_progress("ten_b")) == (2, 1)
+    with pytest.raises(RuntimeError), slots.hold("ten_a"):
+        raise RuntimeError("the upload failed")
+    assert slots.in_progress("ten_a") == 0
 
 
 def test_spool_file_is_removed_when_the_upload_fails(tmp_path: Path) -> None:

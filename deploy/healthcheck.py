@@ -1,16 +1,16 @@
 """Container health checks for docker-compose.yml, with what the image already has.
 
-    python deploy/healthcheck.py grpc 127.0.0.1:50051      # grpc.health.v1: SERVING?
-    python deploy/healthcheck.py http http://127.0.0.1:9901/ready   # 200?
+    python deploy/healthcheck.py grpc 127.0.0.1:50051                 # grpc.health.v1: SERVING?
+    python deploy/healthcheck.py envoy-admin /tmp/envoy-admin.sock    # Envoy's /ready says LIVE?
 
 Exit status 0 when healthy, 1 otherwise (with the reason on stderr).
 """
 
 from __future__ import annotations
 
+import http.client
+import socket
 import sys
-import urllib.error
-import urllib.request
 
 TIMEOUT_SECONDS = 3.0
 
@@ -30,16 +30,23 @@ def grpc_serving(address: str, service: str = "") -> str | None:
     return None
 
 
-def http_ok(url: str) -> str | None:
+def envoy_live(admin_socket: str) -> str | None:
+    """Envoy's admin API is a unix socket (gateway/envoy_config.py): HTTP/1.1 over it."""
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as reply:  # noqa: S310 - our own endpoint
-            return None if reply.status == 200 else f"{url}: HTTP {reply.status}"
-    except (urllib.error.URLError, OSError) as error:
-        return f"{url}: {error}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(TIMEOUT_SECONDS)
+            sock.connect(admin_socket)
+            sock.sendall(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            reply = http.client.HTTPResponse(sock)
+            reply.begin()
+            body = reply.read().decode(errors="replace").strip()
+    except (OSError, http.client.HTTPException) as error:
+        return f"{admin_socket}: {error}"
+    return None if reply.status == 200 and body == "LIVE" else f"{admin_socket}: HTTP {reply.status} {body}"
 
 
 def main(argv: list[str]) -> int:
-    checks = {"grpc": grpc_serving, "http": http_ok}
+    checks = {"grpc": grpc_serving, "envoy-admin": envoy_live}
     if len(argv) < 2 or argv[0] not in checks:
         print(__doc__, file=sys.stderr)
         return 2

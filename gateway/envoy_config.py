@@ -44,6 +44,9 @@ STREAM_IDLE_SECONDS = 3600
 # (1024 per cluster) would refuse watchers long before the services tire.
 MAX_UPSTREAM_STREAMS = 10_000
 
+# The admin API's socket: its owner only.
+ADMIN_SOCKET_MODE = 0o600
+
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _TYPE = "type.googleapis.com/"
 
@@ -243,6 +246,7 @@ def _connection_manager(clusters: Mapping[str, tuple[str, Address]], descriptor_
         ],
     }
     if access_log:
+        # Fields are named one by one: headers (Authorization) are never logged.
         manager["access_log"] = [{
             "name": "envoy.access_loggers.stdout",
             "typed_config": {
@@ -251,8 +255,10 @@ def _connection_manager(clusters: Mapping[str, tuple[str, Address]], descriptor_
                     "time": "%START_TIME%",
                     "logger": "vtc.gateway",
                     "method": "%REQ(:METHOD)%",
-                    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-                    "grpc_method": "%REQ(:PATH)%",
+                    # Never the query string: a client may put a token there
+                    # (?access_token=...), and no token may reach a log.
+                    "path": "%PATH(NQ:ORIG_OR_PATH)%",
+                    "grpc_method": "%PATH(NQ:PATH)%",
                     "status": "%RESPONSE_CODE%",
                     "grpc_status": "%GRPC_STATUS%",
                     "bytes_in": "%BYTES_RECEIVED%",
@@ -272,8 +278,7 @@ def build_envoy_config(
     upstreams: str | Mapping[str, str],
     listen_host: str = "127.0.0.1",
     listen_port: int = 8080,
-    admin_host: str = "127.0.0.1",
-    admin_port: int = 9901,
+    admin_socket: str | Path | None = None,
     access_log: bool = True,
 ) -> dict[str, Any]:
     """Envoy's bootstrap config.
@@ -281,12 +286,14 @@ def build_envoy_config(
     upstreams: one "host:port" serving all four services (all-in-one), or a
     mapping of each service's full name to its "host:port" (compose).
     Port 0 lets the kernel pick (read the bound port from the admin API).
+    admin_socket: where the admin API listens, a unix socket only its owner
+    may open (0600); None disables it. Never a TCP port: any local user could
+    reach that, and the admin API can stop Envoy and dumps its config.
     """
     clusters = _clusters_by_service(upstreams)
     unique = {name: address for name, address in clusters.values()}
-    return {
+    config: dict[str, Any] = {
         "node": {"id": "vtc-gateway", "cluster": "vtc-gateway"},
-        "admin": {"address": Address(admin_host, admin_port).socket_address()},
         "static_resources": {
             "listeners": [{
                 "name": "rest",
@@ -305,6 +312,15 @@ def build_envoy_config(
             "clusters": [_cluster(name, address) for name, address in unique.items()],
         },
     }
+    if admin_socket is not None:
+        config["admin"] = {"address": {"pipe": {"path": str(admin_socket), "mode": ADMIN_SOCKET_MODE}}}
+    return config
+
+
+def admin_socket_of(config: Mapping[str, Any]) -> Path | None:
+    """The admin API's unix socket in a config build_envoy_config made, if it has one."""
+    pipe = config.get("admin", {}).get("address", {}).get("pipe")
+    return Path(pipe["path"]) if pipe else None
 
 
 def render_yaml(config: Mapping[str, Any], header: str = "") -> str:
@@ -314,8 +330,8 @@ def render_yaml(config: Mapping[str, Any], header: str = "") -> str:
 
 # The docker-compose mesh: service names resolve on the compose network,
 # deploy/Dockerfile builds the descriptor set into the image at
-# /app/gateway/vtc.pb, and the admin API stays inside the container (its
-# health check runs there).
+# /app/gateway/vtc.pb, and the admin API is a socket inside the container
+# (its health check runs there: deploy/healthcheck.py envoy-admin).
 COMPOSE_UPSTREAMS: Mapping[str, str] = {
     "vtc.v1.AuthService": "auth:50051",
     "vtc.v1.UploadService": "upload:50051",
@@ -323,14 +339,14 @@ COMPOSE_UPSTREAMS: Mapping[str, str] = {
     "vtc.v1.ProcessService": "process:50051",
 }
 COMPOSE_DESCRIPTOR = "/app/gateway/vtc.pb"
+COMPOSE_ADMIN_SOCKET = "/tmp/envoy-admin.sock"
 COMPOSE_HEADER = ("# Envoy's config for docker-compose.yml. Generated: do not edit.\n"
                   "#   python -m gateway.envoy_config --compose > deploy/envoy.yaml\n")
 
 
 def compose_config() -> dict[str, Any]:
     return build_envoy_config(descriptor_path=COMPOSE_DESCRIPTOR, upstreams=COMPOSE_UPSTREAMS,
-                              listen_host="0.0.0.0", listen_port=8080,
-                              admin_host="127.0.0.1", admin_port=9901)
+                              listen_host="0.0.0.0", listen_port=8080, admin_socket=COMPOSE_ADMIN_SOCKET)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -342,7 +358,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--descriptor", default=str(Path(__file__).resolve().parent / "vtc.pb"),
                         help="descriptor set built by `make proto`")
     parser.add_argument("--listen", default="127.0.0.1:8080", help="REST listener host:port")
-    parser.add_argument("--admin", default="127.0.0.1:9901", help="admin host:port")
+    parser.add_argument("--admin-socket", default=None,
+                        help="unix socket for the admin API (mode 0600); default: no admin API")
     return parser.parse_args(argv)
 
 
@@ -351,10 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compose:
         sys.stdout.write(render_yaml(compose_config(), COMPOSE_HEADER))
         return 0
-    listen, admin = Address.parse(args.listen), Address.parse(args.admin)
+    listen = Address.parse(args.listen)
     config = build_envoy_config(descriptor_path=args.descriptor, upstreams=args.grpc,
-                                listen_host=listen.host, listen_port=listen.port,
-                                admin_host=admin.host, admin_port=admin.port)
+                                listen_host=listen.host, listen_port=listen.port, admin_socket=args.admin_socket)
     sys.stdout.write(render_yaml(config))
     return 0
 

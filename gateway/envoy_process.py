@@ -2,8 +2,9 @@
 
 `launch_envoy` writes the config, starts Envoy, and returns once the admin API
 says LIVE and the REST listener accepts connections; with port 0 the kernel
-picks the ports and they are read back from the admin API, so nothing races
-for a port. `--disable-hot-restart` lets several Envoys run side by side
+picks the port and it is read back from the admin API, so nothing races for a
+port. The admin API is a unix socket only this user can open (see
+gateway.envoy_config), spoken to with plain HTTP/1.1. `--disable-hot-restart` lets several Envoys run side by side
 (tests, a second `make run`). Should this process die without stopping
 Envoy, the kernel stops it too (`setpriv --pdeathsig`), so no orphan keeps
 the REST port. The async wrappers keep the waiting off the event loop.
@@ -14,6 +15,7 @@ to <workdir>/envoy.log.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import shutil
 import signal
@@ -21,17 +23,17 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from gateway.envoy_config import build_envoy_config, render_yaml
+from gateway.envoy_config import admin_socket_of, build_envoy_config, render_yaml
 
 DESCRIPTOR_SET = Path(__file__).resolve().parent / "vtc.pb"
 START_TIMEOUT_SECONDS = 30.0
+# sockaddr_un.sun_path holds 108 bytes with the terminating NUL.
+_MAX_SOCKET_PATH_BYTES = 107
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -58,7 +60,7 @@ class EnvoyProcess:
     process: subprocess.Popen[bytes]
     host: str
     port: int
-    admin_url: str
+    admin_socket: Path
     config_path: Path
     log_path: Path
     _log: IO[bytes] = field(repr=False)
@@ -71,6 +73,10 @@ class EnvoyProcess:
 
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def admin_get(self, path: str) -> str | None:
+        """GET on the admin API (e.g. "/ready"); None when it does not answer."""
+        return admin_get(self.admin_socket, path)
 
     def close(self, grace: float = STOP_GRACE_SECONDS) -> int | None:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
@@ -99,8 +105,8 @@ class EnvoyProcess:
 def launch_envoy(config: Mapping[str, Any], *, workdir: Path, log_path: Path | None = None,
                  concurrency: int = 1, timeout: float = START_TIMEOUT_SECONDS) -> EnvoyProcess:
     """Starts Envoy with `config` and waits until it serves. Blocking."""
-    envoy, admin_address_path = _spawn(config, workdir, log_path, concurrency)
-    _wait_or_stop(envoy, admin_address_path, timeout)
+    envoy = _spawn(config, workdir, log_path, concurrency)
+    _wait_or_stop(envoy, timeout)
     return envoy
 
 
@@ -108,18 +114,24 @@ async def start_envoy(config: Mapping[str, Any], *, workdir: Path, log_path: Pat
                       concurrency: int = 1, timeout: float = START_TIMEOUT_SECONDS) -> EnvoyProcess:
     """launch_envoy for async callers: spawned from the event loop's thread
     (see _parent_death_signal), waited for in a worker thread."""
-    envoy, admin_address_path = _spawn(config, workdir, log_path, concurrency)
-    await asyncio.to_thread(_wait_or_stop, envoy, admin_address_path, timeout)
+    envoy = _spawn(config, workdir, log_path, concurrency)
+    await asyncio.to_thread(_wait_or_stop, envoy, timeout)
     return envoy
 
 
 def _spawn(config: Mapping[str, Any], workdir: Path, log_path: Path | None,
-           concurrency: int) -> tuple[EnvoyProcess, Path]:
+           concurrency: int) -> EnvoyProcess:
+    admin_socket = admin_socket_of(config)
+    if admin_socket is None:
+        raise EnvoyError("the config has no admin socket: pass admin_socket to build_envoy_config, "
+                         "it is how we learn that Envoy is ready and which port it bound")
+    if len(bytes(admin_socket)) > _MAX_SOCKET_PATH_BYTES:
+        raise EnvoyError(f"the admin socket path {admin_socket} is longer than the {_MAX_SOCKET_PATH_BYTES} bytes "
+                         "a unix socket path may have: use a shorter data directory")
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "envoy.yaml"
     config_path.write_text(render_yaml(config))
-    admin_address_path = workdir / "envoy-admin.address"
-    admin_address_path.unlink(missing_ok=True)
+    admin_socket.unlink(missing_ok=True)  # left by an Envoy that was killed
     log_path = log_path or workdir / "envoy.log"
     listener = config["static_resources"]["listeners"][0]["address"]["socket_address"]
     args = [
@@ -127,7 +139,6 @@ def _spawn(config: Mapping[str, Any], workdir: Path, log_path: Path | None,
         str(envoy_binary()), "-c", str(config_path),
         "--disable-hot-restart",
         "--concurrency", str(concurrency),
-        "--admin-address-path", str(admin_address_path),
         "--log-level", "warn",
     ]
     log = open(log_path, "ab")  # noqa: SIM115 - EnvoyProcess closes it
@@ -139,9 +150,8 @@ def _spawn(config: Mapping[str, Any], workdir: Path, log_path: Path | None,
     except OSError as error:
         log.close()
         raise EnvoyError(f"cannot run Envoy ({args[0]}): {error}") from error
-    envoy = EnvoyProcess(process=process, host=listener["address"], port=0, admin_url="",
-                         config_path=config_path, log_path=log_path, _log=log)
-    return envoy, admin_address_path
+    return EnvoyProcess(process=process, host=listener["address"], port=0, admin_socket=admin_socket,
+                        config_path=config_path, log_path=log_path, _log=log)
 
 
 def _parent_death_signal() -> list[str]:
@@ -152,41 +162,59 @@ def _parent_death_signal() -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv and sys.platform == "linux" else []
 
 
-def _wait_or_stop(envoy: EnvoyProcess, admin_address_path: Path, timeout: float) -> None:
+def _wait_or_stop(envoy: EnvoyProcess, timeout: float) -> None:
     try:
-        _wait_until_live(envoy, admin_address_path, timeout)
+        _wait_until_live(envoy, timeout)
     except BaseException:
         envoy.close(grace=1.0)
         raise
 
 
-def _wait_until_live(envoy: EnvoyProcess, admin_address_path: Path, timeout: float) -> None:
+def _wait_until_live(envoy: EnvoyProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not envoy.running():
             raise EnvoyError(f"Envoy exited with code {envoy.process.returncode}:\n{envoy.log_tail()}")
-        if not envoy.admin_url and admin_address_path.exists():
-            address = admin_address_path.read_text().strip()
-            if address:
-                envoy.admin_url = f"http://{address}"
-        if envoy.admin_url and _admin_get(envoy.admin_url, "/ready") == "LIVE":
-            envoy.port = _listener_port(envoy.admin_url)
+        if envoy.admin_get("/ready") == "LIVE":
+            envoy.port = _listener_port(envoy)
             if envoy.port and _accepts(envoy.host, envoy.port):
                 return
         time.sleep(0.05)
     raise EnvoyError(f"Envoy did not become ready within {timeout:.0f} s:\n{envoy.log_tail()}")
 
 
-def _admin_get(admin_url: str, path: str) -> str | None:
+class _UnixSocketConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self._path))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def admin_get(admin_socket: Path, path: str, timeout: float = 2.0) -> str | None:
+    """GET `path` on the admin API at `admin_socket`: the body of a 200, else None."""
+    connection = _UnixSocketConnection(admin_socket, timeout)
     try:
-        with urllib.request.urlopen(admin_url + path, timeout=2) as reply:  # noqa: S310 - our own admin API
-            return reply.read().decode().strip()
-    except (urllib.error.URLError, OSError):
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        body = reply.read().decode().strip()
+        return body if reply.status == 200 else None
+    except (OSError, http.client.HTTPException):
         return None
+    finally:
+        connection.close()
 
 
-def _listener_port(admin_url: str) -> int:
-    body = _admin_get(admin_url, "/listeners?format=json")
+def _listener_port(envoy: EnvoyProcess) -> int:
+    body = envoy.admin_get("/listeners?format=json")
     if not body:
         return 0
     for status in json.loads(body).get("listener_statuses", []):
@@ -211,19 +239,18 @@ def _accepts(host: str, port: int) -> bool:
 class _AllInOneSettings(Protocol):
     rest_host: str
     rest_port: int
-    envoy_admin_port: int
     data_dir: Path
 
 
 async def start_envoy_for_all_in_one(settings: _AllInOneSettings, *, grpc_address: str,
                                      descriptor_path: Path = DESCRIPTOR_SET) -> EnvoyProcess:
-    """The gateway of `make run`: all four services at `grpc_address`; config and
-    log under <data_dir>/envoy/."""
+    """The gateway of `make run`: all four services at `grpc_address`; config,
+    log and admin socket under <data_dir>/envoy/."""
     if not descriptor_path.exists():
         raise EnvoyError(f"no descriptor set at {descriptor_path}: run `make proto`")
+    workdir = Path(settings.data_dir).resolve() / "envoy"
     config = build_envoy_config(descriptor_path=descriptor_path, upstreams=grpc_address,
                                 listen_host=settings.rest_host, listen_port=settings.rest_port,
-                                admin_host="127.0.0.1", admin_port=settings.envoy_admin_port)
-    workdir = Path(settings.data_dir) / "envoy"
+                                admin_socket=workdir / "admin.sock")
     return await start_envoy(config, workdir=workdir)
 

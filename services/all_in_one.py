@@ -37,7 +37,6 @@ log = logging.getLogger("vtc.all_in_one")
 class AllInOneSettings(CommonSettings):
     rest_host: str = Field("127.0.0.1", description="Interface Envoy's REST listener binds.")
     rest_port: int = Field(8080, description="REST (JSON) port served by Envoy; 0 picks a free one.")
-    envoy_admin_port: int = Field(0, description="Envoy's admin port (127.0.0.1); 0 picks a free one.")
     gateway_enabled: bool = Field(True, description="Start Envoy's REST gateway with the all-in-one process.")
 
 

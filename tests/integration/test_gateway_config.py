@@ -135,21 +135,22 @@ def test_transcoder_settings_a_rest_user_relies_on() -> None:
     assert mappers[0]["body_format_override"] == {"json_format": {"code": 3, "message": "%LOCAL_REPLY_BODY%"}}
 
 
-def test_listener_and_admin_bind_where_asked() -> None:
+def test_listener_binds_where_asked_and_admin_is_a_private_socket_or_nothing() -> None:
     config = build_envoy_config(descriptor_path="/x", upstreams="127.0.0.1:1", listen_host="0.0.0.0",
-                                listen_port=8081, admin_host="127.0.0.1", admin_port=9902)
+                                listen_port=8081, admin_socket="/run/vtc/admin.sock")
 
     listener = config["static_resources"]["listeners"][0]
     assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 8081}
     assert listener["enable_reuse_port"] is False
-    assert config["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9902}
+    assert config["admin"] == {"address": {"pipe": {"path": "/run/vtc/admin.sock", "mode": 0o600}}}
+    assert "admin" not in build_envoy_config(descriptor_path="/x", upstreams="127.0.0.1:1")
 
 
 # --- the real Envoy accepts what we generate --------------------------------------------------------
 
 def test_envoy_validates_the_all_in_one_config(tmp_path: Path) -> None:
     config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams="127.0.0.1:50051",
-                                listen_port=0, admin_port=0)
+                                listen_port=0, admin_socket=tmp_path / "admin.sock")
 
     result = _validate(config, tmp_path)
 

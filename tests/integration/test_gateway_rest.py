@@ -10,12 +10,14 @@ shows what Envoy does to a request or reply on its way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -195,7 +197,7 @@ class GrpcServerThread:
 
 def _envoy(upstreams: str | dict[str, str], workdir: Path) -> EnvoyProcess:
     config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams=upstreams,
-                                listen_port=0, admin_port=0)
+                                listen_port=0, admin_socket=workdir / "admin.sock")
     return launch_envoy(config, workdir=workdir)
 
 
@@ -551,7 +553,7 @@ def test_envoy_stops_cleanly_and_frees_its_port(tmp_path: Path) -> None:
 
 def test_envoy_on_a_taken_port_fails_with_its_own_reason(gateway: Gateway, tmp_path: Path) -> None:
     config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams="127.0.0.1:1",
-                                listen_port=gateway.envoy.port, admin_port=0)
+                                listen_port=gateway.envoy.port, admin_socket=tmp_path / "admin.sock")
 
     with pytest.raises(EnvoyError, match="(?i)address already in use"):
         launch_envoy(config, workdir=tmp_path, timeout=15).close()  # close() only if it wrongly started
@@ -566,7 +568,7 @@ def test_envoy_does_not_outlive_a_killed_parent(tmp_path: Path) -> None:
          "from gateway.envoy_config import build_envoy_config\n"
          "from gateway.envoy_process import DESCRIPTOR_SET, launch_envoy\n"
          "config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams='127.0.0.1:1',"
-         " listen_port=0, admin_port=0)\n"
+         f" listen_port=0, admin_socket=Path({str(tmp_path / 'admin.sock')!r}))\n"
          f"envoy = launch_envoy(config, workdir=Path({str(tmp_path)!r}))\n"
          "print(envoy.port, envoy.process.pid, flush=True)\n"
          "time.sleep(300)\n"],
@@ -599,7 +601,6 @@ async def test_all_in_one_gateway_serves_rest_for_one_address(tmp_path: Path) ->
     class Settings:
         rest_host: str = "127.0.0.1"
         rest_port: int = 0
-        envoy_admin_port: int = 0
         data_dir: Path = tmp_path
 
     envoy = await start_envoy_for_all_in_one(Settings(), grpc_address="127.0.0.1:1")
@@ -610,7 +611,7 @@ async def test_all_in_one_gateway_serves_rest_for_one_address(tmp_path: Path) ->
         await envoy.stop()
 
     assert envoy.config_path == tmp_path / "envoy" / "envoy.yaml"
-    assert envoy.admin_url.startswith("http://127.0.0.1:")
+    assert envoy.admin_socket == tmp_path / "envoy" / "admin.sock"
     assert reply.status_code == 503  # nothing serves gRPC at 127.0.0.1:1
     assert _error(reply)["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
 
@@ -625,12 +626,78 @@ def _healthcheck(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_healthcheck_passes_for_a_serving_grpc_server_and_a_live_envoy(gateway: Gateway) -> None:
     assert _healthcheck("grpc", gateway.grpc_address).returncode == 0
-    assert _healthcheck("http", gateway.envoy.admin_url + "/ready").returncode == 0
+    assert _healthcheck("envoy-admin", str(gateway.envoy.admin_socket)).returncode == 0
 
 
 def test_healthcheck_fails_with_a_reason_when_nothing_serves() -> None:
     grpc_check = _healthcheck("grpc", f"127.0.0.1:{_closed_port()}")
-    http_check = _healthcheck("http", f"http://127.0.0.1:{_closed_port()}/ready")
+    http_check = _healthcheck("envoy-admin", "/nonexistent/envoy-admin.sock")
 
     assert grpc_check.returncode == 1 and "UNAVAILABLE" in grpc_check.stderr
     assert http_check.returncode == 1 and "unhealthy" in http_check.stderr
+
+
+# --- what Envoy exposes and what it writes down ----------------------------------------------------
+
+def _listening_tcp_ports(pid: int) -> set[int]:
+    """TCP ports process `pid` listens on, from /proc (its socket inodes against the kernel's tables)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_envoy_admin_api_is_a_socket_only_its_owner_can_open_and_no_tcp_port(gateway: Gateway) -> None:
+    envoy = gateway.envoy
+
+    # The one TCP port Envoy listens on is the REST listener: no admin port for other local users.
+    assert _listening_tcp_ports(envoy.process.pid) == {envoy.port}
+    mode = envoy.admin_socket.stat().st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+    # And it is still the admin API, for us.
+    assert envoy.admin_get("/ready") == "LIVE"
+
+
+def test_no_token_reaches_envoys_access_log(gateway: Gateway, client: httpx.Client) -> None:
+    """Neither the Authorization header nor a token in the query string is written
+    to the access log, whether the request reaches a service, is refused by the
+    transcoder, or matches no route."""
+    in_header = gateway.keys.token(tenant_id=TENANT)
+    in_query = gateway.keys.token(tenant_id=TENANT + "_q")
+    marker = f"log-check-{time.monotonic_ns()}"
+    requests = [
+        ("GET", f"/v1/videos/vid_known?access_token={in_query}"),  # transcoder: unknown parameter, 400
+        ("GET", f"/v1/videos/vid_known?{marker}=1&token={in_query}"),
+        ("GET", f"/no/such/route?access_token={in_query}"),  # no route, 404
+        ("GET", "/v1/videos/vid_known"),  # served
+    ]
+    for method, path in requests:
+        reply = client.request(method, path, headers={"authorization": f"Bearer {in_header}",
+                                                      "x-request-id": marker})
+        assert reply.status_code in (200, 400, 404), reply.text
+
+    # Envoy flushes its access log on its own schedule: wait until all four lines are in.
+    deadline = time.monotonic() + 30
+    while gateway.envoy.log_path.read_text().count(marker) < len(requests):
+        assert time.monotonic() < deadline, gateway.envoy.log_tail()
+        time.sleep(0.2)
+    log = gateway.envoy.log_path.read_text()
+    logged = [json.loads(line) for line in log.splitlines() if marker in line and line.startswith("{")]
+
+    assert len(logged) == len(requests)
+    assert {entry["path"] for entry in logged} == {"/v1/videos/vid_known", "/no/such/route"}
+    for secret in (in_header, in_query, in_header.split(".")[2], in_query.split(".")[2]):
+        assert secret not in log
+    assert "access_token" not in log

@@ -46,9 +46,10 @@ async def limited(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lim
     stack = await start_stack(tmp_path_factory.mktemp("upload-limits"), upload_idle_timeout_seconds=IDLE_SECONDS,
                               upload_max_concurrent_per_tenant=PER_TENANT)
     try:
+        workdir = tmp_path_factory.mktemp("upload-limits-envoy")
         config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams=stack.address,
-                                    listen_port=0, admin_port=0)
-        envoy = await start_envoy(config, workdir=tmp_path_factory.mktemp("upload-limits-envoy"))
+                                    listen_port=0, admin_socket=workdir / "admin.sock")
+        envoy = await start_envoy(config, workdir=workdir)
         try:
             yield Limited(stack, envoy)
         finally:

@@ -91,8 +91,8 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         UploadComponent(upload_settings, bus, store,
                         ServiceToken(upload_settings.read_service_api_key, peer_channel(own))),
     ]
-    grpc_server = await start_server(components, TokenVerifier(auth.local_jwks), settings.grpc_host, port,
-                                     revocations=bus)
+    verifier = TokenVerifier(auth.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
+    grpc_server = await start_server(components, verifier, settings.grpc_host, port, revocations=bus)
 
     gateway, rest_port = None, None
     if settings.gateway_enabled:

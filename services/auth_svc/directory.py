@@ -107,6 +107,14 @@ class TenantDirectory:
                 row.revoked_at = at
         return _api_key(row)
 
+    async def revocations_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """(key id, revoked_at) of every key revoked at or after `since`, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.execute(select(ApiKeyRow.key_id, ApiKeyRow.revoked_at)
+                                         .where(ApiKeyRow.revoked_at >= since)
+                                         .order_by(ApiKeyRow.revoked_at, ApiKeyRow.key_id))
+            return [(key_id, revoked_at) for key_id, revoked_at in rows]
+
     async def authenticate(self, text: str) -> ApiKey:
         """The live key whose text this is. InvalidApiKey for anything that is not
         one (malformed, unknown id, wrong secret: one message, nothing to probe);

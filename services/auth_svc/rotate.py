@@ -1,17 +1,48 @@
 """`python -m services.auth_svc.rotate`: adds a new signing key. A running auth
 service signs with it from its next token on; older keys stay published until
-you delete their files (safe once auth_token_ttl_seconds have passed)."""
+you delete their files (safe once auth_token_ttl_seconds have passed; at once
+if a key leaked: its tokens are then refused everywhere within seconds).
+
+With a broker bus (VTC_BUS_URL=amqp://...) the rotation is announced on it
+(auth.signing_keys.changed), so every service fetches the new key set at once;
+a running auth service announces it too, as it notices the new file."""
 
 from __future__ import annotations
 
+import asyncio
+
 from services.auth_svc.settings import Settings
-from services.auth_svc.signing_keys import rotate_signing_key
+from services.auth_svc.signing_key_watch import announce_signing_keys
+from services.auth_svc.signing_keys import SigningKeyring, rotate_signing_key
+from services.shared.bus import open_bus
+
+
+async def announce(settings: Settings) -> bool:
+    """Tells every service the keys changed; False when the bus is in-process (nobody else hears it)."""
+    bus = open_bus(settings.bus_url)
+    if not bus.durable:
+        return False
+    keyring = SigningKeyring(settings.resolved_signing_key_dir)
+    await keyring.open()
+    await bus.start()
+    try:
+        await announce_signing_keys(bus, keyring.kids())
+    finally:
+        await bus.close()
+    return True
 
 
 def main() -> None:
     settings = Settings()
     key = rotate_signing_key(settings.resolved_signing_key_dir)
     print(f"new signing key {key.kid} in {key.path}; older keys stay published until their files are deleted")
+    try:
+        announced = asyncio.run(announce(settings))
+    except Exception as error:  # the key is in place; the auth service announces it when it notices the file
+        print(f"could not announce the rotation on the bus ({error}); the running auth service will")
+        return
+    if announced:
+        print("announced on the bus: every service fetches the new key set now")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.auth_svc.bootstrap import ADMIN, bootstrap
 from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.key_set import PublishedKeySet
 from services.auth_svc.revocations import RevocationBroadcast
 from services.auth_svc.servicer import AuthServicer
 from services.auth_svc.settings import Settings
+from services.auth_svc.signing_key_watch import SigningKeyWatch
 from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.token_issuer import TokenIssuer
 from services.shared.bus import Bus, open_bus
@@ -44,7 +46,11 @@ class AuthComponent:
         self.directory = TenantDirectory(async_sessionmaker(self._engine, expire_on_commit=False))
         self.keyring = SigningKeyring(settings.resolved_signing_key_dir)
         self.issuer = TokenIssuer(self.keyring, settings.auth_token_ttl_seconds)
-        self._servicer = AuthServicer(self.directory, self.keyring, self.issuer, RevocationBroadcast(bus))
+        self.key_set = PublishedKeySet(self.keyring, self.directory, settings.auth_token_ttl_seconds)
+        self._key_watch = (SigningKeyWatch(self.keyring, bus, settings.auth_signing_key_poll_seconds)
+                           if bus is not None else None)
+        self._servicer = AuthServicer(self.directory, self.keyring, self.issuer, RevocationBroadcast(bus),
+                                      key_set=self.key_set)
 
     @property
     def admin_key_file(self) -> Path:
@@ -60,19 +66,23 @@ class AuthComponent:
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
         await self.keyring.open()
         await bootstrap(self.directory, self._settings.keys_dir)
+        if self._key_watch is not None:
+            await self._key_watch.start()
 
     async def stop(self) -> None:
+        if self._key_watch is not None:
+            await self._key_watch.stop()
         await self._engine.dispose()
 
     async def local_jwks(self) -> dict:
-        """The JWKS without a network hop, for a TokenVerifier on the same process."""
-        await self.keyring.refresh()
-        return self.keyring.jwks()
+        """The key set without a network hop, for a TokenVerifier on the same process."""
+        return await self.key_set.jwks()
 
 
 async def create_server(settings: Settings) -> RunningServer:
     """The auth service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
     bus = open_bus(settings.bus_url)
     component = AuthComponent(settings, bus)
-    return await start_server([OwnedResources(bus), component], TokenVerifier(component.local_jwks),
-                              settings.grpc_host, settings.grpc_port, revocations=bus)
+    verifier = TokenVerifier(component.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
+    return await start_server([OwnedResources(bus), component], verifier, settings.grpc_host, settings.grpc_port,
+                              revocations=bus)

@@ -11,6 +11,7 @@ import grpc
 from services.auth_svc.access import check_may_revoke, grantable_scopes, managed_tenant
 from services.auth_svc.api_keys import key_name
 from services.auth_svc.directory import TenantDirectory
+from services.auth_svc.key_set import PublishedKeySet
 from services.auth_svc.revocations import RevocationBroadcast
 from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.tenants import tenant_name
@@ -24,11 +25,12 @@ from vtc.v1 import auth_pb2, auth_pb2_grpc
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, directory: TenantDirectory, keyring: SigningKeyring, issuer: TokenIssuer,
-                 revocations: RevocationBroadcast) -> None:
+                 revocations: RevocationBroadcast, *, key_set: PublishedKeySet) -> None:
         self._directory = directory
         self._keyring = keyring
         self._issuer = issuer
         self._revocations = revocations
+        self._key_set = key_set
 
     async def IssueToken(self, request: auth_pb2.IssueTokenRequest,
                          context: grpc.aio.ServicerContext) -> auth_pb2.IssueTokenResponse:
@@ -43,8 +45,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             expires_at=to_timestamp(token.expires_at), tenant_id=key.tenant_id, scopes=list(key.scopes))
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext) -> auth_pb2.Jwks:
-        await self._keyring.refresh()
-        return auth_pb2.Jwks(keys=[auth_pb2.Jwk(**jwk) for jwk in self._keyring.jwks()["keys"]])
+        return await self._key_set.to_proto()
 
     async def CreateTenant(self, request: auth_pb2.CreateTenantRequest,
                            context: grpc.aio.ServicerContext) -> auth_pb2.Tenant:

@@ -22,6 +22,10 @@ class Settings(CommonSettings):
         None, description="Directory of the Ed25519 signing keys (PEM, one per file; the newest signs); "
                           "empty: <data_dir>/keys/signing.")
 
+    auth_signing_key_poll_seconds: float = Field(
+        2.0, gt=0, description="How often the signing key directory is checked for added or deleted keys; "
+                               "a change is announced on the bus so every service refetches the key set.")
+
     @property
     def resolved_database_url(self) -> str:
         return self.auth_database_url or sqlite_url(self.data_dir / "auth.db")

@@ -147,6 +147,10 @@ class SigningKeyring:
             raise Unavailable("the auth service has not loaded its signing keys yet")
         return self._keys[-1]
 
+    def kids(self) -> list[str]:
+        """The ids of the published keys, newest first."""
+        return [key.kid for key in reversed(self._keys)]
+
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public half of every key, as an RFC 7517 key set."""
         if not self._keys:

@@ -66,6 +66,6 @@ async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus(settings.bus_url)
     store = open_store(settings.resolved_storage_url)
     auth_channel = peer_channel(settings.auth_addr)
-    verifier = TokenVerifier(grpc_jwks_source(auth_channel))
+    verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     components = [OwnedResources(bus, [auth_channel]), MetadataComponent(settings, bus, store)]
     return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus)

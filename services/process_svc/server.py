@@ -59,5 +59,5 @@ async def create_server(settings: Settings) -> RunningServer:
     auth_channel = peer_channel(settings.auth_addr)
     components = [OwnedResources(bus, [auth_channel]),
                   ProcessComponent(settings, bus, open_store(settings.resolved_storage_url))]
-    verifier = TokenVerifier(grpc_jwks_source(auth_channel))
+    verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus)

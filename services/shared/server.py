@@ -82,7 +82,8 @@ class OwnedResources:
 async def start_server(components: Sequence[Component], verifier: TokenVerifier, host: str, port: int, *,
                        revocations: Bus | None = None) -> RunningServer:
     """Builds, starts and returns the server. With `revocations`, the verifier
-    follows API key revocations broadcast on that bus."""
+    follows the auth service's broadcasts on that bus (API key revocations,
+    signing key changes)."""
     public = frozenset().union(*(c.public_methods for c in components))
     server = grpc.aio.server(
         interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier, public)],
@@ -103,7 +104,7 @@ async def start_server(components: Sequence[Component], verifier: TokenVerifier,
         for component in components:
             await component.start()
         if revocations is not None:
-            await verifier.follow_revocations(revocations)
+            await verifier.follow(revocations)
     except BaseException:
         for component in reversed(components):
             with contextlib.suppress(Exception):

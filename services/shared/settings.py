@@ -24,6 +24,9 @@ class CommonSettings(BaseSettings):
         "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
     service_api_key: str = Field(
         "", description="This service's API key for calls to peers; empty: read <data_dir>/keys/service.key.")
+    token_keys_refresh_seconds: float = Field(
+        30.0, gt=0, description="How old the auth service's key set (signing keys, revocations) may get before "
+                                "a token is checked against a fresh one; bus events refresh it at once.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stdout.")
     shutdown_grace_seconds: float = Field(10.0, description="How long in-flight calls may finish on shutdown.")
 

@@ -32,8 +32,9 @@ class UploadComponent:
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore, service_token: ServiceToken) -> None:
         self._settings = settings
-        self._metadata_channel = peer_channel(settings.metadata_addr)
-        self._process_channel = peer_channel(settings.process_addr)
+        # A peer that refuses the service token (its signing key was withdrawn) gets a new one.
+        self._metadata_channel = peer_channel(settings.metadata_addr, service_token.renewal_interceptors())
+        self._process_channel = peer_channel(settings.process_addr, service_token.renewal_interceptors())
         profiles = ProfileCatalogue(process_pb2_grpc.ProcessServiceStub(self._process_channel), service_token,
                                     settings.upload_profiles_cache_seconds)
         self._intake = UploadIntake(
@@ -62,7 +63,7 @@ async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus(settings.bus_url)
     store = open_store(settings.resolved_storage_url)
     auth_channel = peer_channel(settings.auth_addr)
-    verifier = TokenVerifier(grpc_jwks_source(auth_channel))
+    verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     service_token = ServiceToken(settings.read_service_api_key, auth_channel)
     component = UploadComponent(settings, bus, store, service_token)
     return await start_server([OwnedResources(bus, [auth_channel]), component], verifier, settings.grpc_host,

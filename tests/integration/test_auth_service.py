@@ -95,9 +95,9 @@ class Auth:
         await self.running.stop(0)
 
 
-async def start_auth(data_dir: Path, database_url: str) -> Auth:
+async def start_auth(data_dir: Path, database_url: str, **settings_overrides: object) -> Auth:
     settings = Settings(data_dir=data_dir, auth_database_url=database_url, grpc_port=0,
-                        auth_token_ttl_seconds=TTL_SECONDS)
+                        auth_token_ttl_seconds=TTL_SECONDS, **settings_overrides)
     running = await create_server(settings)
     return Auth(running, settings, grpc.aio.insecure_channel(f"127.0.0.1:{running.port}"))
 

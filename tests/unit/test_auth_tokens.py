@@ -1,9 +1,12 @@
 """Access tokens from the auth service's issuer, checked the way every service
 checks them (services.shared.tokens.TokenVerifier): round trip, expiry, forged
-signatures, and signing-key rotation (a new kid makes verifiers refetch the JWKS)."""
+signatures, signing-key rotation (a new kid makes verifiers refetch the JWKS),
+the token lifetime cap and revocations that come with the key set, and what a
+verifier does while the auth service is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -17,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.auth_svc.api_keys import ApiKey
 from services.auth_svc.signing_keys import SigningKeyring, jwk_thumbprint, load_signing_keys, rotate_signing_key
 from services.auth_svc.token_issuer import TokenIssuer
-from services.shared.errors import Unauthenticated
+from services.shared.errors import Unauthenticated, Unavailable
 from services.shared.tokens import TokenVerifier
 
 TTL_SECONDS = 900
@@ -156,3 +159,57 @@ def test_kid_is_the_rfc_7638_thumbprint() -> None:
     # RFC 8037, appendix A.3: the thumbprint of the example Ed25519 public key.
     jwk = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
     assert jwk_thumbprint(jwk) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+
+
+class FlakyJwks(CountingJwks):
+    """The keyring's JWKS until `down` is set: then the auth service is unreachable."""
+
+    down = False
+
+    async def __call__(self) -> dict:
+        if self.down:
+            self.fetches += 1
+            raise ConnectionError("auth service unreachable")
+        return await super().__call__()
+
+
+async def test_an_unreachable_auth_service_leaves_the_last_key_set_serving_only_for_a_while(
+        keyring: SigningKeyring) -> None:
+    source = FlakyJwks(keyring)
+    verifier = TokenVerifier(source, refresh_seconds=0.05, min_refresh_seconds=0.05, max_stale_seconds=0.5)
+    token = TokenIssuer(keyring, TTL_SECONDS).issue(KEY).token
+    await verifier.verify(token)
+
+    source.down = True
+    await asyncio.sleep(0.1)
+    assert (await verifier.verify(token)).subject == KEY.key_id, "a short outage does not stop the services"
+    assert source.fetches == 2, "the stale set was due for a refresh, which was tried"
+    await asyncio.sleep(0.5)
+
+    with pytest.raises(Unavailable, match="auth service is unreachable"):
+        await verifier.verify(token)
+
+
+async def test_a_token_living_longer_than_the_published_maximum_is_refused(keyring: SigningKeyring) -> None:
+    async def source() -> dict:
+        return {**keyring.jwks(), "max_token_lifetime_seconds": TTL_SECONDS}
+
+    verifier = TokenVerifier(source)
+    normal = TokenIssuer(keyring, TTL_SECONDS).issue(KEY).token
+    long_lived = TokenIssuer(keyring, TTL_SECONDS + 1).issue(KEY).token
+
+    assert (await verifier.verify(normal)).subject == KEY.key_id
+    with pytest.raises(Unauthenticated, match=f"longer than the {TTL_SECONDS} s the issuer grants"):
+        await verifier.verify(long_lived)
+
+
+async def test_a_revocation_in_the_fetched_key_set_refuses_tokens_issued_before_it(keyring: SigningKeyring) -> None:
+    issuer = TokenIssuer(keyring, TTL_SECONDS)
+    before = issuer.issue(KEY, now=datetime.now(UTC) - timedelta(seconds=10)).token
+    revoked_at = datetime.now(UTC) - timedelta(seconds=5)
+
+    async def source() -> dict:
+        return {**keyring.jwks(), "revoked": [{"key_id": KEY.key_id, "revoked_at": revoked_at.timestamp()}]}
+
+    with pytest.raises(Unauthenticated, match="API key was revoked"):
+        await TokenVerifier(source).verify(before)

@@ -1,0 +1,70 @@
+"""A service's cached token, refused by a peer (its signing key was deleted
+after a leak), is replaced instead of failing every upload: the all-in-one
+process on port 0, its upload service calling metadata with the service token
+it exchanged before the key was withdrawn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import jwt
+import pytest
+
+from services.all_in_one import AllInOne, AllInOneSettings, start_all_in_one
+from services.auth_svc.signing_keys import load_signing_keys, rotate_signing_key
+from tests.calls import bearer, upload_requests
+from tests.media import make_clip
+from vtc.v1 import auth_pb2, auth_pb2_grpc, upload_pb2_grpc
+
+
+@pytest.fixture
+async def vtc(tmp_path: Path) -> AsyncIterator[AllInOne]:
+    running = await start_all_in_one(AllInOneSettings(data_dir=tmp_path / "var", grpc_port=0, gateway_enabled=False,
+                                                      shutdown_grace_seconds=1.0))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_uploads_go_on_after_the_key_that_signed_the_service_token_is_deleted(
+        vtc: AllInOne, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0, width=320, height=180)
+    signing_dir = vtc.settings.keys_dir / "signing"
+    async with grpc.aio.insecure_channel(vtc.grpc_address) as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        uploads = upload_pb2_grpc.UploadServiceStub(channel)
+
+        async def admin_token() -> str:
+            reply = await auth.IssueToken(auth_pb2.IssueTokenRequest(
+                api_key=vtc.admin_key_file.read_text().strip()), timeout=10)
+            return reply.access_token
+
+        first = await uploads.Upload(upload_requests(clip, "before"), metadata=bearer(await admin_token()), timeout=60)
+        assert first.video_id, "the upload service now holds a service token signed with the first key"
+        old_token = await admin_token()
+        [old_key] = load_signing_keys(signing_dir)
+
+        rotate_signing_key(signing_dir)
+        os.unlink(old_key.path)
+        # Once the server's verifier dropped the old key, the cached service token is refused too.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(old_token), timeout=10)
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+                break
+            assert time.monotonic() < deadline, "the deleted key is still trusted"
+            await asyncio.sleep(0.1)
+
+        new_token = await admin_token()
+        assert jwt.get_unverified_header(new_token)["kid"] != old_key.kid
+        second = await uploads.Upload(upload_requests(clip, "after"), metadata=bearer(new_token), timeout=60)
+
+        assert second.video_id and second.video_id != first.video_id

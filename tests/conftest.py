@@ -38,6 +38,12 @@ def clip_640x360(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def clip_1080p(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6 s 1920x1080 clip: its four-rung ladder takes long enough to be caught mid-encode."""
+    return make_clip(tmp_path_factory.mktemp("media") / "clip1080.mp4", seconds=6.0, width=1920, height=1080)
+
+
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The all-in-one service with its REST gateway, shared by the e2e tests."""
     from tests.stack import run_stack

@@ -97,6 +97,37 @@ class VideoCatalog:
                 raise job_not_found(job_id)
             return _job(row)
 
+    async def find_job(self, job_id: str) -> Job | None:
+        """Any tenant's job, for the service's own bookkeeping; None when there is none."""
+        async with self._sessions() as session:
+            row = await session.get(JobRow, job_id)
+            return _job(row) if row is not None else None
+
+    async def unfinished_jobs(self, tenant_id: str, video_id: str) -> list[Job]:
+        async with self._sessions() as session:
+            rows = (await session.scalars(select(JobRow).where(
+                JobRow.video_id == video_id, JobRow.tenant_id == tenant_id,
+                JobRow.status.in_([s.name for s in UNFINISHED])))).all()
+            return [_job(row) for row in rows]
+
+    async def cancel_job(self, tenant_id: str, job_id: str, at: datetime) -> tuple[Job, events_pb2.JobEvent | None]:
+        """Ends a queued or running job CANCELLED; returns it with the event for watchers,
+        or with None when it was cancelled already. A finished job cannot be cancelled."""
+        async with self._sessions.begin() as session:
+            row = await session.scalar(select(JobRow).where(JobRow.job_id == job_id, JobRow.tenant_id == tenant_id)
+                                       .with_for_update())
+            if row is None:
+                raise job_not_found(job_id)
+            job = _job(row)
+            if job.status is JobStatus.CANCELLED:
+                return job, None
+            if job.status.is_terminal:
+                raise FailedPrecondition(f"job {job_id!r} is {job.status.name} already; only a queued or running "
+                                         "job can be cancelled")
+            event = job.cancel(at)
+            _write_job(row, job)
+        return job, event
+
     async def find_rendition(self, tenant_id: str, video_id: str, name: str) -> Rendition:
         """The named rendition of the video's newest completed job."""
         video = await self.get_video(tenant_id, video_id)

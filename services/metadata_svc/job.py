@@ -7,6 +7,7 @@ events change nothing."""
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -86,6 +87,7 @@ _STATUS_AFTER = {
     "progress": JobStatus.RUNNING,
     "completed": JobStatus.COMPLETED,
     "failed": JobStatus.FAILED,
+    "cancelled": JobStatus.CANCELLED,
 }
 
 FAILED_WITHOUT_REASON = "the transcode failed and the worker gave no reason; try uploading again"
@@ -120,8 +122,6 @@ class Job:
         """Applies the event if it is newer and the job unfinished; returns whether anything changed."""
         kind = event.WhichOneof("kind")
         target = _STATUS_AFTER.get(kind or "")
-        if target is None and event.status == common_pb2.JOB_STATUS_CANCELLED:
-            target = JobStatus.CANCELLED  # cancellation carries no payload
         if target is None or self.status.is_terminal or not self.is_newer(event):
             return False
         at = _occurred_at(event)
@@ -141,6 +141,18 @@ class Job:
         self.last_sequence = event.sequence
         self._move_to(target, at)
         return True
+
+    def cancel(self, at: datetime) -> events_pb2.JobEvent:
+        """Ends the unfinished job CANCELLED; returns the event watchers are sent."""
+        if self.status.is_terminal:
+            raise ValueError(f"job {self.job_id} is {self.status.name}; only unfinished jobs are cancelled")
+        event = events_pb2.JobEvent(
+            event_id=uuid.uuid4().hex, job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,
+            attempt=self.attempt, sequence=self.last_sequence + 1, status=common_pb2.JOB_STATUS_CANCELLED,
+            cancelled=events_pb2.JobCancelled())
+        event.occurred_at.FromDatetime(at)
+        self.apply(event)
+        return event
 
     def to_proto(self) -> common_pb2.Job:
         job = common_pb2.Job(job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,

@@ -1,11 +1,15 @@
 """Applies JobEvents from the bus to the catalogue, then tells the watchers.
-Idempotent: a repeated or out-of-order event changes nothing (see Job.apply)."""
+Idempotent: a repeated or out-of-order event changes nothing (see Job.apply),
+except that a cancelled job's worker is answered: told again to stop when it
+starts the job, and its renditions removed when it completes it anyway."""
 
 from __future__ import annotations
 
 import logging
 
+from services.metadata_svc.cancel import tell_workers
 from services.metadata_svc.catalog import VideoCatalog
+from services.metadata_svc.job import JobStatus
 from services.metadata_svc.watch import JobUpdate, JobWatchHub
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.errors import NotFound
@@ -25,8 +29,10 @@ class JobEventConsumer:
         self._catalog = catalog
         self._hub = hub
         self._store = store
+        self._bus: Bus | None = None
 
     async def start(self, bus: Bus) -> None:
+        self._bus = bus
         # Prefetch 1: one job's events are applied, and fanned out, in arrival order.
         await bus.consume(QUEUE, [BINDING], self.handle, prefetch=1)
 
@@ -47,5 +53,21 @@ class JobEventConsumer:
                 return
             if job is None:
                 log.debug("stale or repeated event ignored (attempt %d, sequence %d)", event.attempt, event.sequence)
+                await self._answer_cancelled(event)
                 return
             self._hub.publish(JobUpdate(job=job, event=event))
+
+    async def _answer_cancelled(self, event: events_pb2.JobEvent) -> None:
+        kind = event.WhichOneof("kind")
+        if kind not in ("started", "completed"):
+            return
+        job = await self._catalog.find_job(event.job_id)
+        if job is None or job.status is not JobStatus.CANCELLED:
+            return
+        if kind == "started" and self._bus is not None:
+            log.info("a worker started a cancelled job; telling it again to stop")
+            await tell_workers(self._bus, job)
+        elif kind == "completed":
+            for rendition in event.completed.renditions:
+                await self._store.delete_prefix(rendition.storage_key)
+            log.info("removed %d renditions a cancelled job stored", len(event.completed.renditions))

@@ -42,7 +42,7 @@ class MetadataComponent:
         self.catalog = VideoCatalog(async_sessionmaker(self._engine, expire_on_commit=False))
         self.watch_hub = JobWatchHub()
         self._store = store
-        self._servicer = MetadataServicer(self.catalog, store, self.watch_hub)
+        self._servicer = MetadataServicer(self.catalog, store, self.watch_hub, bus)
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)

@@ -11,11 +11,13 @@ import grpc
 from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 
+from services.metadata_svc.cancel import cancel_job
 from services.metadata_svc.catalog import VideoCatalog, job_not_found
 from services.metadata_svc.paging import PageCursor, page_size
 from services.metadata_svc.removal import remove_video
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
 from services.metadata_svc.watch import JobGone, JobWatchHub
+from services.shared.bus import Bus
 from services.shared.errors import InvalidArgument
 from services.shared.logs import bind
 from services.shared.principal import SCOPE_SERVICE, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE, current_principal
@@ -39,10 +41,11 @@ def _required(value: str, name: str) -> str:
 
 
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
-    def __init__(self, catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub) -> None:
+    def __init__(self, catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub, bus: Bus) -> None:
         self._catalog = catalog
         self._store = store
         self._hub = hub
+        self._bus = bus
 
     async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
                             context: grpc.aio.ServicerContext) -> metadata_pb2.RegisterVideoResponse:
@@ -77,13 +80,21 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
         video_id = _required(request.video_id, "video_id")
         bind(video_id=video_id)
-        await remove_video(self._catalog, self._store, self._hub, tenant, video_id)
+        await remove_video(self._catalog, self._store, self._hub, self._bus, tenant, video_id)
         return empty_pb2.Empty()
 
     async def GetJob(self, request: metadata_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.Job:
         tenant = _tenant_with(SCOPE_VIDEOS_READ)
         job = await self._catalog.get_job(tenant, _required(request.job_id, "job_id"))
+        return job.to_proto()
+
+    async def CancelJob(self, request: metadata_pb2.CancelJobRequest,
+                        context: grpc.aio.ServicerContext) -> common_pb2.Job:
+        tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
+        job_id = _required(request.job_id, "job_id")
+        bind(job_id=job_id)
+        job = await cancel_job(self._catalog, self._bus, self._hub, tenant, job_id)
         return job.to_proto()
 
     async def WatchJob(self, request: metadata_pb2.WatchJobRequest,

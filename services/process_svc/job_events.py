@@ -26,6 +26,10 @@ class JobEventPublisher:
         self._sequence = 0
         self._lock = asyncio.Lock()
 
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
     async def started(self, worker: str) -> None:
         await self._publish("started", common_pb2.JOB_STATUS_RUNNING, started=events_pb2.JobStarted(worker=worker))
 
@@ -40,6 +44,11 @@ class JobEventPublisher:
 
     async def failed(self, reason: str) -> None:
         await self._publish("failed", common_pb2.JOB_STATUS_FAILED, failed=events_pb2.JobFailed(reason=reason))
+
+    async def cancelled(self, worker: str) -> None:
+        """Once the encoder stopped and the outputs are removed."""
+        await self._publish("cancelled", common_pb2.JOB_STATUS_CANCELLED,
+                            cancelled=events_pb2.JobCancelled(worker=worker))
 
     async def _publish(self, kind: str, status: common_pb2.JobStatus, **payload: object) -> None:
         async with self._lock:

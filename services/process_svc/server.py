@@ -1,8 +1,9 @@
 """Builds the process service: the ProcessService servicer plus the transcode
-worker consuming "process.jobs" from the bus."""
+worker consuming "process.jobs" (and every "job.cancel" broadcast) from the bus."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -10,7 +11,8 @@ import grpc
 from services.process_svc.profiles import ProfileCatalog
 from services.process_svc.servicer import ProcessServicer
 from services.process_svc.settings import Settings
-from services.process_svc.worker import JOBS_BINDING, JOBS_QUEUE, TranscodeWorker
+from services.process_svc.time_limit import TimeLimit
+from services.process_svc.worker import CANCEL_BINDING, JOBS_BINDING, JOBS_QUEUE, TranscodeWorker
 from services.shared.bus import Bus, open_bus
 from services.shared.channels import peer_channel
 from services.shared.server import OwnedResources, RunningServer, start_server
@@ -34,13 +36,17 @@ class ProcessComponent:
         self.worker = TranscodeWorker(
             bus, store, self.catalog, settings.work_dir,
             progress_interval_seconds=settings.process_progress_interval_seconds,
-            max_deliveries=settings.process_max_deliveries)
+            max_deliveries=settings.process_max_deliveries,
+            time_limit=TimeLimit(settings.process_time_limit_factor, settings.process_time_limit_min_seconds))
 
     def register(self, server: grpc.aio.Server) -> None:
         process_pb2_grpc.add_ProcessServiceServicer_to_server(ProcessServicer(self.catalog), server)
 
     async def start(self) -> None:
         self._settings.work_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.worker.remove_abandoned_scratch)
+        # Cancels first: a job taken is one that can be cancelled.
+        await self._bus.consume_broadcast([CANCEL_BINDING], self.worker.cancel)
         await self._bus.consume(JOBS_QUEUE, [JOBS_BINDING], self.worker.handle,
                                 prefetch=self._settings.process_concurrency,
                                 max_deliveries=self._settings.process_max_deliveries)

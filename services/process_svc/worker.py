@@ -1,13 +1,15 @@
 """The transcode worker: takes one JobRequested from the bus at a time and
-sees it through to a completed or failed event.
+sees it through to a completed, failed or cancelled event.
 
     fetch source -> probe -> plan -> execute (worker thread) -> store outputs -> completed
 
 The handler returns (so the message is acked) only once the outputs are stored
 and the terminal event is published. Failures of the job itself (undecodable
-source, unknown profile, a bug) end in a failed event and an ack; outages of
-storage or the bus raise, so the bus redelivers, until the last delivery,
-which reports them as the failure.
+source, unknown profile, its time limit, a bug) end in a failed event and an
+ack; outages of storage or the bus raise, so the bus redelivers, until the
+last delivery, which reports them as the failure. A JobCancelRequested
+(broadcast to every worker) stops the job wherever it runs: the encoder
+thread stops, what the job stored is removed, and the job is acked.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import socket
-import tempfile
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.process_svc.execute import ProducedRendition, execute, probe_source
@@ -27,6 +29,8 @@ from services.process_svc.job_events import JobEventPublisher, rendition_message
 from services.process_svc.plan import EncodePlan, plan_encode
 from services.process_svc.profiles import ProfileCatalog
 from services.process_svc.progress_relay import ProgressRelay
+from services.process_svc.scratch import ScratchDir, remove_abandoned
+from services.process_svc.time_limit import TimeLimit
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.errors import InvalidArgument, NotFound, Unavailable, VtcError
 from services.shared.logs import log_context
@@ -38,11 +42,33 @@ log = logging.getLogger("vtc.process.worker")
 
 JOBS_QUEUE = "process.jobs"
 JOBS_BINDING = "job.requested"
+CANCEL_BINDING = "job.cancel"
+# Cancels heard for jobs this worker does not run (yet): a late delivery of one is dropped.
+REMEMBERED_CANCELS = 10_000
+DEFAULT_TIME_LIMIT = TimeLimit(factor=10.0, minimum_seconds=300.0)
+
+
+class JobCancelled(Exception):
+    """The user cancelled the job while this worker ran it."""
+
+
+@dataclass
+class _RunningJob:
+    task: asyncio.Task[list[common_pb2.Rendition]] | None = None
+    cancelled: bool = False  # by the user
+    stopping: bool = False  # for any reason: store no more outputs
+    stored_keys: list[str] = field(default_factory=list)
+
+    def cancel(self) -> None:
+        self.cancelled = self.stopping = True
+        if self.task is not None:
+            self.task.cancel()
 
 
 class TranscodeWorker:
     def __init__(self, bus: Bus, store: ObjectStore, catalog: ProfileCatalog, work_dir: Path, *,
-                 worker_name: str = "", progress_interval_seconds: float = 0.5, max_deliveries: int = 5) -> None:
+                 worker_name: str = "", progress_interval_seconds: float = 0.5, max_deliveries: int = 5,
+                 time_limit: TimeLimit = DEFAULT_TIME_LIMIT) -> None:
         self._bus = bus
         self._store = store
         self._catalog = catalog
@@ -50,6 +76,27 @@ class TranscodeWorker:
         self._name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self._progress_interval = progress_interval_seconds
         self.max_deliveries = max_deliveries
+        self._time_limit = time_limit
+        self._running: dict[str, _RunningJob] = {}
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+
+    def remove_abandoned_scratch(self) -> list[Path]:
+        """Scratch directories of jobs that died with their worker; call before taking jobs."""
+        return remove_abandoned(self._work_dir)
+
+    async def cancel(self, delivery: Delivery) -> None:
+        """The bus handler for JobCancelRequested (every worker gets each one)."""
+        request = delivery.decode()
+        if not isinstance(request, events_pb2.JobCancelRequested):
+            raise Reject(f"{CANCEL_BINDING} carries JobCancelRequested, got {delivery.message_type}")
+        self._cancelled[request.job_id] = None
+        while len(self._cancelled) > REMEMBERED_CANCELS:
+            self._cancelled.popitem(last=False)
+        running = self._running.get(request.job_id)
+        if running is not None:
+            with log_context(job_id=request.job_id, video_id=request.video_id, tenant=request.tenant_id):
+                log.info("cancel requested: stopping the job")
+                running.cancel()
 
     async def handle(self, delivery: Delivery) -> None:
         """The bus handler for one job request."""
@@ -59,38 +106,76 @@ class TranscodeWorker:
         # A redelivered request is a new attempt: its events must order after the earlier delivery's.
         attempt = request.attempt + delivery.delivery_count - 1
         with log_context(job_id=request.job_id, video_id=request.video_id, tenant=request.tenant_id):
-            events = JobEventPublisher(self._bus, request, attempt)
-            await events.started(self._name)
-            log.info("job started", extra={"fields": {"attempt": attempt, "profile": request.profile or "default"}})
+            if request.job_id in self._cancelled:
+                log.info("job was cancelled before it started; dropped")
+                return
+            running = _RunningJob()
+            self._running[request.job_id] = running
             try:
-                renditions = await self._transcode(request, events)
-            except (JobFailure, InvalidArgument) as failure:  # the job's own fault: say why, do not retry
-                reason = failure.reason if isinstance(failure, JobFailure) else failure.message
-                log.warning("job failed: %s", reason)
-                await events.failed(reason)
-                return
-            except (Unavailable, ConnectionError, TimeoutError) as outage:
-                if delivery.delivery_count < self.max_deliveries:
-                    raise  # the bus redelivers; storage may be back by then
-                log.exception("job failed after %d deliveries", delivery.delivery_count)
-                await events.failed(f"storage or messaging was unavailable on every attempt: {_describe(outage)}")
-                return
-            except Exception as error:  # a bug: redelivering would fail the same way
-                log.exception("job failed on an internal error")
-                await events.failed(f"internal error in the transcoder ({_describe(error)}); "
-                                    "the service logged the details, retrying the job may not help")
-                return
-            await events.completed(renditions)
-            log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions]}})
+                await self._run(request, delivery, JobEventPublisher(self._bus, request, attempt), running)
+            finally:
+                self._running.pop(request.job_id, None)
 
-    async def _transcode(self, request: events_pb2.JobRequested,
-                         events: JobEventPublisher) -> list[common_pb2.Rendition]:
-        profile = self._catalog.get(request.profile)  # UnknownProfile names the profiles there are
-        self._work_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"{request.job_id or 'job'}-",
-                                               dir=self._work_dir))
+    async def _run(self, request: events_pb2.JobRequested, delivery: Delivery, events: JobEventPublisher,
+                   running: _RunningJob) -> None:
+        await events.started(self._name)
+        log.info("job started", extra={"fields": {"attempt": events.attempt, "profile": request.profile or "default"}})
         try:
-            source = scratch / ("source" + Path(request.source_key).suffix)
+            renditions = await self._attempt(request, events, running)
+            if running.cancelled:  # the cancel came as the last output was stored
+                raise JobCancelled()
+        except JobCancelled:
+            await self._remove_outputs(running)
+            await events.cancelled(self._name)
+            log.info("job cancelled: encoder stopped, outputs removed")
+            return
+        except (JobFailure, InvalidArgument) as failure:  # the job's own fault: say why, do not retry
+            reason = failure.reason if isinstance(failure, JobFailure) else failure.message
+            log.warning("job failed: %s", reason)
+            await self._remove_outputs(running)
+            await events.failed(reason)
+            return
+        except (Unavailable, ConnectionError, TimeoutError) as outage:
+            if delivery.delivery_count < self.max_deliveries:
+                raise  # the bus redelivers; storage may be back by then
+            log.exception("job failed after %d deliveries", delivery.delivery_count)
+            await events.failed(f"storage or messaging was unavailable on every attempt: {_describe(outage)}")
+            return
+        except Exception as error:  # a bug: redelivering would fail the same way
+            log.exception("job failed on an internal error")
+            await events.failed(f"internal error in the transcoder ({_describe(error)}); "
+                                "the service logged the details, retrying the job may not help")
+            return
+        await events.completed(renditions)
+        log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions]}})
+
+    async def _attempt(self, request: events_pb2.JobRequested, events: JobEventPublisher,
+                       running: _RunningJob) -> list[common_pb2.Rendition]:
+        """The transcode as a task of its own, so a cancel or the time limit can stop it in any phase."""
+        duration = request.probe.duration_seconds
+        work = asyncio.ensure_future(self._transcode(request, events, running))
+        running.task = work
+        deadline = asyncio.timeout(self._time_limit.for_source(duration))
+        try:
+            async with deadline:
+                return await work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if running.cancelled and not (current is not None and current.cancelling()):
+                raise JobCancelled() from None
+            raise  # shutting down: the bus requeues the job
+        except TimeoutError:
+            if deadline.expired():
+                log.warning("job stopped at its time limit")
+                raise JobFailure(self._time_limit.reason(duration)) from None
+            raise
+
+    async def _transcode(self, request: events_pb2.JobRequested, events: JobEventPublisher,
+                         running: _RunningJob) -> list[common_pb2.Rendition]:
+        profile = self._catalog.get(request.profile)  # UnknownProfile names the profiles there are
+        scratch = await asyncio.to_thread(ScratchDir, self._work_dir, request.job_id)
+        try:
+            source = scratch.path / ("source" + Path(request.source_key).suffix)
             try:
                 await self._store.get_file(request.source_key, source)
             except NotFound:
@@ -98,10 +183,17 @@ class TranscodeWorker:
                     f"the source {request.source_key!r} is no longer in storage; upload it again") from None
             info = await asyncio.to_thread(probe_source, source)
             plan = plan_encode(profile, info)
-            produced = await self._execute(plan, source, scratch / "out", events)
-            return [await self._store_rendition(request, rendition) for rendition in produced]
+            produced = await self._execute(plan, source, scratch.path / "out", events)
+            storing = asyncio.ensure_future(self._store_all(request, produced, running))
+            try:
+                return await asyncio.shield(storing)
+            except asyncio.CancelledError:
+                # Let a put in flight finish, so everything stored is known and can be removed.
+                running.stopping = True
+                await asyncio.wait([storing])
+                raise
         finally:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            await asyncio.to_thread(scratch.remove)
 
     async def _execute(self, plan: EncodePlan, source: Path, out_dir: Path,
                        events: JobEventPublisher) -> list[ProducedRendition]:
@@ -113,18 +205,31 @@ class TranscodeWorker:
         try:
             return await asyncio.shield(encoding)
         except asyncio.CancelledError:
-            # Shutting down: stop the encoder thread before the scratch files go, then let the bus requeue.
+            # Cancelled, out of time or shutting down: stop the encoder thread before the scratch files go.
             cancel.set()
             await asyncio.wait([encoding])
             raise
         finally:
             await relay.close()
 
-    async def _store_rendition(self, request: events_pb2.JobRequested,
-                               produced: ProducedRendition) -> common_pb2.Rendition:
-        key = rendition_key(request.tenant_id, request.video_id, produced.name, produced.container)
-        await self._store.put_file(key, produced.path, produced.content_type)
-        return rendition_message(produced, key)
+    async def _store_all(self, request: events_pb2.JobRequested, produced: list[ProducedRendition],
+                         running: _RunningJob) -> list[common_pb2.Rendition]:
+        stored = []
+        for rendition in produced:
+            if running.stopping:
+                break
+            key = rendition_key(request.tenant_id, request.video_id, rendition.name, rendition.container)
+            running.stored_keys.append(key)
+            await self._store.put_file(key, rendition.path, rendition.content_type)
+            stored.append(rendition_message(rendition, key))
+        return stored
+
+    async def _remove_outputs(self, running: _RunningJob) -> None:
+        for key in running.stored_keys:
+            try:
+                await self._store.delete_prefix(key)
+            except Exception:  # the job's outcome stands; the object is logged for an operator
+                log.warning("could not remove the stored output %s", key, exc_info=True)
 
 
 def _describe(error: BaseException) -> str:

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,7 +94,7 @@ def test_upload_watch_list_status_download_delete(cli: Cli, clip_640x360: Path, 
     assert summary["duration"] == pytest.approx(2.0, abs=0.1)
     assert summary["has_audio"]
 
-    assert cli.json("rm", video_id) == {"video_id": video_id, "deleted": True}
+    assert cli.json("rm", video_id) == {"video_id": video_id, "deleted": True, "cancelled_job_id": ""}
     gone = cli.run("status", video_id)
     line = _one_error_line(gone)
     assert line.startswith("vtc: error: NOT_FOUND: ") and video_id in line
@@ -143,3 +144,36 @@ def test_an_expired_token_is_renewed_with_the_saved_key(cli: Cli, tmp_path: Path
     assert renewed["access_token"] not in ("expired", "")
     assert datetime.fromisoformat(renewed["expires_at"]) > datetime.now(UTC)
     assert stat.S_IMODE(expired.credentials_file.stat().st_mode) == 0o600
+
+
+def _upload_until_running(cli: Cli, clip: Path) -> dict:
+    uploaded = cli.json("upload", str(clip), timeout=120)
+    deadline = time.monotonic() + 120
+    while cli.json("status", uploaded["video_id"])["job"]["status"] != "JOB_STATUS_RUNNING":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+    return uploaded
+
+
+def test_cancel_stops_a_running_job(cli: Cli, clip_1080p: Path) -> None:
+    uploaded = _upload_until_running(cli, clip_1080p)
+
+    done = cli.run("cancel", uploaded["job_id"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"job {uploaded['job_id']} cancelled"
+    video = cli.json("status", uploaded["video_id"])
+    assert video["job"]["status"] == "JOB_STATUS_CANCELLED" and video["job"]["renditions"] == []
+    watched = cli.run("watch", uploaded["job_id"])
+    assert watched.returncode == 1 and f"job {uploaded['job_id']} cancelled" in watched.stderr
+
+
+def test_rm_of_a_video_whose_job_runs_cancels_the_job_first(cli: Cli, clip_1080p: Path) -> None:
+    uploaded = _upload_until_running(cli, clip_1080p)
+
+    done = cli.run("rm", uploaded["video_id"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"cancelled job {uploaded['job_id']}", f"deleted {uploaded['video_id']}"]
+    missing = cli.run("status", uploaded["video_id"])
+    assert missing.returncode == 1 and "not found" in missing.stderr

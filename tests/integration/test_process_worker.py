@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import Message
 
+from services.process_svc.scratch import ScratchDir, remove_abandoned
 from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings
 from services.shared.bus import Delivery
@@ -21,21 +25,22 @@ from services.shared.errors import Unavailable
 from services.shared.storage import ObjectInfo
 from services.shared.storage.keys import rendition_key, source_key
 from services.shared.storage.local import LocalDirectoryStore
-from tests.media import decoded_summary
+from tests.media import decoded_summary, make_clip
 from vtc.v1 import common_pb2, events_pb2
 
 TENANT = "ten_test"
-TERMINAL = {"completed", "failed"}
+TERMINAL = {"completed", "failed", "cancelled"}
 
 
 class Harness:
     def __init__(self, tmp_path: Path, bus: InProcessBus, store: LocalDirectoryStore | None = None,
-                 max_deliveries: int = 5) -> None:
+                 max_deliveries: int = 5, time_limit: tuple[float, float] = (10.0, 300.0)) -> None:
         self.tmp_path = tmp_path
         self.bus = bus
         self.store = store or LocalDirectoryStore(tmp_path / "objects")
         self.settings = Settings(data_dir=tmp_path / "data", process_progress_interval_seconds=0.05,
-                                 process_max_deliveries=max_deliveries)
+                                 process_max_deliveries=max_deliveries, process_time_limit_factor=time_limit[0],
+                                 process_time_limit_min_seconds=time_limit[1])
         self.events: asyncio.Queue[events_pb2.JobEvent] = asyncio.Queue()
 
     async def start(self) -> None:
@@ -48,7 +53,7 @@ class Harness:
         await ProcessComponent(self.settings, self.bus, self.store).start()
 
     async def request(self, source: Path | bytes, *, profile: str = "", attempt: int = 1,
-                      filename: str = "clip.mp4") -> events_pb2.JobRequested:
+                      filename: str = "clip.mp4", duration_seconds: float = 0.0) -> events_pb2.JobRequested:
         video_id = f"vid_{uuid.uuid4().hex[:20]}"
         key = source_key(TENANT, video_id, filename)
         if isinstance(source, bytes):
@@ -58,7 +63,8 @@ class Harness:
         await self.store.put_file(key, source, "video/mp4")
         request = events_pb2.JobRequested(event_id=uuid.uuid4().hex, job_id=f"job_{uuid.uuid4().hex[:20]}",
                                           video_id=video_id, tenant_id=TENANT, profile=profile, source_key=key,
-                                          attempt=attempt)
+                                          attempt=attempt,
+                                          probe=common_pb2.MediaProbe(duration_seconds=duration_seconds))
         await self.bus.publish("job.requested", request)
         return request
 
@@ -297,3 +303,93 @@ async def test_a_bug_ends_in_a_failed_event_not_endless_redelivery(
     await asyncio.sleep(0.3)
     assert harness.events.empty() and harness.bus.dead_letters("process.jobs") == []
     assert harness.scratch_files() == []
+
+
+@pytest.fixture(scope="module")
+def clip_720p(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough to be cancelled or timed out mid-encode: 4 s of 1280x720 into three rungs."""
+    return make_clip(tmp_path_factory.mktemp("media") / "clip720.mp4", seconds=4.0, width=1280, height=720)
+
+
+async def _until_progress(harness: Harness) -> list[events_pb2.JobEvent]:
+    seen = []
+    async with asyncio.timeout(60):
+        while not seen or seen[-1].WhichOneof("kind") != "progress":
+            seen.append(await harness.events.get())
+    return seen
+
+
+def _cancel_request(request: events_pb2.JobRequested) -> events_pb2.JobCancelRequested:
+    return events_pb2.JobCancelRequested(event_id=uuid.uuid4().hex, job_id=request.job_id,
+                                         video_id=request.video_id, tenant_id=request.tenant_id)
+
+
+async def test_a_cancel_stops_the_encoder_and_leaves_nothing_behind(harness: Harness, clip_720p: Path) -> None:
+    request = await harness.request(clip_720p)
+    before = await _until_progress(harness)
+
+    asked = time.monotonic()
+    await harness.bus.publish("job.cancel", _cancel_request(request))
+    after = await harness.events_until_terminal(timeout=10)
+    stopped_after = time.monotonic() - asked
+
+    events = before + after
+    assert_well_formed(events, request)
+    assert kinds(events)[-1] == "cancelled" and events[-1].status == common_pb2.JOB_STATUS_CANCELLED
+    assert events[-1].cancelled.worker, "names the worker that stopped"
+    print(f"\nencoder stopped {stopped_after:.2f} s after the cancel request")
+    assert stopped_after <= 2.0
+    assert harness.scratch_files() == []
+    assert not (harness.tmp_path / "objects" / TENANT / request.video_id / "renditions").exists()
+    await asyncio.sleep(0.3)
+    assert harness.events.empty() and harness.bus.dead_letters("process.jobs") == [], "acked, not redelivered"
+
+
+async def test_a_job_cancelled_before_it_starts_is_dropped(harness: Harness, clip_640x360: Path) -> None:
+    request = events_pb2.JobRequested(job_id="job_cancelled_early", video_id="vid_x", tenant_id=TENANT)
+    await harness.bus.publish("job.cancel", _cancel_request(request))
+    await asyncio.sleep(0.1)
+    await harness.bus.publish("job.requested", request)
+    later = await harness.request(clip_640x360)
+
+    events = await harness.events_until_terminal()
+
+    assert {e.job_id for e in events} == {later.job_id}, "the cancelled job never started"
+    assert kinds(events)[-1] == "completed"
+
+
+async def test_a_job_past_its_time_limit_fails_with_the_limit_in_its_reason(
+        tmp_path: Path, clip_720p: Path) -> None:
+    bus = InProcessBus()
+    harness = Harness(tmp_path, bus, time_limit=(0.1, 0.5))
+    await harness.start()
+    try:
+        request = await harness.request(clip_720p, duration_seconds=4.0)
+        events = await harness.events_until_terminal()
+    finally:
+        await bus.close()
+
+    assert kinds(events)[0] == "started" and kinds(events)[-1] == "failed"
+    assert events[-1].failed.reason.startswith(
+        "the transcode did not finish within its time limit of 00:00.5 (the least any job gets) and was stopped;")
+    assert harness.scratch_files() == []
+    assert not (tmp_path / "objects" / TENANT / request.video_id / "renditions").exists()
+
+
+def test_a_starting_worker_removes_scratch_of_dead_jobs_only(tmp_path: Path) -> None:
+    work_dir = tmp_path / "work"
+    # A worker process dies mid-job, however it dies: its scratch directory stays behind.
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sys; from pathlib import Path; from services.process_svc.scratch import ScratchDir\n"
+        f"scratch = ScratchDir(Path({str(work_dir)!r}), 'job_dead'); (scratch.path / 'source.mp4').write_bytes(b'x')\n"
+        "os.kill(os.getpid(), 9)")], cwd=Path(__file__).parents[2])
+    assert killed.returncode == -9
+    [dead] = work_dir.iterdir()
+    live = ScratchDir(work_dir, "job_live")  # another worker's running job
+    try:
+        removed = remove_abandoned(work_dir)
+        assert removed == [dead] and not dead.exists()
+        assert live.path.is_dir()
+    finally:
+        live.remove()
+    assert list(work_dir.iterdir()) == []

@@ -109,9 +109,24 @@ def test_percent_outside_0_to_100_is_clamped(job: Job) -> None:
 
 def test_a_cancellation_finishes_the_job_without_renditions(job: Job) -> None:
     job.apply(started(1))
-    assert job.apply(event(2, status=common_pb2.JOB_STATUS_CANCELLED))
+    assert job.apply(event(2, cancelled=events_pb2.JobCancelled(), status=common_pb2.JOB_STATUS_CANCELLED))
     assert job.status is JobStatus.CANCELLED and job.finished_at == T0 + timedelta(seconds=2)
     assert not job.apply(progress(3, 50.0))
+
+
+def test_cancel_ends_a_running_job_with_an_event_watchers_take_after_their_snapshot(job: Job) -> None:
+    job.apply(started(1))
+    job.apply(progress(2, 40.0))
+    snapshot = Job(**vars(job))
+
+    cancelled = job.cancel(T0 + timedelta(minutes=1))
+
+    assert job.status is JobStatus.CANCELLED and job.finished_at == T0 + timedelta(minutes=1)
+    assert cancelled.status == common_pb2.JOB_STATUS_CANCELLED and cancelled.WhichOneof("kind") == "cancelled"
+    assert snapshot.is_newer(cancelled)
+    assert not job.apply(completed(3)), "the worker's late completion changes nothing"
+    with pytest.raises(ValueError, match="CANCELLED"):
+        job.cancel(T0 + timedelta(minutes=2))
 
 
 def test_an_event_without_a_kind_is_ignored(job: Job) -> None:

@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from vtc.cli.client import addr_in_use
 from vtc.cli.commands.download import run_download
-from vtc.cli.commands.jobs import run_watch
+from vtc.cli.commands.jobs import run_cancel, run_watch
 from vtc.cli.commands.login import run_login
 from vtc.cli.commands.upload import run_upload
 from vtc.cli.commands.videos import run_ls, run_rm, run_status
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch = command("watch", run_watch, "follow a transcoding job until it ends")
     watch.add_argument("job_id", metavar="JOB_ID")
 
+    cancel = command("cancel", run_cancel, "stop a queued or running job; what it wrote is removed")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+
     ls = command("ls", run_ls, "list videos, newest first")
     ls.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N videos (default 50)")
 
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--rendition", required=True, metavar="NAME", help="e.g. 720p")
     download.add_argument("-o", "--output", metavar="FILE", help="target file (default: VIDEO_ID_NAME.mp4)")
 
-    rm = command("rm", run_rm, "delete a video, its jobs and its files")
+    rm = command("rm", run_rm, "delete a video, its jobs and its files (a running job is cancelled first)")
     rm.add_argument("video_id", metavar="VIDEO_ID")
     return parser
 

@@ -1,11 +1,12 @@
 """`vtc watch JOB_ID` (and `vtc upload --watch`): live transcoding progress
-until the job ends, then its renditions or why it failed."""
+until the job ends, then its renditions or why it failed. `vtc cancel JOB_ID`:
+stop a queued or running job."""
 
 from __future__ import annotations
 
 import argparse
 
-from vtc.cli.client import Session
+from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
 from vtc.cli.errors import CliError
 from vtc.cli.output import Output, renditions_table, status_name, to_dict
 from vtc.cli.progress import transcode_progress
@@ -61,4 +62,19 @@ def run_watch(args: argparse.Namespace, out: Output) -> int:
         out.json(to_dict(job))
     show_outcome(job, out)
     check_outcome(job)
+    return 0
+
+
+def cancel_job(session: Session, job_id: str) -> common_pb2.Job:
+    return session.videos.CancelJob(metadata_pb2.CancelJobRequest(job_id=job_id), metadata=session.metadata(),
+                                    timeout=UNARY_TIMEOUT_SECONDS)
+
+
+def run_cancel(args: argparse.Namespace, out: Output) -> int:
+    with Session.open(args.addr) as session:
+        job = cancel_job(session, args.job_id)
+    if out.json_mode:
+        out.json(to_dict(job))
+    else:
+        out.say(f"job {job.job_id} {status_name(job.status)}")
     return 0

@@ -1,10 +1,11 @@
-"""`vtc ls`, `vtc status VIDEO_ID`, `vtc rm VIDEO_ID`."""
+"""`vtc ls`, `vtc status VIDEO_ID`, `vtc rm VIDEO_ID` (a running job is cancelled first)."""
 
 from __future__ import annotations
 
 import argparse
 
 from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
+from vtc.cli.commands.jobs import cancel_job
 from vtc.cli.output import Output, to_dict, video_summary, videos_table
 from vtc.v1 import common_pb2, metadata_pb2
 
@@ -49,12 +50,22 @@ def run_status(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+_UNFINISHED = (common_pb2.JOB_STATUS_QUEUED, common_pb2.JOB_STATUS_RUNNING)
+
+
 def run_rm(args: argparse.Namespace, out: Output) -> int:
+    cancelled = ""
     with Session.open(args.addr) as session:
+        video = session.videos.GetVideo(metadata_pb2.GetVideoRequest(video_id=args.video_id),
+                                        metadata=session.metadata(), timeout=UNARY_TIMEOUT_SECONDS)
+        if video.HasField("job") and video.job.status in _UNFINISHED:
+            cancelled = cancel_job(session, video.job.job_id).job_id
         session.videos.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=args.video_id),
                                    metadata=session.metadata(), timeout=UNARY_TIMEOUT_SECONDS)
     if out.json_mode:
-        out.json({"video_id": args.video_id, "deleted": True})
+        out.json({"video_id": args.video_id, "deleted": True, "cancelled_job_id": cancelled})
     else:
+        if cancelled:
+            out.say(f"cancelled job {cancelled}")
         out.say(f"deleted {args.video_id}")
     return 0

@@ -1,0 +1,38 @@
+"""Cancelling a job: the catalogue ends it CANCELLED at once (so watchers and
+GetJob see it), then every worker is told on the `job.cancel` broadcast; the
+one running the job stops its encoder and removes what it stored. A worker
+that starts a cancelled job later (a redelivery) is told again when its
+`started` event arrives (see JobEventConsumer)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from services.metadata_svc.catalog import VideoCatalog
+from services.metadata_svc.job import Job
+from services.metadata_svc.watch import JobUpdate, JobWatchHub
+from services.shared.bus import Bus
+from services.shared.ids import new_id
+from vtc.v1 import events_pb2
+
+log = logging.getLogger("vtc.metadata.cancel")
+
+CANCEL_ROUTING_KEY = "job.cancel"
+
+
+async def cancel_job(catalog: VideoCatalog, bus: Bus, hub: JobWatchHub, tenant_id: str, job_id: str) -> Job:
+    job, event = await catalog.cancel_job(tenant_id, job_id, datetime.now(UTC))
+    if event is not None:
+        hub.publish(JobUpdate(job=job, event=event))
+        log.info("job cancelled; telling the workers")
+    # Sent again on a repeated cancel too: the first broadcast may have been lost with its publisher.
+    await tell_workers(bus, job)
+    return job
+
+
+async def tell_workers(bus: Bus, job: Job) -> None:
+    request = events_pb2.JobCancelRequested(event_id=new_id("evt"), job_id=job.job_id, video_id=job.video_id,
+                                            tenant_id=job.tenant_id)
+    request.requested_at.GetCurrentTime()
+    await bus.publish(CANCEL_ROUTING_KEY, request, message_id=request.event_id)

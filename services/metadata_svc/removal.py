@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from services.metadata_svc.cancel import cancel_job
+from services.metadata_svc.cancel import tell_workers
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.watch import JobWatchHub
 from services.shared.bus import Bus
@@ -17,9 +17,9 @@ log = logging.getLogger("vtc.metadata.removal")
 async def remove_video(catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub, bus: Bus,
                        tenant_id: str, video_id: str) -> None:
     video = await catalog.get_video(tenant_id, video_id)
-    # The encoder stops instead of writing renditions of a video that is gone.
+    # The encoder stops instead of writing renditions of a video that is gone; its watchers get NOT_FOUND.
     for job in await catalog.unfinished_jobs(tenant_id, video_id):
-        await cancel_job(catalog, bus, hub, tenant_id, job.job_id)
+        await tell_workers(bus, job)
     # Objects first: if deleting them fails the rows remain, so the caller can
     # retry; the other order would leave objects no record points to.
     deleted = await store.delete_prefix(video.storage_prefix)

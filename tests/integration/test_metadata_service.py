@@ -611,3 +611,91 @@ async def test_migrations_build_exactly_the_schema_the_models_expect(database_ur
         assert {"videos", "jobs", "renditions", VERSION_TABLE} <= tables
     finally:
         await engine.dispose()
+
+
+# --- cancel --------------------------------------------------------------------------------------
+
+async def capture_cancels(service: Metadata) -> asyncio.Queue[events_pb2.JobCancelRequested]:
+    told: asyncio.Queue[events_pb2.JobCancelRequested] = asyncio.Queue()
+
+    async def record(delivery: Delivery) -> None:
+        message = delivery.decode()
+        assert isinstance(message, events_pb2.JobCancelRequested)
+        told.put_nowait(message)
+
+    await service.bus.consume_broadcast(["job.cancel"], record)
+    return told
+
+
+async def test_cancel_ends_the_job_for_watchers_and_tells_the_workers(metadata: Metadata) -> None:
+    told = await capture_cancels(metadata)
+    registered = await register(metadata)
+    job = registered.job
+    await publish(metadata, started(job, 1), progress(job, 2, 30.0))
+    await wait_for_job(metadata, job.job_id, lambda j: j.progress.percent == 30.0)
+    watch = metadata.stub.WatchJob(metadata_pb2.WatchJobRequest(job_id=job.job_id), metadata=metadata.as_user())
+    assert (await watch.read()).job.status == common_pb2.JOB_STATUS_RUNNING
+
+    error = await rpc_error(metadata.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=job.job_id),
+                                                    metadata=metadata.as_user(scopes=("videos:read",))))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    error = await rpc_error(metadata.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=job.job_id),
+                                                    metadata=metadata.as_user(TENANT_B)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    cancelled = await metadata.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=job.job_id),
+                                              metadata=metadata.as_user())
+
+    assert cancelled.status == common_pb2.JOB_STATUS_CANCELLED and cancelled.finished_at.seconds > 0
+    last = await asyncio.wait_for(watch.read(), 10)
+    assert last.job.status == common_pb2.JOB_STATUS_CANCELLED and last.event.WhichOneof("kind") == "cancelled"
+    assert await watch.read() == grpc.aio.EOF
+    request = await asyncio.wait_for(told.get(), 10)
+    assert (request.job_id, request.video_id, request.tenant_id) == (job.job_id, job.video_id, TENANT_A)
+    # Progress the worker sent before it stopped changes nothing.
+    await publish(metadata, progress(job, 3, 60.0))
+    await drain_events(metadata, (await register(metadata)).job, 1)
+    assert (await get_job(metadata, job.job_id)).status == common_pb2.JOB_STATUS_CANCELLED
+
+
+async def test_a_worker_starting_a_cancelled_job_is_told_again_and_its_late_renditions_removed(
+        metadata: Metadata, tmp_path: Path) -> None:
+    told = await capture_cancels(metadata)
+    registered = await register(metadata)
+    job = registered.job
+    await metadata.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=job.job_id), metadata=metadata.as_user())
+    await asyncio.wait_for(told.get(), 10)
+
+    # A worker that missed the broadcast takes the job anyway (a redelivery to a worker started later).
+    await publish(metadata, started(job, 1, attempt=2))
+    again = await asyncio.wait_for(told.get(), 10)
+    assert again.job_id == job.job_id
+    [rendition] = renditions_of(job, ("360p", 640, 360))
+    await store_bytes(metadata, rendition.storage_key, b"unwanted rendition", tmp_path)
+    await publish(metadata, completed(job, 2, [rendition]))
+    await drain_events(metadata, (await register(metadata)).job, 1)
+
+    with pytest.raises(NotFound):
+        await metadata.store.stat(rendition.storage_key)
+    assert (await get_job(metadata, job.job_id)).status == common_pb2.JOB_STATUS_CANCELLED
+
+
+async def test_a_finished_job_cannot_be_cancelled(metadata: Metadata, tmp_path: Path) -> None:
+    registered, rendition = await complete_with_stored_rendition(metadata, tmp_path, b"done")
+    error = await rpc_error(metadata.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=registered.job.job_id),
+                                                    metadata=metadata.as_user()))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == (f"job {registered.job.job_id!r} is COMPLETED already; only a queued or running job "
+                               "can be cancelled")
+    assert (await metadata.store.stat(rendition.storage_key)).size_bytes == 4
+
+
+async def test_deleting_a_video_whose_job_runs_cancels_the_job(metadata: Metadata) -> None:
+    told = await capture_cancels(metadata)
+    registered = await register(metadata)
+    await publish(metadata, started(registered.job, 1))
+    await wait_for_job(metadata, registered.job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_RUNNING)
+
+    await metadata.stub.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=registered.video.video_id),
+                                    metadata=metadata.as_user())
+
+    assert (await asyncio.wait_for(told.get(), 10)).job_id == registered.job.job_id

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from services.auth_svc.bootstrap import ADMIN, bootstrap
 from services.auth_svc.directory import TenantDirectory
 from services.auth_svc.key_set import PublishedKeySet
+from services.auth_svc.rate_limits import IssueTokenLimits, TokenBucket
 from services.auth_svc.revocations import RevocationBroadcast
 from services.auth_svc.servicer import AuthServicer
 from services.auth_svc.settings import Settings
@@ -49,8 +50,11 @@ class AuthComponent:
         self.key_set = PublishedKeySet(self.keyring, self.directory, settings.auth_token_ttl_seconds)
         self._key_watch = (SigningKeyWatch(self.keyring, bus, settings.auth_signing_key_poll_seconds)
                            if bus is not None else None)
+        limits = IssueTokenLimits(
+            per_key=TokenBucket(settings.auth_issue_token_per_key_per_minute, settings.auth_issue_token_key_burst),
+            per_peer=TokenBucket(settings.auth_issue_token_per_peer_per_minute, settings.auth_issue_token_peer_burst))
         self._servicer = AuthServicer(self.directory, self.keyring, self.issuer, RevocationBroadcast(bus),
-                                      key_set=self.key_set)
+                                      key_set=self.key_set, issue_limits=limits)
 
     @property
     def admin_key_file(self) -> Path:

@@ -12,6 +12,7 @@ from services.auth_svc.access import check_may_revoke, grantable_scopes, managed
 from services.auth_svc.api_keys import key_name
 from services.auth_svc.directory import TenantDirectory
 from services.auth_svc.key_set import PublishedKeySet
+from services.auth_svc.rate_limits import IssueTokenLimits
 from services.auth_svc.revocations import RevocationBroadcast
 from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.tenants import tenant_name
@@ -25,19 +26,23 @@ from vtc.v1 import auth_pb2, auth_pb2_grpc
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, directory: TenantDirectory, keyring: SigningKeyring, issuer: TokenIssuer,
-                 revocations: RevocationBroadcast, *, key_set: PublishedKeySet) -> None:
+                 revocations: RevocationBroadcast, *, key_set: PublishedKeySet,
+                 issue_limits: IssueTokenLimits) -> None:
         self._directory = directory
         self._keyring = keyring
         self._issuer = issuer
         self._revocations = revocations
         self._key_set = key_set
+        self._issue_limits = issue_limits
 
     async def IssueToken(self, request: auth_pb2.IssueTokenRequest,
                          context: grpc.aio.ServicerContext) -> auth_pb2.IssueTokenResponse:
+        self._issue_limits.admit_peer(context.peer())
         if not request.api_key.strip():
             raise Unauthenticated("an API key is required")
         key = await self._directory.authenticate(request.api_key)
         bind(tenant=key.tenant_id)
+        self._issue_limits.admit_key(key.key_id)
         await self._keyring.refresh()  # a key rotated in by another process signs from now on
         token = self._issuer.issue(key)
         return auth_pb2.IssueTokenResponse(

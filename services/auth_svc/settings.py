@@ -26,6 +26,15 @@ class Settings(CommonSettings):
         2.0, gt=0, description="How often the signing key directory is checked for added or deleted keys; "
                                "a change is announced on the bus so every service refetches the key set.")
 
+    auth_issue_token_per_key_per_minute: float = Field(
+        60.0, ge=0, description="Tokens IssueToken hands one API key per minute, sustained; 0: no limit.")
+    auth_issue_token_key_burst: int = Field(
+        20, ge=1, description="Tokens one API key may get at once before the per-minute rate applies.")
+    auth_issue_token_per_peer_per_minute: float = Field(
+        600.0, ge=0, description="IssueToken attempts (good key or not) per peer address per minute; 0: no limit.")
+    auth_issue_token_peer_burst: int = Field(
+        100, ge=1, description="IssueToken attempts one peer address may make at once before the rate applies.")
+
     @property
     def resolved_database_url(self) -> str:
         return self.auth_database_url or sqlite_url(self.data_dir / "auth.db")

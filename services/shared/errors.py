@@ -9,6 +9,7 @@ VtcError
 ├── Unauthenticated     no, bad or expired credentials
 ├── PermissionDenied    authenticated, but the scope does not allow it
 ├── ResourceExhausted   a limit is reached (the message names it); retry when below it
+│   └── RateLimited     too many requests; RetryInfo says when to retry
 ├── DeadlineExceeded    the caller took too long (e.g. an upload stalled between chunks)
 └── Unavailable         a peer or backend is down; retry later
 """
@@ -60,6 +61,14 @@ class PermissionDenied(VtcError):
 class ResourceExhausted(VtcError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
+
+
+class RateLimited(ResourceExhausted):
+    """Too many requests of one kind; the status carries a RetryInfo saying when to retry."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class DeadlineExceeded(VtcError):

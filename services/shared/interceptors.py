@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.shared.errors import Unauthenticated, VtcError
-from services.shared.logs import bind
+from services.shared.errors import RateLimited, Unauthenticated, VtcError
+from services.shared.logs import bind, looks_like_secret
 from services.shared.principal import reset_principal, set_principal
 from services.shared.tokens import TokenVerifier
 
@@ -58,6 +60,10 @@ async def _abort(context: grpc.aio.ServicerContext, error: VtcError) -> None:
     status = status_pb2.Status(code=error.code.value[0], message=error.message)
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain="vtc")
     status.details.add().Pack(info)
+    if isinstance(error, RateLimited):
+        delay = Duration()
+        delay.FromNanoseconds(max(int(error.retry_after_seconds * 1e9), 0))
+        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     await context.abort_with_status(rpc_status.to_status(status))
 
 
@@ -103,7 +109,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         metadata = dict(handler_call_details.invocation_metadata or ())
-        request_id = str(metadata.get("x-request-id") or uuid.uuid4().hex[:16])
+        request_id = _request_id(metadata.get("x-request-id"))
 
         async def unary(behavior, request, context, method):  # type: ignore[no-untyped-def]
             bind(request_id=request_id)
@@ -123,6 +129,18 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 _log_call(method, context, started)
 
         return _wrap(handler, handler_call_details.method, unary, stream)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _request_id(sent: Any) -> str:
+    """The caller's x-request-id when it looks like one; a new one otherwise. It
+    goes into every log line, so it must not carry control characters, a
+    kilobyte of text, or a token pasted into the wrong header."""
+    if isinstance(sent, str) and _REQUEST_ID.match(sent) and not looks_like_secret(sent):
+        return sent
+    return uuid.uuid4().hex[:16]
 
 
 def _log_call(method: str, context: grpc.aio.ServicerContext, started: float) -> None:
@@ -150,12 +168,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES):
             return handler
-        metadata: Mapping[str, Any] = dict(handler_call_details.invocation_metadata or ())
+        headers = [str(value) for key, value in handler_call_details.invocation_metadata or ()
+                   if key == "authorization"]
 
         async def authenticate(context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
-            header = str(metadata.get("authorization", ""))
-            scheme, _, token = header.partition(" ")
+            scheme, _, token = (headers[0] if headers else "").partition(" ")
             try:
+                if len(headers) > 1:
+                    # Which one would count is a guess a proxy and this service could make differently.
+                    raise Unauthenticated(f"send one authorization header; this call had {len(headers)}")
                 if scheme.lower() != "bearer" or not token:
                     raise Unauthenticated(
                         "missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")

@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -31,7 +32,28 @@ def bind(**fields: str) -> None:
     _fields.set({**_fields.get({}), **{k: v for k, v in fields.items() if v}})
 
 
+# Credentials that must never reach a log line, whatever put them in a message:
+# JWTs (a base64url JSON header, "eyJ"), API key secrets, bearer header values.
+_SECRETS = [
+    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), "[token]"),
+    (re.compile(r"(vtc_key_[0-9a-f]{20}_)[0-9a-f]{8,}"), r"\1[secret]"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9_.~+/=-]{8,}"), r"\1 [token]"),
+]
+
+
+def redact_secrets(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def looks_like_secret(text: str) -> bool:
+    return redact_secrets(text) != text
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; credentials in it are replaced (redact_secrets)."""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -46,7 +68,7 @@ class JsonFormatter(logging.Formatter):
             line.update(extra)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact_secrets(json.dumps(line, default=str))
 
 
 def configure_logging(level: str = "INFO") -> None:

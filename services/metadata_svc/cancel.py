@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job import Job
-from services.metadata_svc.watch import JobUpdate, JobWatchHub
+from services.metadata_svc.replica_fanout import ReplicaFanout
+from services.metadata_svc.watch import JobUpdate
 from services.shared.bus import Bus
 from services.shared.ids import new_id
 from vtc.v1 import events_pb2
@@ -21,10 +22,10 @@ log = logging.getLogger("vtc.metadata.cancel")
 CANCEL_ROUTING_KEY = "job.cancel"
 
 
-async def cancel_job(catalog: VideoCatalog, bus: Bus, hub: JobWatchHub, tenant_id: str, job_id: str) -> Job:
+async def cancel_job(catalog: VideoCatalog, bus: Bus, watchers: ReplicaFanout, tenant_id: str, job_id: str) -> Job:
     job, event = await catalog.cancel_job(tenant_id, job_id, datetime.now(UTC))
     if event is not None:
-        hub.publish(JobUpdate(job=job, event=event))
+        await watchers.publish(JobUpdate(job=job.to_proto(), event=event))
         log.info("job cancelled; telling the workers")
     # Sent again on a repeated cancel too: the first broadcast may have been lost with its publisher.
     await tell_workers(bus, job)

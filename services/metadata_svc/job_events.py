@@ -1,4 +1,5 @@
-"""Applies JobEvents from the bus to the catalogue, then tells the watchers.
+"""Applies JobEvents from the bus to the catalogue, then tells the watchers of
+every replica (replica_fanout.py).
 Idempotent: a repeated or out-of-order event changes nothing (see Job.apply),
 except that a cancelled job's worker is answered: told again to stop when it
 starts the job, and its renditions removed when it completes it anyway."""
@@ -10,7 +11,8 @@ import logging
 from services.metadata_svc.cancel import tell_workers
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job import JobStatus
-from services.metadata_svc.watch import JobUpdate, JobWatchHub
+from services.metadata_svc.replica_fanout import ReplicaFanout
+from services.metadata_svc.watch import JobUpdate
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.errors import NotFound
 from services.shared.logs import log_context
@@ -25,9 +27,9 @@ BINDING = "job.event.#"
 
 
 class JobEventConsumer:
-    def __init__(self, catalog: VideoCatalog, hub: JobWatchHub, store: ObjectStore) -> None:
+    def __init__(self, catalog: VideoCatalog, fanout: ReplicaFanout, store: ObjectStore) -> None:
         self._catalog = catalog
-        self._hub = hub
+        self._fanout = fanout
         self._store = store
         self._bus: Bus | None = None
 
@@ -55,7 +57,7 @@ class JobEventConsumer:
                 log.debug("stale or repeated event ignored (attempt %d, sequence %d)", event.attempt, event.sequence)
                 await self._answer_cancelled(event)
                 return
-            self._hub.publish(JobUpdate(job=job, event=event))
+            await self._fanout.publish(JobUpdate(job=job.to_proto(), event=event))
 
     async def _answer_cancelled(self, event: events_pb2.JobEvent) -> None:
         kind = event.WhichOneof("kind")

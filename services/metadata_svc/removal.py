@@ -7,14 +7,14 @@ import logging
 
 from services.metadata_svc.cancel import tell_workers
 from services.metadata_svc.catalog import VideoCatalog
-from services.metadata_svc.watch import JobWatchHub
+from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.shared.bus import Bus
 from services.shared.storage import ObjectStore
 
 log = logging.getLogger("vtc.metadata.removal")
 
 
-async def remove_video(catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub, bus: Bus,
+async def remove_video(catalog: VideoCatalog, store: ObjectStore, watchers: ReplicaFanout, bus: Bus,
                        tenant_id: str, video_id: str) -> None:
     video = await catalog.get_video(tenant_id, video_id)
     # The encoder stops instead of writing renditions of a video that is gone; its watchers get NOT_FOUND.
@@ -24,5 +24,5 @@ async def remove_video(catalog: VideoCatalog, store: ObjectStore, hub: JobWatchH
     # retry; the other order would leave objects no record points to.
     deleted = await store.delete_prefix(video.storage_prefix)
     job_ids = await catalog.delete_video(tenant_id, video_id)
-    hub.end(job_ids)
+    await watchers.end(job_ids)
     log.info("deleted video with %d jobs and %d stored objects", len(job_ids), deleted)

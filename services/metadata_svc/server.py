@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job_events import JobEventConsumer
+from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.requeue import requeue_unfinished_jobs
 from services.metadata_svc.servicer import MetadataServicer
 from services.metadata_svc.settings import Settings
@@ -41,8 +42,9 @@ class MetadataComponent:
         self._engine = create_engine(settings.resolved_database_url)
         self.catalog = VideoCatalog(async_sessionmaker(self._engine, expire_on_commit=False))
         self.watch_hub = JobWatchHub()
+        self.fanout = ReplicaFanout(self.watch_hub, bus)
         self._store = store
-        self._servicer = MetadataServicer(self.catalog, store, self.watch_hub, bus)
+        self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus)
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)
@@ -51,8 +53,10 @@ class MetadataComponent:
         if not self._settings.metadata_database_url:
             self._settings.data_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite file
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
-        # Consume before requeueing, so the events of requeued jobs find their consumer.
-        await JobEventConsumer(self.catalog, self.watch_hub, self._store).start(self._bus)
+        # Listen to the other replicas before taking events, then consume before requeueing,
+        # so the events of requeued jobs find their consumer.
+        await self.fanout.start()
+        await JobEventConsumer(self.catalog, self.fanout, self._store).start(self._bus)
         if not self._bus.durable:
             count = await requeue_unfinished_jobs(self.catalog, self._bus)
             log.info("metadata service started; %d unfinished jobs requeued", count)

@@ -15,8 +15,9 @@ from services.metadata_svc.cancel import cancel_job
 from services.metadata_svc.catalog import VideoCatalog, job_not_found
 from services.metadata_svc.paging import PageCursor, page_size
 from services.metadata_svc.removal import remove_video
+from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
-from services.metadata_svc.watch import JobGone, JobWatchHub
+from services.metadata_svc.watch import JobGone
 from services.shared.bus import Bus
 from services.shared.errors import InvalidArgument
 from services.shared.logs import bind
@@ -41,10 +42,11 @@ def _required(value: str, name: str) -> str:
 
 
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
-    def __init__(self, catalog: VideoCatalog, store: ObjectStore, hub: JobWatchHub, bus: Bus) -> None:
+    def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Bus) -> None:
         self._catalog = catalog
         self._store = store
-        self._hub = hub
+        self._fanout = fanout
+        self._hub = fanout.hub
         self._bus = bus
 
     async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
@@ -80,7 +82,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
         video_id = _required(request.video_id, "video_id")
         bind(video_id=video_id)
-        await remove_video(self._catalog, self._store, self._hub, self._bus, tenant, video_id)
+        await remove_video(self._catalog, self._store, self._fanout, self._bus, tenant, video_id)
         return empty_pb2.Empty()
 
     async def GetJob(self, request: metadata_pb2.GetJobRequest,
@@ -94,7 +96,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
         job_id = _required(request.job_id, "job_id")
         bind(job_id=job_id)
-        job = await cancel_job(self._catalog, self._bus, self._hub, tenant, job_id)
+        job = await cancel_job(self._catalog, self._bus, self._fanout, tenant, job_id)
         return job.to_proto()
 
     async def WatchJob(self, request: metadata_pb2.WatchJobRequest,
@@ -107,7 +109,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             yield metadata_pb2.WatchJobResponse(job=snapshot.to_proto())
             try:
                 async for update in subscription.after(snapshot):
-                    yield metadata_pb2.WatchJobResponse(job=update.job.to_proto(), event=update.event)
+                    yield metadata_pb2.WatchJobResponse(job=update.job, event=update.event)
             except JobGone:
                 raise job_not_found(job_id) from None
 

@@ -1,7 +1,9 @@
-"""WatchJob fan-out: every applied JobEvent goes to the watchers of its job,
-in this process. A watcher subscribes before it reads the job's current
-state, so nothing applied in between is lost; updates its snapshot already
-reflects are skipped by ordering (attempt, sequence)."""
+"""WatchJob fan-out: every applied JobEvent goes to the watchers of its job
+in this process (replica_fanout.py brings those applied by other replicas).
+A watcher subscribes before it reads the job's current state, so nothing
+applied in between is lost; updates its snapshot or an earlier update
+already reflects are skipped by ordering (attempt, sequence), so a repeat, or
+copies from two replicas arriving out of order, are never sent twice."""
 
 from __future__ import annotations
 
@@ -11,13 +13,20 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from services.metadata_svc.job import Job
-from vtc.v1 import events_pb2
+from vtc.v1 import common_pb2, events_pb2
+
+_TERMINAL = frozenset({common_pb2.JOB_STATUS_COMPLETED, common_pb2.JOB_STATUS_FAILED,
+                       common_pb2.JOB_STATUS_CANCELLED})
 
 
 @dataclass(frozen=True)
 class JobUpdate:
-    job: Job  # the state after the event; never mutated once published
+    job: common_pb2.Job  # the state after the event; never mutated once published
     event: events_pb2.JobEvent
+
+    @property
+    def finished(self) -> bool:
+        return self.job.status in _TERMINAL
 
 
 class JobGone(Exception):
@@ -36,14 +45,16 @@ class Subscription:
         """Updates newer than `snapshot`, in order, until the job is finished. Raises JobGone."""
         if snapshot.status.is_terminal:
             return
+        position = (snapshot.attempt, snapshot.last_sequence)
         while True:
             update = await self._updates.get()
             if update is None:
                 raise JobGone(self.job_id)
-            if not snapshot.is_newer(update.event):
-                continue  # already in the snapshot the watcher was sent
+            if (update.event.attempt, update.event.sequence) <= position:
+                continue  # already in what the watcher was sent
+            position = (update.event.attempt, update.event.sequence)
             yield update
-            if update.job.status.is_terminal:
+            if update.finished:
                 return
 
 

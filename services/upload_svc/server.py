@@ -19,8 +19,8 @@ from services.upload_svc.intake import UploadIntake
 from services.upload_svc.profiles import ProfileCatalogue
 from services.upload_svc.receiver import UploadLimits, remove_stale_spool_files
 from services.upload_svc.servicer import UploadServicer
-from services.upload_svc.slots import UploadSlots
 from services.upload_svc.settings import Settings
+from services.upload_svc.slots import UploadSlots
 from vtc.v1 import metadata_pb2_grpc, process_pb2_grpc, upload_pb2, upload_pb2_grpc
 
 log = logging.getLogger("vtc.upload")

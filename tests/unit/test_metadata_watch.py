@@ -15,7 +15,8 @@ from vtc.v1 import common_pb2, events_pb2
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def update(job: Job, sequence: int, percent: float, *, terminal: bool = False) -> JobUpdate:
+def applied(job: Job, sequence: int, percent: float, *, terminal: bool = False) -> tuple[Job, JobUpdate]:
+    """The job after the event, and the update a replica fans out for it."""
     event = events_pb2.JobEvent(job_id=job.job_id, attempt=1, sequence=sequence)
     if terminal:
         event.completed.SetInParent()
@@ -23,7 +24,11 @@ def update(job: Job, sequence: int, percent: float, *, terminal: bool = False) -
         event.progress.CopyFrom(common_pb2.Progress(percent=percent))
     after = replace(job)
     after.apply(event)
-    return JobUpdate(after, event)
+    return after, JobUpdate(after.to_proto(), event)
+
+
+def update(job: Job, sequence: int, percent: float, *, terminal: bool = False) -> JobUpdate:
+    return applied(job, sequence, percent, terminal=terminal)[1]
 
 
 async def collect(hub: JobWatchHub, snapshot: Job, ready: asyncio.Event) -> list[float]:
@@ -38,15 +43,14 @@ async def collect(hub: JobWatchHub, snapshot: Job, ready: asyncio.Event) -> list
 async def test_updates_already_in_the_snapshot_are_skipped_and_the_stream_ends_when_finished() -> None:
     hub = JobWatchHub()
     job = Job.queued("job_1", "vid_1", "ten_a", "default", T0)
-    first = update(job, 1, 10.0)
-    snapshot = first.job  # the watcher read its state after event 1 was applied
+    snapshot, first = applied(job, 1, 10.0)  # the watcher read its state after event 1 was applied
     ready = asyncio.Event()
     watcher = asyncio.create_task(collect(hub, snapshot, ready))
     await ready.wait()
     hub.publish(first)  # fanned out after the watcher read the DB: must not be sent twice
-    second = update(snapshot, 2, 50.0)
+    after_second, second = applied(snapshot, 2, 50.0)
     hub.publish(second)
-    hub.publish(update(second.job, 3, 0, terminal=True))
+    hub.publish(update(after_second, 3, 0, terminal=True))
     assert await asyncio.wait_for(watcher, 5) == [50.0, 100.0]
     assert hub.watcher_count() == 0
 
@@ -75,3 +79,18 @@ async def test_deleting_the_job_ends_its_watchers() -> None:
     with pytest.raises(JobGone):
         await asyncio.wait_for(watcher, 5)
     assert hub.watcher_count() == 0
+
+
+async def test_copies_from_two_replicas_out_of_order_are_sent_once_each_in_order() -> None:
+    hub = JobWatchHub()
+    job = Job.queued("job_1", "vid_1", "ten_a", "default", T0)
+    after_1, first = applied(job, 1, 10.0)
+    after_2, second = applied(after_1, 2, 40.0)
+    third = update(after_2, 3, 0, terminal=True)
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(collect(hub, job, ready))
+    await ready.wait()
+    # Replica A's copies and replica B's: a repeat and one that overtook a later one.
+    for item in (first, second, first, second, third):
+        hub.publish(item)
+    assert await asyncio.wait_for(watcher, 5) == [10.0, 40.0, 100.0]

@@ -3,6 +3,7 @@ transcoding percent with fps, speed and ETA. Off with --json."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -46,6 +47,13 @@ class TranscodeBar:
     def __init__(self, progress: Progress | None) -> None:
         self._progress = progress
         self._task = progress.add_task("queued", total=100, fps=0.0, speed=0.0, eta="-") if progress else None
+
+    def say(self, line: str) -> None:
+        """A line on stderr, above the bar when there is one."""
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def show(self, job: common_pb2.Job) -> None:
         if self._progress is None or self._task is None:

@@ -1,6 +1,7 @@
 """`vtc watch JOB_ID` (and `vtc upload --watch`): live transcoding progress
-until the job ends, then its renditions or why it failed. `vtc cancel JOB_ID`:
-stop a queued or running job."""
+until the job ends, then its renditions or why it failed; the watch survives
+server restarts (see watch_stream.py). `vtc cancel JOB_ID`: stop a queued or
+running job."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
 from vtc.cli.errors import CliError
 from vtc.cli.output import Output, renditions_table, status_name, to_dict
 from vtc.cli.progress import transcode_progress
+from vtc.cli.watch_stream import ReconnectingWatch, WatchLost
 from vtc.v1 import common_pb2, metadata_pb2
-
-_TERMINAL = {common_pb2.JOB_STATUS_COMPLETED, common_pb2.JOB_STATUS_FAILED, common_pb2.JOB_STATUS_CANCELLED}
 
 
 class JobFailed(CliError):
@@ -23,22 +23,23 @@ class JobFailed(CliError):
 
 
 def follow_job(session: Session, job_id: str, *, show_progress: bool) -> common_pb2.Job:
-    """Streams the job's state until it is terminal; returns the last state."""
-    stream = session.videos.WatchJob(metadata_pb2.WatchJobRequest(job_id=job_id), metadata=session.metadata())
+    """Streams the job's state until it is terminal, reconnecting after a
+    server restart or a lost connection; returns the last state."""
+
+    def open_stream(request: metadata_pb2.WatchJobRequest):  # type: ignore[no-untyped-def]
+        return session.videos.WatchJob(request, metadata=session.metadata())
+
     job: common_pb2.Job | None = None
-    try:
-        with transcode_progress(enabled=show_progress) as bar:
-            for update in stream:
-                job = update.job
+    with transcode_progress(enabled=show_progress) as bar:
+        def on_reconnect(problem: str) -> None:
+            bar.say(f"vtc: lost the watch of job {job_id} ({problem}); reconnecting")
+
+        try:
+            for job in ReconnectingWatch(job_id, open_stream, on_reconnect):
                 bar.show(job)
-                if job.status in _TERMINAL:
-                    break
-    finally:
-        stream.cancel()  # no-op once the server has ended the stream
-    if job is None or job.status not in _TERMINAL:
-        state = status_name(job.status) if job else "unknown"
-        raise CliError(f"the server ended the watch of job {job_id} before it finished (status {state}); "
-                       f"run `vtc watch {job_id}` again")
+        except WatchLost as lost:
+            raise CliError(str(lost)) from None
+    assert job is not None  # ReconnectingWatch yields until a terminal state or raises
     return job
 
 

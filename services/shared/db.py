@@ -8,12 +8,13 @@ connection from `config.attributes["connection"]` (see metadata_svc/migrations/e
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -39,8 +40,17 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
+def migration_lock_key(version_table: str) -> int:
+    """The PostgreSQL advisory lock of one service's migrations (a signed 64-bit key)."""
+    digest = hashlib.sha256(f"vtc.migrations.{version_table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 async def migrate(engine: AsyncEngine, script_dir: Path, version_table: str) -> None:
-    """Brings the schema to the newest revision in script_dir."""
+    """Brings the schema to the newest revision in script_dir. On PostgreSQL the
+    migration holds an advisory lock until it commits, so replicas starting
+    together on an empty database take turns: the first migrates, the others
+    then find the schema current. (SQLite serialises writers by itself.)"""
 
     def upgrade(connection) -> None:  # type: ignore[no-untyped-def]
         config = Config()
@@ -50,6 +60,9 @@ async def migrate(engine: AsyncEngine, script_dir: Path, version_table: str) -> 
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": migration_lock_key(version_table)})
         await connection.run_sync(upgrade)
 
 

@@ -22,6 +22,7 @@ from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.token_issuer import TokenIssuer
 from services.shared.bus import Bus, open_bus
 from services.shared.db import create_engine, migrate
+from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.tokens import TokenVerifier
 from vtc.v1 import auth_pb2, auth_pb2_grpc
@@ -63,6 +64,9 @@ class AuthComponent:
     def register(self, server: grpc.aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self._servicer, server)
 
+    def readiness_checks(self) -> Sequence[ReadinessCheck]:
+        return [database_check(self._engine)]
+
     async def start(self) -> None:
         sqlite_file = self._settings.sqlite_file
         if sqlite_file is not None:
@@ -89,4 +93,4 @@ async def create_server(settings: Settings) -> RunningServer:
     component = AuthComponent(settings, bus)
     verifier = TokenVerifier(component.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
     return await start_server([OwnedResources(bus), component], verifier, settings.grpc_host, settings.grpc_port,
-                              revocations=bus)
+                              revocations=bus, readiness_interval=settings.readiness_interval_seconds)

@@ -20,6 +20,7 @@ from services.metadata_svc.watch import JobWatchHub
 from services.shared.bus import Bus, open_bus
 from services.shared.channels import peer_channel
 from services.shared.db import create_engine, migrate
+from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
@@ -49,6 +50,9 @@ class MetadataComponent:
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)
 
+    def readiness_checks(self) -> Sequence[ReadinessCheck]:
+        return [database_check(self._engine)]
+
     async def start(self) -> None:
         if not self._settings.metadata_database_url:
             self._settings.data_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite file
@@ -69,7 +73,8 @@ async def create_server(settings: Settings) -> RunningServer:
     """The metadata service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
     bus = open_bus(settings.bus_url)
     store = open_store(settings.resolved_storage_url)
-    auth_channel = peer_channel(settings.auth_addr)
+    auth_channel = peer_channel(settings.require_peer("auth_addr"))
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
-    components = [OwnedResources(bus, [auth_channel]), MetadataComponent(settings, bus, store)]
-    return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus)
+    components = [OwnedResources(bus, {"auth": auth_channel}), MetadataComponent(settings, bus, store)]
+    return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus,
+                              readiness_interval=settings.readiness_interval_seconds)

@@ -12,17 +12,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.shared.bus import Bus
 from services.shared.interceptors import AuthInterceptor, ErrorMappingInterceptor, RequestContextInterceptor
-from services.shared.settings import CommonSettings
+from services.shared.readiness import Readiness, ReadinessCheck, broker_check, peer_check
+from services.shared.settings import CommonSettings, MissingSetting
 from services.shared.tokens import TokenVerifier
 
 log = logging.getLogger("vtc.server")
@@ -38,6 +40,9 @@ class Component(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
+    # Optional: `def readiness_checks(self) -> Sequence[ReadinessCheck]`, what the
+    # component needs reachable to serve (its database, its peers).
+
 
 @dataclass
 class RunningServer:
@@ -45,9 +50,11 @@ class RunningServer:
     port: int
     components: Sequence[Component]
     health: health.aio.HealthServicer = field(repr=False)
+    readiness: Readiness = field(repr=False)
 
     async def stop(self, grace: float) -> None:
         """Health goes NOT_SERVING, in-flight calls get `grace` seconds, then components stop."""
+        await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         for component in reversed(self.components):
@@ -57,14 +64,18 @@ class RunningServer:
 
 class OwnedResources:
     """What a service running alone opened for itself (its bus, channels to
-    peers): listed first among the components, so it starts first and closes last."""
+    peers by service name): listed first among the components, so it starts
+    first and closes last. It is ready while the broker and the peers answer."""
 
     service_names: Sequence[str] = ()
     public_methods: frozenset[str] = frozenset()
 
-    def __init__(self, bus: Bus, channels: Sequence[grpc.aio.Channel] = ()) -> None:
+    def __init__(self, bus: Bus, peers: Mapping[str, grpc.aio.Channel] | None = None) -> None:
         self._bus = bus
-        self._channels = channels
+        self._peers = dict(peers or {})
+
+    def readiness_checks(self) -> Sequence[ReadinessCheck]:
+        return [broker_check(self._bus), *(peer_check(name, channel) for name, channel in self._peers.items())]
 
     def register(self, server: grpc.aio.Server) -> None:
         return None
@@ -75,15 +86,16 @@ class OwnedResources:
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await self._bus.close()
-        for channel in self._channels:
+        for channel in self._peers.values():
             await channel.close()
 
 
 async def start_server(components: Sequence[Component], verifier: TokenVerifier, host: str, port: int, *,
-                       revocations: Bus | None = None) -> RunningServer:
+                       revocations: Bus | None = None, readiness_interval: float = 2.0) -> RunningServer:
     """Builds, starts and returns the server. With `revocations`, the verifier
     follows the auth service's broadcasts on that bus (API key revocations,
-    signing key changes)."""
+    signing key changes). Health follows the components' readiness checks
+    every `readiness_interval` seconds."""
     public = frozenset().union(*(c.public_methods for c in components))
     server = grpc.aio.server(
         interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier, public)],
@@ -111,9 +123,11 @@ async def start_server(components: Sequence[Component], verifier: TokenVerifier,
                 await component.stop()
         raise
     await server.start()
-    for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=bound, components=components, health=health_servicer)
+    checks = [check for c in components for check in getattr(c, "readiness_checks", tuple)()]
+    readiness = Readiness(health_servicer, names, checks, readiness_interval)
+    await readiness.start()
+    return RunningServer(server=server, port=bound, components=components, health=health_servicer,
+                         readiness=readiness)
 
 
 async def wait_for_signal() -> None:
@@ -134,7 +148,10 @@ async def run_standalone(name: str, settings: CommonSettings,
     from services.shared.logs import configure_logging
 
     configure_logging(settings.log_level)
-    running = await create_server(settings)
+    try:
+        running = await create_server(settings)
+    except MissingSetting as missing:
+        sys.exit(f"vtc {name} service: {missing}")
     log.info("%s service listening on %s:%d", name, settings.grpc_host, running.port)
     try:
         await wait_for_signal()

@@ -10,15 +10,24 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class MissingSetting(Exception):
+    """A setting a service cannot start without; the message names it."""
+
+
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VTC_", frozen=True, extra="ignore")
 
     data_dir: Path = Field(Path("var"), description="Where embedded backends keep their files (DBs, objects, keys).")
     grpc_host: str = Field("127.0.0.1", description="Interface the gRPC server listens on.")
     grpc_port: int = Field(50051, description="gRPC port; 0 picks a free one.")
-    auth_addr: str = Field("127.0.0.1:50051", description="host:port of the auth service (JWKS, service tokens).")
-    metadata_addr: str = Field("127.0.0.1:50051", description="host:port of the metadata service.")
-    process_addr: str = Field("127.0.0.1:50051", description="host:port of the process service (profile catalogue).")
+    # Peers have no default: a service started alone without one fails at start naming
+    # the setting (see require_peer), rather than calling whatever listens on a guess.
+    auth_addr: str = Field(
+        "", description="host:port of the auth service (JWKS, service tokens); needed by metadata, process, upload.")
+    metadata_addr: str = Field("", description="host:port of the metadata service; needed by upload.")
+    process_addr: str = Field(
+        "", description="host:port of the process service (profile catalogue), or several as host:port,host:port "
+                        "(balanced, skipping those down); needed by upload.")
     bus_url: str = Field("memory://", description="Event bus: memory:// (in-process) or amqp://user:pass@host:5672/.")
     storage_url: str = Field(
         "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
@@ -29,6 +38,16 @@ class CommonSettings(BaseSettings):
                                 "a token is checked against a fresh one; bus events refresh it at once.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stdout.")
     shutdown_grace_seconds: float = Field(10.0, description="How long in-flight calls may finish on shutdown.")
+    readiness_interval_seconds: float = Field(
+        2.0, gt=0, description="How often gRPC health re-checks the peers, database and broker a service needs.")
+
+    def require_peer(self, field: str) -> str:
+        """The address in `field` (e.g. "auth_addr"); MissingSetting when it is empty."""
+        value = str(getattr(self, field))
+        if not value:
+            description = type(self).model_fields[field].description or ""
+            raise MissingSetting(f"VTC_{field.upper()} is not set: give the {description.split(';')[0]}")
+        return value
 
     @property
     def keys_dir(self) -> Path:

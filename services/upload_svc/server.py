@@ -12,6 +12,7 @@ import grpc
 
 from services.shared.bus import Bus, open_bus
 from services.shared.channels import peer_channel
+from services.shared.readiness import ReadinessCheck, peer_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.tokens import ServiceToken, TokenVerifier, grpc_jwks_source
@@ -33,8 +34,10 @@ class UploadComponent:
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore, service_token: ServiceToken) -> None:
         self._settings = settings
         # A peer that refuses the service token (its signing key was withdrawn) gets a new one.
-        self._metadata_channel = peer_channel(settings.metadata_addr, service_token.renewal_interceptors())
-        self._process_channel = peer_channel(settings.process_addr, service_token.renewal_interceptors())
+        self._metadata_channel = peer_channel(settings.require_peer("metadata_addr"),
+                                              service_token.renewal_interceptors())
+        self._process_channel = peer_channel(settings.require_peer("process_addr"),
+                                             service_token.renewal_interceptors())
         profiles = ProfileCatalogue(process_pb2_grpc.ProcessServiceStub(self._process_channel), service_token,
                                     settings.upload_profiles_cache_seconds)
         self._intake = UploadIntake(
@@ -44,6 +47,9 @@ class UploadComponent:
             bus=bus, store=store, profiles=profiles,
             metadata=metadata_pb2_grpc.MetadataServiceStub(self._metadata_channel), service_token=service_token)
         self._slots = UploadSlots(settings.upload_max_concurrent_per_tenant)
+
+    def readiness_checks(self) -> Sequence[ReadinessCheck]:
+        return [peer_check("metadata", self._metadata_channel), peer_check("process", self._process_channel)]
 
     def register(self, server: grpc.aio.Server) -> None:
         upload_pb2_grpc.add_UploadServiceServicer_to_server(UploadServicer(self._intake, self._slots), server)
@@ -62,9 +68,10 @@ class UploadComponent:
 async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus(settings.bus_url)
     store = open_store(settings.resolved_storage_url)
-    auth_channel = peer_channel(settings.auth_addr)
+    auth_channel = peer_channel(settings.require_peer("auth_addr"))
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     service_token = ServiceToken(settings.read_service_api_key, auth_channel)
     component = UploadComponent(settings, bus, store, service_token)
-    return await start_server([OwnedResources(bus, [auth_channel]), component], verifier, settings.grpc_host,
-                              settings.grpc_port, revocations=bus)
+    return await start_server([OwnedResources(bus, {"auth": auth_channel}), component], verifier,
+                              settings.grpc_host, settings.grpc_port, revocations=bus,
+                              readiness_interval=settings.readiness_interval_seconds)

@@ -10,15 +10,17 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.json_format import ParseDict
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.metadata_svc.server import create_server
 from services.metadata_svc.settings import Settings
@@ -86,20 +88,65 @@ def listening_port(process: subprocess.Popen[str]) -> int:
     raise AssertionError(f"the service exited ({process.wait()}) without saying where it listens")
 
 
-async def test_python_m_starts_serving_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def health_of(port: int) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="vtc.v1.MetadataService"), timeout=5)
+    return reply.status
+
+
+async def wait_for_health(port: int, status: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while (seen := await health_of(port)) != status:
+        assert time.monotonic() < deadline, f"health stayed {seen}, expected {status}"
+        await asyncio.sleep(0.1)
+
+
+async def test_python_m_is_ready_only_while_auth_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    auth_port = free_port()
     env = {**os.environ, "VTC_DATA_DIR": str(tmp_path / "var"), "VTC_GRPC_PORT": "0",
-           "VTC_AUTH_ADDR": "127.0.0.1:9", "VTC_BUS_URL": "memory://"}
+           "VTC_AUTH_ADDR": f"127.0.0.1:{auth_port}", "VTC_BUS_URL": "memory://",
+           "VTC_READINESS_INTERVAL_SECONDS": "0.2"}
     process = subprocess.Popen([sys.executable, "-m", "services.metadata_svc"], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         port = await asyncio.wait_for(asyncio.to_thread(listening_port, process), 60)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="vtc.v1.MetadataService"), timeout=5)
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        # Up, but its auth peer is not: an orchestrator must not send it traffic yet.
+        assert await health_of(port) == health_pb2.HealthCheckResponse.NOT_SERVING
+        auth = grpc.aio.server()
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(JwksOnlyAuth(TestKeys()), auth)
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), auth)
+        auth.add_insecure_port(f"127.0.0.1:{auth_port}")
+        await auth.start()
+        try:
+            await wait_for_health(port, health_pb2.HealthCheckResponse.SERVING)
+        finally:
+            await auth.stop(0)
+        await wait_for_health(port, health_pb2.HealthCheckResponse.NOT_SERVING)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize(("service", "env", "named"), [
+    ("metadata_svc", {}, "VTC_AUTH_ADDR"),
+    ("upload_svc", {"VTC_AUTH_ADDR": "127.0.0.1:9"}, "VTC_METADATA_ADDR"),
+    ("upload_svc", {"VTC_AUTH_ADDR": "127.0.0.1:9", "VTC_METADATA_ADDR": "127.0.0.1:9"}, "VTC_PROCESS_ADDR"),
+])
+def test_a_service_alone_without_a_peer_address_fails_at_start_naming_the_setting(
+        tmp_path: Path, service: str, env: dict[str, str], named: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VTC_")}
+    done = subprocess.run([sys.executable, "-m", f"services.{service}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={**clean, "VTC_DATA_DIR": str(tmp_path), "VTC_GRPC_PORT": "0", **env})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"{named} is not set" in done.stderr.strip().splitlines()[-1]

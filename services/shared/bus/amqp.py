@@ -54,6 +54,10 @@ class RabbitMqBus:
         self._connection, self._exchange = None, None
         self._consumer_channels.clear()
 
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.connected.is_set()
+
     def _live(self) -> tuple[AbstractRobustConnection, AbstractExchange]:
         if self._connection is None or self._exchange is None:
             raise RuntimeError("the bus is not started")

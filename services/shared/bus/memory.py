@@ -33,6 +33,10 @@ class InProcessBus:
         self._queues: dict[str, _Queue] = {}
         self._consumers: list[asyncio.Task[None]] = []
 
+    @property
+    def connected(self) -> bool:
+        return True
+
     async def start(self) -> None:
         return None
 

@@ -15,5 +15,7 @@ Inside:
     job_events.py   applies JobEvents from the bus, then fans them out (watch.py)
     requeue.py      hands unfinished jobs out again when the bus is not durable
     removal.py      deleting a video with its stored objects
+    cancel.py       CancelJob: the job ends CANCELLED, every worker is told (job.cancel)
+    orphan_sources.py  removes stored sources no video row points to, after a grace period
     servicer.py     the thin gRPC layer
 """

@@ -103,6 +103,11 @@ class VideoCatalog:
             row = await session.get(JobRow, job_id)
             return _job(row) if row is not None else None
 
+    async def known_video_ids(self, video_ids: Sequence[str]) -> set[str]:
+        """Which of these videos the catalogue holds, whatever their tenant."""
+        async with self._sessions() as session:
+            return set((await session.scalars(select(VideoRow.video_id).where(VideoRow.video_id.in_(video_ids)))).all())
+
     async def unfinished_jobs(self, tenant_id: str, video_id: str) -> list[Job]:
         async with self._sessions() as session:
             rows = (await session.scalars(select(JobRow).where(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job_events import JobEventConsumer
+from services.metadata_svc.orphan_sources import OrphanSourceSweeper
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.requeue import requeue_unfinished_jobs
 from services.metadata_svc.servicer import MetadataServicer
@@ -45,6 +46,9 @@ class MetadataComponent:
         self.watch_hub = JobWatchHub()
         self.fanout = ReplicaFanout(self.watch_hub, bus)
         self._store = store
+        self.orphan_sources = OrphanSourceSweeper(
+            self.catalog, store, grace_seconds=settings.metadata_orphan_source_grace_seconds,
+            interval_seconds=settings.metadata_orphan_sweep_interval_seconds)
         self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus)
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -64,8 +68,10 @@ class MetadataComponent:
         if not self._bus.durable:
             count = await requeue_unfinished_jobs(self.catalog, self._bus)
             log.info("metadata service started; %d unfinished jobs requeued", count)
+        self.orphan_sources.start()
 
     async def stop(self) -> None:
+        await self.orphan_sources.stop()
         await self._engine.dispose()
 
 

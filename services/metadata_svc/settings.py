@@ -12,6 +12,11 @@ class Settings(CommonSettings):
     metadata_database_url: str = Field(
         "", description="SQLAlchemy async URL of the metadata DB (sqlite+aiosqlite:///... or "
                         "postgresql+asyncpg://user@host/db); empty: SQLite at <data_dir>/metadata.db.")
+    metadata_orphan_source_grace_seconds: float = Field(
+        3600.0, gt=0, description="Age at which a stored source no video points to (an upload cut off before "
+                                  "RegisterVideo) is removed.")
+    metadata_orphan_sweep_interval_seconds: float = Field(
+        600.0, gt=0, description="How often metadata looks through storage for such sources.")
 
     @property
     def resolved_database_url(self) -> str:

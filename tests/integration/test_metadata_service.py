@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,10 @@ class Metadata:
         await self.bus.close()
 
 
-async def start_metadata(tmp_path: Path, database_url: str, keys: TestKeys, bus: InProcessBus) -> Metadata:
-    settings = Settings(data_dir=tmp_path / "data", metadata_database_url=database_url, grpc_port=0)
+async def start_metadata(tmp_path: Path, database_url: str, keys: TestKeys, bus: InProcessBus, *,
+                         sweep: tuple[float, float] = (3600.0, 600.0)) -> Metadata:
+    settings = Settings(data_dir=tmp_path / "data", metadata_database_url=database_url, grpc_port=0,
+                        metadata_orphan_source_grace_seconds=sweep[0], metadata_orphan_sweep_interval_seconds=sweep[1])
     store = LocalDirectoryStore(tmp_path / "objects")
     component = MetadataComponent(settings, bus, store)
     running = await start_server([component], keys.verifier(), "127.0.0.1", 0)
@@ -699,3 +702,31 @@ async def test_deleting_a_video_whose_job_runs_cancels_the_job(metadata: Metadat
                                     metadata=metadata.as_user())
 
     assert (await asyncio.wait_for(told.get(), 10)).job_id == registered.job.job_id
+
+
+# --- orphaned sources ----------------------------------------------------------------------------
+
+async def test_a_source_stored_without_its_video_row_is_swept_after_the_grace_period(
+        tmp_path: Path, database_url: str, keys: TestKeys) -> None:
+    service = await start_metadata(tmp_path, database_url, keys, InProcessBus(), sweep=(60.0, 0.1))
+    try:
+        registered = await register(service)
+        await store_bytes(service, registered.video.source_key, b"a registered source", tmp_path)
+        # An upload service killed between storing the source and RegisterVideo leaves these behind.
+        orphan, fresh = source_key(TENANT_A, new_id("vid"), "old.mov"), source_key(TENANT_A, new_id("vid"), "new.mp4")
+        await store_bytes(service, orphan, b"nobody's source", tmp_path)
+        await store_bytes(service, fresh, b"an upload still registering", tmp_path)
+        old = time.time() - 120
+        for key in (orphan, registered.video.source_key):
+            os.utime(tmp_path / "objects" / key, (old, old))
+
+        deadline = time.monotonic() + 10
+        while (tmp_path / "objects" / orphan).exists():
+            assert time.monotonic() < deadline, "the orphaned source was never swept"
+            await asyncio.sleep(0.05)
+
+        assert (await service.store.stat(registered.video.source_key)).size_bytes == len(b"a registered source")
+        assert (await service.store.stat(fresh)).size_bytes == len(b"an upload still registering")
+        assert not (tmp_path / "objects" / orphan).parent.exists(), "its video's prefix is gone"
+    finally:
+        await service.stop()

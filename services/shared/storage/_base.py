@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +13,7 @@ from services.shared.errors import InvalidArgument
 class ObjectInfo:
     key: str
     size_bytes: int
+    modified_at: datetime | None = None  # filled in by list_objects
 
 
 class ObjectStore(Protocol):
@@ -33,6 +35,10 @@ class ObjectStore(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int:
         """Deletes every object under prefix; returns how many."""
+        ...
+
+    def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object under prefix, with its size and when it was stored, in no particular order."""
         ...
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.shared.errors import NotFound
@@ -71,3 +72,21 @@ class LocalDirectoryStore:
             return count
 
         return await asyncio.to_thread(delete)
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        def listing() -> list[ObjectInfo]:
+            found = []
+            for path in self._root.rglob("*"):
+                key = path.relative_to(self._root).as_posix()
+                if not key.startswith(prefix) or path.name.endswith(".partial"):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # deleted while we looked
+                    continue
+                if path.is_file():
+                    found.append(ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+            return found
+
+        for info in await asyncio.to_thread(listing):
+            yield info

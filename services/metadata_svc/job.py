@@ -144,12 +144,19 @@ class Job:
 
     def cancel(self, at: datetime) -> events_pb2.JobEvent:
         """Ends the unfinished job CANCELLED; returns the event watchers are sent."""
+        return self._end(at, common_pb2.JOB_STATUS_CANCELLED, cancelled=events_pb2.JobCancelled())
+
+    def fail(self, reason: str, at: datetime) -> events_pb2.JobEvent:
+        """Ends the unfinished job FAILED when no worker can (dead-lettered, silent); returns the event."""
+        return self._end(at, common_pb2.JOB_STATUS_FAILED, failed=events_pb2.JobFailed(reason=reason))
+
+    def _end(self, at: datetime, status: common_pb2.JobStatus, **kind: object) -> events_pb2.JobEvent:
+        """An event of metadata's own that ends the job, numbered after the last one applied."""
         if self.status.is_terminal:
-            raise ValueError(f"job {self.job_id} is {self.status.name}; only unfinished jobs are cancelled")
+            raise ValueError(f"job {self.job_id} is {self.status.name} already; only unfinished jobs are ended")
         event = events_pb2.JobEvent(
             event_id=uuid.uuid4().hex, job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,
-            attempt=self.attempt, sequence=self.last_sequence + 1, status=common_pb2.JOB_STATUS_CANCELLED,
-            cancelled=events_pb2.JobCancelled())
+            attempt=self.attempt, sequence=self.last_sequence + 1, status=status, **kind)
         event.occurred_at.FromDatetime(at)
         self.apply(event)
         return event

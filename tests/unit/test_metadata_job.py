@@ -129,6 +129,18 @@ def test_cancel_ends_a_running_job_with_an_event_watchers_take_after_their_snaps
         job.cancel(T0 + timedelta(minutes=2))
 
 
+def test_fail_ends_a_job_no_worker_could_finish_with_its_reason(job: Job) -> None:
+    job.apply(started(1, attempt=3))
+
+    failed_event = job.fail("the transcoder crashed on this file 5 times", T0 + timedelta(minutes=9))
+
+    assert (job.status, job.error, job.finished_at) == (
+        JobStatus.FAILED, "the transcoder crashed on this file 5 times", T0 + timedelta(minutes=9))
+    assert (failed_event.attempt, failed_event.sequence) == (3, 2)
+    assert failed_event.failed.reason == job.error
+    assert not job.apply(progress(1, 50.0, attempt=4)), "a zombie worker's later attempt changes nothing"
+
+
 def test_an_event_without_a_kind_is_ignored(job: Job) -> None:
     assert not job.apply(event(1, status=common_pb2.JOB_STATUS_RUNNING))
     assert job.status is JobStatus.QUEUED and job.last_sequence == 0

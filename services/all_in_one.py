@@ -19,7 +19,7 @@ from services.metadata_svc.server import MetadataComponent
 from services.metadata_svc.settings import Settings as MetadataSettings
 from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings as ProcessSettings
-from services.shared.bus import Bus, open_bus
+from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
 from services.shared.server import RunningServer, start_server
 from services.shared.settings import CommonSettings
@@ -79,7 +79,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     shared = settings.model_dump(include=set(CommonSettings.model_fields))
 
-    bus = open_bus(settings.bus_url)
+    bus = open_bus_for(settings)
     await bus.start()
     store = open_store(settings.resolved_storage_url)
     upload_settings = UploadSettings(**shared)
@@ -88,7 +88,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         auth,
         ProcessComponent(ProcessSettings(**shared), bus, store),
         MetadataComponent(MetadataSettings(**shared), bus, store),
-        UploadComponent(upload_settings, bus, store,
+        UploadComponent(upload_settings, store,
                         ServiceToken(upload_settings.read_service_api_key, peer_channel(own))),
     ]
     verifier = TokenVerifier(auth.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import aio_pika
 import grpc
 
 from services.metadata_svc.server import MetadataComponent
@@ -25,6 +23,7 @@ from services.shared.ids import new_id
 from services.shared.server import RunningServer, start_server
 from services.shared.storage.keys import source_key
 from services.shared.storage.local import LocalDirectoryStore
+from tests.buses import delete_namespace, test_namespace
 from tests.conftest import require_service
 from tests.tokens import TestKeys
 from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc
@@ -42,23 +41,14 @@ class BrokerNamespace:
     """A namespace of this run's own on the shared broker, removed afterwards."""
 
     def __init__(self) -> None:
-        self.name = f"vtc-test-{uuid.uuid4().hex[:10]}"
+        self.namespace = test_namespace()
+        self.name = self.namespace.name
 
     def bus(self) -> Bus:
-        return RabbitMqBus(AMQP_URL, exchange=f"{self.name}.events")
+        return RabbitMqBus(AMQP_URL, namespace=self.namespace)
 
     async def cleanup(self) -> None:
-        connection = await aio_pika.connect(AMQP_URL)
-        async with connection:
-            for queue in ("metadata.job-events", f"{self.name}.metadata.job-events"):
-                for name in (queue, f"{queue}.dead-letter"):
-                    channel = await connection.channel()
-                    with contextlib.suppress(Exception):  # not declared, or already gone
-                        await channel.queue_delete(name)
-            for name in (f"{self.name}.events", f"{self.name}.events.dead-letter"):
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.exchange_delete(name)
+        await delete_namespace(AMQP_URL, self.namespace, [])
 
 
 @dataclass

@@ -25,7 +25,7 @@ class RevocationBroadcast:
         event = events_pb2.ApiKeyRevoked(event_id=uuid.uuid4().hex, key_id=key.key_id, tenant_id=key.tenant_id,
                                          revoked_at=to_timestamp(key.revoked_at))
         try:
-            await self._bus.publish(KEY_REVOKED, event, message_id=event.event_id)
+            await self._bus.publish(KEY_REVOKED, event, message_id=event.event_id, mandatory=False)  # a broadcast
         except Exception:
             # The key itself is revoked (no new tokens); only its live tokens outlast this, until they expire.
             log.exception("could not broadcast the revocation of %s; its tokens stay valid until they expire",

@@ -14,14 +14,14 @@ import asyncio
 from services.auth_svc.settings import Settings
 from services.auth_svc.signing_key_watch import announce_signing_keys
 from services.auth_svc.signing_keys import SigningKeyring, rotate_signing_key
-from services.shared.bus import open_bus
+from services.shared.bus import open_bus_for
 
 
 async def announce(settings: Settings) -> bool:
     """Tells every service the keys changed; False when the bus is in-process (nobody else hears it)."""
-    bus = open_bus(settings.bus_url)
-    if not bus.durable:
+    if settings.bus_url.startswith("memory:"):
         return False
+    bus = open_bus_for(settings)
     keyring = SigningKeyring(settings.resolved_signing_key_dir)
     await keyring.open()
     await bus.start()

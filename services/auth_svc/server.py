@@ -20,7 +20,7 @@ from services.auth_svc.settings import Settings
 from services.auth_svc.signing_key_watch import SigningKeyWatch
 from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.token_issuer import TokenIssuer
-from services.shared.bus import Bus, open_bus
+from services.shared.bus import Bus, open_bus_for
 from services.shared.db import create_engine, migrate
 from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
@@ -89,7 +89,7 @@ class AuthComponent:
 
 async def create_server(settings: Settings) -> RunningServer:
     """The auth service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
-    bus = open_bus(settings.bus_url)
+    bus = open_bus_for(settings)
     component = AuthComponent(settings, bus)
     verifier = TokenVerifier(component.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
     return await start_server([OwnedResources(bus), component], verifier, settings.grpc_host, settings.grpc_port,

@@ -30,7 +30,7 @@ async def announce_signing_keys(bus: Bus, kids: Sequence[str]) -> None:
     changed_at = Timestamp()
     changed_at.GetCurrentTime()
     event = events_pb2.SigningKeysChanged(event_id=uuid.uuid4().hex, kids=list(kids), changed_at=changed_at)
-    await bus.publish(SIGNING_KEYS_CHANGED, event, message_id=event.event_id)
+    await bus.publish(SIGNING_KEYS_CHANGED, event, message_id=event.event_id, mandatory=False)  # a broadcast
 
 
 class SigningKeyWatch:

@@ -13,7 +13,9 @@ Inside:
                     migrations/: the Alembic scripts that build them)
     paging.py       ListVideos page sizes and opaque page tokens
     job_events.py   applies JobEvents from the bus, then fans them out (watch.py)
-    requeue.py      hands unfinished jobs out again when the bus is not durable
+    dispatch.py     the JobRequested builder, and which job goes out next (fair across tenants)
+    relay.py        the outbox relay: publishes committed messages with confirms, then deletes them
+    quotas.py       per-tenant quotas checked when an upload registers
     removal.py      deleting a video with its stored objects
     cancel.py       CancelJob: the job ends CANCELLED, every worker is told (job.cancel)
     orphan_sources.py  removes stored sources no video row points to, after a grace period

@@ -14,12 +14,12 @@ from services.metadata_svc.job import Job
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.watch import JobUpdate
 from services.shared.bus import Bus
+from services.shared.bus.contract import JOB_CANCEL
 from services.shared.ids import new_id
 from vtc.v1 import events_pb2
 
 log = logging.getLogger("vtc.metadata.cancel")
 
-CANCEL_ROUTING_KEY = "job.cancel"
 
 
 async def cancel_job(catalog: VideoCatalog, bus: Bus, watchers: ReplicaFanout, tenant_id: str, job_id: str) -> Job:
@@ -36,4 +36,4 @@ async def tell_workers(bus: Bus, job: Job) -> None:
     request = events_pb2.JobCancelRequested(event_id=new_id("evt"), job_id=job.job_id, video_id=job.video_id,
                                             tenant_id=job.tenant_id)
     request.requested_at.GetCurrentTime()
-    await bus.publish(CANCEL_ROUTING_KEY, request, message_id=request.event_id)
+    await bus.publish(JOB_CANCEL, request, message_id=request.event_id, mandatory=False)  # a broadcast

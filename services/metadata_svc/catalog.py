@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from google.protobuf.json_format import MessageToDict, ParseDict
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.metadata_svc.dispatch import job_request_row, job_requested
 from services.metadata_svc.job import UNFINISHED, Job, JobStatus, Progress, Rendition
-from services.metadata_svc.models import JobRow, RenditionRow, VideoRow
+from services.metadata_svc.models import JobRow, OutboxRow, RenditionRow, VideoRow
 from services.metadata_svc.paging import PageCursor
+from services.metadata_svc.quotas import TenantQuota
 from services.metadata_svc.video import NewVideo, Video
 from services.shared.errors import AlreadyExists, FailedPrecondition, NotFound
 from vtc.v1 import common_pb2, events_pb2
@@ -35,19 +37,16 @@ class VideoPage:
     next_cursor: PageCursor | None
 
 
-@dataclass(frozen=True)
-class Requeued:
-    video: Video
-    job: Job
-
-
 class VideoCatalog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], quota: TenantQuota | None = None) -> None:
         self._sessions = sessions
+        self._quota = quota or TenantQuota()
 
     async def register(self, new: NewVideo, at: datetime) -> tuple[Video, Job]:
-        """Records an accepted upload and its first job. Registering the same
-        video and job again (a retried call) returns what was recorded."""
+        """Records an accepted upload, its first job and the request that
+        dispatches it (an outbox row), in one transaction. Registering the same
+        video and job again (a retried call) returns what was recorded.
+        Raises ResourceExhausted when the tenant's quota does not allow it."""
         job = Job.queued(new.job_id, new.video_id, new.tenant_id, new.profile, at)
         try:
             async with self._sessions.begin() as session:
@@ -56,11 +55,14 @@ class VideoCatalog:
                     return _replay_of_register(existing, new)
                 if await session.get(JobRow, new.job_id) is not None:
                     raise AlreadyExists(f"job {new.job_id!r} already exists")
+                await self._quota.check_new_upload(session, new.tenant_id, new.size_bytes)
+                job_row = _new_job_row(job)
                 row = VideoRow(video_id=new.video_id, tenant_id=new.tenant_id, title=new.title,
                                filename=new.filename, size_bytes=new.size_bytes, sha256=new.sha256,
                                probe=MessageToDict(new.probe, preserving_proto_field_name=True),
-                               source_key=new.source_key, created_at=at, jobs=[_new_job_row(job)])
+                               source_key=new.source_key, created_at=at, jobs=[job_row])
                 session.add(row)
+                session.add(job_request_row(job_requested(job_row, row, new.probe, at), at))
         except IntegrityError as error:  # a concurrent register of the same ids won the race
             raise AlreadyExists(f"video {new.video_id!r} or job {new.job_id!r} already exists") from error
         return _video(row), job
@@ -87,6 +89,8 @@ class VideoCatalog:
         async with self._sessions.begin() as session:
             row = await _video_row(session, tenant_id, video_id)
             job_ids = [job.job_id for job in row.jobs]
+            # A request not yet released would send a worker after a source that is gone.
+            await session.execute(delete(OutboxRow).where(OutboxRow.job_id.in_(job_ids)))
             await session.delete(row)
         return job_ids
 
@@ -164,19 +168,27 @@ class VideoCatalog:
             _write_job(row, job)
         return job
 
-    async def requeue_unfinished(self, at: datetime) -> list[Requeued]:
-        """Moves every queued or running job to a new queued attempt; returns them with their videos."""
-        requeued: list[Requeued] = []
+    async def redispatch_lost(self, bus_session: str, at: datetime) -> list[str]:
+        """Hands out again, as a new attempt, every unfinished job that has no
+        request waiting in the outbox and was not dispatched on `bus_session`:
+        the bus it went out on is gone with its messages (the in-process bus of
+        a process that stopped). On a broker the session stays the same, so
+        this finds nothing there. Returns the job ids."""
+        waiting = exists().where(OutboxRow.job_id == JobRow.job_id)
         async with self._sessions.begin() as session:
             rows = (await session.execute(
                 select(JobRow, VideoRow).join(VideoRow, JobRow.video_id == VideoRow.video_id)
-                .where(JobRow.status.in_([s.name for s in UNFINISHED])).order_by(JobRow.created_at))).all()
+                .where(JobRow.status.in_([s.name for s in UNFINISHED]), ~waiting,
+                       or_(JobRow.dispatched_at.is_(None), JobRow.dispatch_session != bus_session))
+                .order_by(JobRow.created_at).with_for_update(of=JobRow))).all()
             for job_row, video_row in rows:
                 job = _job(job_row)
                 job.requeue(at)
                 _write_job(job_row, job)
-                requeued.append(Requeued(_video(video_row), job))
-        return requeued
+                job_row.dispatched_at, job_row.dispatch_session = None, ""
+                probe = ParseDict(video_row.probe or {}, common_pb2.MediaProbe())
+                session.add(job_request_row(job_requested(job_row, video_row, probe, at), at))
+        return [job_row.job_id for job_row, _ in rows]
 
 
 async def _video_row(session: AsyncSession, tenant_id: str, video_id: str) -> VideoRow:

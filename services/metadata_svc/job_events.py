@@ -7,6 +7,7 @@ starts the job, and its renditions removed when it completes it anyway."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from services.metadata_svc.cancel import tell_workers
 from services.metadata_svc.catalog import VideoCatalog
@@ -14,6 +15,7 @@ from services.metadata_svc.job import JobStatus
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.watch import JobUpdate
 from services.shared.bus import Bus, Delivery, Reject
+from services.shared.bus.contract import METADATA_JOB_EVENTS
 from services.shared.errors import NotFound
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore
@@ -22,21 +24,19 @@ from vtc.v1 import events_pb2
 
 log = logging.getLogger("vtc.metadata.events")
 
-QUEUE = "metadata.job-events"
-BINDING = "job.event.#"
-
-
 class JobEventConsumer:
-    def __init__(self, catalog: VideoCatalog, fanout: ReplicaFanout, store: ObjectStore) -> None:
+    def __init__(self, catalog: VideoCatalog, fanout: ReplicaFanout, store: ObjectStore, *,
+                 on_job_moved: Callable[[], None] = lambda: None) -> None:
         self._catalog = catalog
         self._fanout = fanout
         self._store = store
         self._bus: Bus | None = None
+        self._on_job_moved = on_job_moved  # a job started or ended: dispatch may release the next one
 
     async def start(self, bus: Bus) -> None:
         self._bus = bus
         # Prefetch 1: one job's events are applied, and fanned out, in arrival order.
-        await bus.consume(QUEUE, [BINDING], self.handle, prefetch=1)
+        await bus.consume(METADATA_JOB_EVENTS, self.handle, prefetch=1)
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.decode()
@@ -57,6 +57,8 @@ class JobEventConsumer:
                 log.debug("stale or repeated event ignored (attempt %d, sequence %d)", event.attempt, event.sequence)
                 await self._answer_cancelled(event)
                 return
+            if event.WhichOneof("kind") != "progress":
+                self._on_job_moved()
             await self._fanout.publish(JobUpdate(job=job.to_proto(), event=event))
 
     async def _answer_cancelled(self, event: events_pb2.JobEvent) -> None:

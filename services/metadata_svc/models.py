@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.shared.db import UtcDateTime
@@ -55,6 +55,10 @@ class JobRow(Base):
     progress_speed: Mapped[float] = mapped_column(Float, default=0.0)
     progress_eta_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str] = mapped_column(Text, default="")
+    # When the relay published this attempt's job.requested, and on which bus session
+    # (Bus.session): a dispatch on a session that is gone is redone (dispatch.py).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    dispatch_session: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -80,3 +84,22 @@ class RenditionRow(Base):
     video_codec: Mapped[str] = mapped_column(String(32))
     audio_codec: Mapped[str] = mapped_column(String(32))
     content_type: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxRow(Base):
+    """A message metadata has committed to publish: written in the transaction
+    that decided it, deleted once the broker confirmed it (relay.py). Rows with
+    a job_id are job requests: the relay releases those a few at a time, fairly
+    across tenants (dispatch.py)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_job_requests", "job_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    routing_key: Mapped[str] = mapped_column(String(255))
+    message_type: Mapped[str] = mapped_column(String(255))  # full protobuf name
+    message_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    tenant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -25,12 +25,13 @@ from collections.abc import Sequence
 
 from services.metadata_svc.watch import JobUpdate, JobWatchHub
 from services.shared.bus import Bus, Delivery
+from services.shared.bus.contract import METADATA_WATCH
 from services.shared.ids import new_id
 from vtc.v1 import events_pb2
 
 log = logging.getLogger("vtc.metadata.fanout")
 
-ROUTING_KEY = "metadata.watch"
+ROUTING_KEY = METADATA_WATCH
 
 
 class ReplicaFanout:
@@ -57,7 +58,7 @@ class ReplicaFanout:
     async def _broadcast(self, message: events_pb2.JobWatchUpdate) -> None:
         # Never raised: the event is committed; failing its delivery would only replay it as stale.
         try:
-            await self._bus.publish(ROUTING_KEY, message)
+            await self._bus.publish(ROUTING_KEY, message, mandatory=False)  # a broadcast
         except Exception:
             log.warning("could not tell the other metadata replicas' watchers", exc_info=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -13,12 +14,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job_events import JobEventConsumer
 from services.metadata_svc.orphan_sources import OrphanSourceSweeper
+from services.metadata_svc.quotas import TenantQuota
+from services.metadata_svc.relay import OutboxRelay
 from services.metadata_svc.replica_fanout import ReplicaFanout
-from services.metadata_svc.requeue import requeue_unfinished_jobs
 from services.metadata_svc.servicer import MetadataServicer
 from services.metadata_svc.settings import Settings
 from services.metadata_svc.watch import JobWatchHub
-from services.shared.bus import Bus, open_bus
+from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
 from services.shared.db import create_engine, migrate
 from services.shared.readiness import ReadinessCheck, database_check
@@ -42,14 +44,19 @@ class MetadataComponent:
         self._bus = bus
         # The engine connects lazily: nothing touches the DB before start().
         self._engine = create_engine(settings.resolved_database_url)
-        self.catalog = VideoCatalog(async_sessionmaker(self._engine, expire_on_commit=False))
+        sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        self.catalog = VideoCatalog(sessions, TenantQuota(max_stored_bytes=settings.metadata_quota_stored_bytes,
+                                                          max_queued_jobs=settings.metadata_quota_queued_jobs))
         self.watch_hub = JobWatchHub()
         self.fanout = ReplicaFanout(self.watch_hub, bus)
+        self.relay = OutboxRelay(sessions, bus, dispatch_window=settings.metadata_dispatch_window,
+                                 poll_seconds=settings.metadata_outbox_poll_seconds,
+                                 lock_dispatch=self._engine.dialect.name == "postgresql")
         self._store = store
         self.orphan_sources = OrphanSourceSweeper(
             self.catalog, store, grace_seconds=settings.metadata_orphan_source_grace_seconds,
             interval_seconds=settings.metadata_orphan_sweep_interval_seconds)
-        self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus)
+        self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus, on_registered=self.relay.wake)
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)
@@ -61,23 +68,25 @@ class MetadataComponent:
         if not self._settings.metadata_database_url:
             self._settings.data_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite file
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
-        # Listen to the other replicas before taking events, then consume before requeueing,
-        # so the events of requeued jobs find their consumer.
+        # Listen to the other replicas before taking events.
         await self.fanout.start()
-        await JobEventConsumer(self.catalog, self.fanout, self._store).start(self._bus)
-        if not self._bus.durable:
-            count = await requeue_unfinished_jobs(self.catalog, self._bus)
-            log.info("metadata service started; %d unfinished jobs requeued", count)
+        consumer = JobEventConsumer(self.catalog, self.fanout, self._store, on_job_moved=self.relay.wake)
+        await consumer.start(self._bus)
+        lost = await self.catalog.redispatch_lost(self._bus.session, datetime.now(UTC))
+        if lost:
+            log.info("%d unfinished jobs went out on a bus that is gone; dispatched again", len(lost))
+        await self.relay.start()
         self.orphan_sources.start()
 
     async def stop(self) -> None:
         await self.orphan_sources.stop()
+        await self.relay.stop()
         await self._engine.dispose()
 
 
 async def create_server(settings: Settings) -> RunningServer:
     """The metadata service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
-    bus = open_bus(settings.bus_url)
+    bus = open_bus_for(settings)
     store = open_store(settings.resolved_storage_url)
     auth_channel = peer_channel(settings.require_peer("auth_addr"))
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)

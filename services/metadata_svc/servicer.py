@@ -4,7 +4,7 @@ ErrorMappingInterceptor."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -42,12 +42,14 @@ def _required(value: str, name: str) -> str:
 
 
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
-    def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Bus) -> None:
+    def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Bus, *,
+                 on_registered: Callable[[], None] = lambda: None) -> None:
         self._catalog = catalog
         self._store = store
         self._fanout = fanout
         self._hub = fanout.hub
         self._bus = bus
+        self._on_registered = on_registered  # the outbox holds a new job request: relay it now
 
     async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
                             context: grpc.aio.ServicerContext) -> metadata_pb2.RegisterVideoResponse:
@@ -60,6 +62,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
                        profile=request.profile or DEFAULT_PROFILE).validate()
         bind(video_id=new.video_id, job_id=new.job_id, tenant=new.tenant_id)
         video, job = await self._catalog.register(new, datetime.now(UTC))
+        self._on_registered()
         return metadata_pb2.RegisterVideoResponse(video=video.to_proto(), job=job.to_proto())
 
     async def GetVideo(self, request: metadata_pb2.GetVideoRequest,

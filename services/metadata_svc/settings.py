@@ -17,6 +17,15 @@ class Settings(CommonSettings):
                                   "RegisterVideo) is removed.")
     metadata_orphan_sweep_interval_seconds: float = Field(
         600.0, gt=0, description="How often metadata looks through storage for such sources.")
+    metadata_dispatch_window: int = Field(
+        2, ge=1, description="Job requests in the broker not yet taken by a worker; the rest wait in the DB, "
+                             "released fairly across tenants.")
+    metadata_outbox_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the outbox relay looks for work it was not woken for (other replicas').")
+    metadata_quota_stored_bytes: int = Field(
+        0, ge=0, description="Bytes a tenant may store (sources and renditions); 0: no limit.")
+    metadata_quota_queued_jobs: int = Field(
+        500, ge=0, description="Jobs a tenant may have queued at once; further uploads are refused; 0: no limit.")
 
     @property
     def resolved_database_url(self) -> str:

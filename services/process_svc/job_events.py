@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.process_svc.execute import ProducedRendition, TranscodeProgress
 from services.shared.bus import Bus
+from services.shared.bus.contract import job_event_key
 from vtc.v1 import common_pb2, events_pb2
 
 
@@ -59,7 +60,7 @@ class JobEventPublisher:
                 event_id=uuid.uuid4().hex, job_id=self._request.job_id, video_id=self._request.video_id,
                 tenant_id=self._request.tenant_id, attempt=self._attempt, sequence=self._sequence,
                 occurred_at=occurred_at, status=status, **payload)
-            await self._bus.publish(f"job.event.{kind}", event, message_id=event.event_id)
+            await self._bus.publish(job_event_key(kind), event, message_id=event.event_id)
 
 
 def rendition_message(produced: ProducedRendition, storage_key: str) -> common_pb2.Rendition:

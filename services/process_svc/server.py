@@ -12,8 +12,9 @@ from services.process_svc.profiles import ProfileCatalog
 from services.process_svc.servicer import ProcessServicer
 from services.process_svc.settings import Settings
 from services.process_svc.time_limit import TimeLimit
-from services.process_svc.worker import CANCEL_BINDING, JOBS_BINDING, JOBS_QUEUE, TranscodeWorker
-from services.shared.bus import Bus, open_bus
+from services.process_svc.worker import TranscodeWorker
+from services.shared.bus import Bus, open_bus_for
+from services.shared.bus.contract import JOB_CANCEL, METADATA_JOB_EVENTS, PROCESS_JOBS
 from services.shared.channels import peer_channel
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
@@ -36,7 +37,7 @@ class ProcessComponent:
         self.worker = TranscodeWorker(
             bus, store, self.catalog, settings.work_dir,
             progress_interval_seconds=settings.process_progress_interval_seconds,
-            max_deliveries=settings.process_max_deliveries,
+            max_deliveries=bus.max_deliveries,
             time_limit=TimeLimit(settings.process_time_limit_factor, settings.process_time_limit_min_seconds))
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -46,11 +47,11 @@ class ProcessComponent:
         self._settings.work_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.worker.remove_abandoned_scratch)
         # Cancels first: a job taken is one that can be cancelled.
-        await self._bus.consume_broadcast([CANCEL_BINDING], self.worker.cancel)
-        await self._bus.consume(JOBS_QUEUE, [JOBS_BINDING], self.worker.handle,
-                                prefetch=self._settings.process_concurrency,
-                                max_deliveries=self._settings.process_max_deliveries)
-        log.info("transcode worker consuming %s", JOBS_QUEUE,
+        await self._bus.consume_broadcast([JOB_CANCEL], self.worker.cancel)
+        # Declared here too, so the worker's events wait for metadata if it starts later.
+        await self._bus.declare(METADATA_JOB_EVENTS)
+        await self._bus.consume(PROCESS_JOBS, self.worker.handle, prefetch=self._settings.process_concurrency)
+        log.info("transcode worker consuming %s", PROCESS_JOBS.name,
                  extra={"fields": {"profiles": self.catalog.names, "concurrency": self._settings.process_concurrency}})
 
     async def stop(self) -> None:
@@ -61,7 +62,7 @@ class ProcessComponent:
 
 async def create_server(settings: Settings) -> RunningServer:
     """The process service alone on its own gRPC server, with its own bus and store."""
-    bus = open_bus(settings.bus_url)
+    bus = open_bus_for(settings)
     auth_channel = peer_channel(settings.require_peer("auth_addr"))
     components = [OwnedResources(bus, {"auth": auth_channel}),
                   ProcessComponent(settings, bus, open_store(settings.resolved_storage_url))]

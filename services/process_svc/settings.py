@@ -18,8 +18,6 @@ class Settings(CommonSettings):
         None, description="Folder with index.yaml and the profile files; empty: the built-in profiles.")
     process_progress_interval_seconds: float = Field(
         0.5, gt=0, description="Least time between two progress events of a job.")
-    process_max_deliveries: int = Field(
-        5, ge=1, description="Deliveries of a job before a storage or bus outage is reported as its failure.")
     process_time_limit_factor: float = Field(
         10.0, gt=0, description="A job's wall-time limit per second of source (with at least the minimum below).")
     process_time_limit_min_seconds: float = Field(

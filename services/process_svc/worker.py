@@ -32,6 +32,7 @@ from services.process_svc.progress_relay import ProgressRelay
 from services.process_svc.scratch import ScratchDir, remove_abandoned
 from services.process_svc.time_limit import TimeLimit
 from services.shared.bus import Bus, Delivery, Reject
+from services.shared.bus.contract import JOB_CANCEL, PROCESS_JOBS
 from services.shared.errors import InvalidArgument, NotFound, Unavailable, VtcError
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore
@@ -40,9 +41,6 @@ from vtc.v1 import common_pb2, events_pb2
 
 log = logging.getLogger("vtc.process.worker")
 
-JOBS_QUEUE = "process.jobs"
-JOBS_BINDING = "job.requested"
-CANCEL_BINDING = "job.cancel"
 # Cancels heard for jobs this worker does not run (yet): a late delivery of one is dropped.
 REMEMBERED_CANCELS = 10_000
 DEFAULT_TIME_LIMIT = TimeLimit(factor=10.0, minimum_seconds=300.0)
@@ -88,7 +86,7 @@ class TranscodeWorker:
         """The bus handler for JobCancelRequested (every worker gets each one)."""
         request = delivery.decode()
         if not isinstance(request, events_pb2.JobCancelRequested):
-            raise Reject(f"{CANCEL_BINDING} carries JobCancelRequested, got {delivery.message_type}")
+            raise Reject(f"{JOB_CANCEL} carries JobCancelRequested, got {delivery.message_type}")
         self._cancelled[request.job_id] = None
         while len(self._cancelled) > REMEMBERED_CANCELS:
             self._cancelled.popitem(last=False)
@@ -102,7 +100,7 @@ class TranscodeWorker:
         """The bus handler for one job request."""
         request = delivery.decode()
         if not isinstance(request, events_pb2.JobRequested):
-            raise Reject(f"{JOBS_QUEUE} takes JobRequested, got {delivery.message_type}")
+            raise Reject(f"{PROCESS_JOBS.name} takes JobRequested, got {delivery.message_type}")
         # A redelivered request is a new attempt: its events must order after the earlier delivery's.
         attempt = request.attempt + delivery.delivery_count - 1
         with log_context(job_id=request.job_id, video_id=request.video_id, tenant=request.tenant_id):

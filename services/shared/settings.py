@@ -29,6 +29,10 @@ class CommonSettings(BaseSettings):
         "", description="host:port of the process service (profile catalogue), or several as host:port,host:port "
                         "(balanced, skipping those down); needed by upload.")
     bus_url: str = Field("memory://", description="Event bus: memory:// (in-process) or amqp://user:pass@host:5672/.")
+    bus_namespace: str = Field(
+        "vtc", description="Prefix of every exchange and queue on the broker; deployments sharing one differ here.")
+    bus_max_deliveries: int = Field(
+        5, ge=1, description="Deliveries of a message (a job) before the broker dead-letters it.")
     storage_url: str = Field(
         "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
     service_api_key: str = Field(

@@ -23,6 +23,7 @@ import jwt
 from jwt import PyJWK
 
 from services.shared.bus import Bus, Delivery
+from services.shared.bus.contract import API_KEY_REVOKED, SIGNING_KEYS_CHANGED
 from services.shared.errors import Unauthenticated, Unavailable
 from services.shared.principal import Principal
 
@@ -31,8 +32,7 @@ log = logging.getLogger("vtc.tokens")
 ISSUER = "vtc-auth"
 AUDIENCE = "vtc"
 ALGORITHMS = ["EdDSA", "RS256"]
-KEY_REVOKED = "auth.api_key.revoked"  # routing key of events_pb2.ApiKeyRevoked
-SIGNING_KEYS_CHANGED = "auth.signing_keys.changed"  # routing key of events_pb2.SigningKeysChanged
+KEY_REVOKED = API_KEY_REVOKED  # routing key of events_pb2.ApiKeyRevoked (see bus/contract.py)
 
 REFRESH_SECONDS = 30.0  # how old the key set may get before a token is checked against a fresh one
 MIN_REFRESH_SECONDS = 5.0  # at most one fetch per this for an unknown kid (tokens are the caller's to choose)

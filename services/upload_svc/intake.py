@@ -1,5 +1,7 @@
 """Accepting one upload: receive and check the bytes, probe them, store the
-source, record the video on metadata_svc and ask for its transcode.
+source, and record the video on metadata_svc, which also dispatches its
+transcode (its outbox): once RegisterVideo has answered, the job is certain to
+run, whatever happens to this service afterwards.
 
 Nothing of a rejected or failed upload stays behind: the spool file is removed
 whatever happens, and a stored source is deleted again if the video cannot be
@@ -15,10 +17,7 @@ from collections.abc import AsyncIterable
 from pathlib import Path, PurePosixPath
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.shared.bus import Bus
-from services.shared.errors import Unavailable
 from services.shared.ids import new_id
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore
@@ -28,11 +27,9 @@ from services.upload_svc.peers import peer_failure, service_credentials
 from services.upload_svc.probe import probe
 from services.upload_svc.profiles import ProfileCatalogue
 from services.upload_svc.receiver import ReceivedFile, UploadHeader, UploadLimits, UploadReceiver, spool_file
-from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2
+from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2
 
 log = logging.getLogger("vtc.upload")
-
-JOB_REQUESTED = "job.requested"
 
 # Types mimetypes does not know everywhere; stored with the source so a download gets the right one.
 _VIDEO_TYPES = {
@@ -49,12 +46,11 @@ def source_content_type(filename: str) -> str:
 
 
 class UploadIntake:
-    def __init__(self, *, spool_dir: Path, limits: UploadLimits, bus: Bus, store: ObjectStore,
+    def __init__(self, *, spool_dir: Path, limits: UploadLimits, store: ObjectStore,
                  profiles: ProfileCatalogue, metadata: metadata_pb2_grpc.MetadataServiceStub,
                  service_token: ServiceToken) -> None:
         self._spool_dir = spool_dir
         self._limits = limits
-        self._bus = bus
         self._store = store
         self._profiles = profiles
         self._metadata = metadata
@@ -71,8 +67,7 @@ class UploadIntake:
             with spool_file(self._spool_dir, header.filename) as path:
                 received = await receiver.receive_into(path)
                 media = await probe(path)
-                stored_key = await self._store_and_register(video_id, job_id, tenant_id, header, received, media)
-            await self._request_transcode(video_id, job_id, tenant_id, header.profile, stored_key, media)
+                await self._store_and_register(video_id, job_id, tenant_id, header, received, media)
             log.info("upload accepted", extra={"fields": {
                 "bytes": received.size_bytes, "profile": header.profile,
                 "width": media.width, "height": media.height, "duration_seconds": round(media.duration_seconds, 3)}})
@@ -106,19 +101,3 @@ class UploadIntake:
             await self._metadata.RegisterVideo(request, metadata=credentials, timeout=30)
         except grpc.aio.AioRpcError as error:
             raise peer_failure("metadata", "record the video", error) from error
-
-    async def _request_transcode(self, video_id: str, job_id: str, tenant_id: str, profile: str, key: str,
-                                 media: common_pb2.MediaProbe) -> None:
-        requested_at = Timestamp()
-        requested_at.GetCurrentTime()
-        event = events_pb2.JobRequested(
-            event_id=new_id("evt"), job_id=job_id, video_id=video_id, tenant_id=tenant_id, profile=profile,
-            source_key=key, probe=media, attempt=1, requested_at=requested_at)
-        try:
-            await self._bus.publish(JOB_REQUESTED, event, message_id=event.event_id)
-        except Exception as error:
-            # The video and its queued job are recorded; metadata_svc enqueues queued jobs again on start.
-            log.exception("could not publish job.requested")
-            raise Unavailable(
-                f"video {video_id} is stored but its transcode could not be queued yet; "
-                "it is queued again when the service restarts") from error

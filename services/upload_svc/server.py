@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from services.shared.bus import Bus, open_bus
+from services.shared.bus import open_bus_for
 from services.shared.channels import peer_channel
 from services.shared.readiness import ReadinessCheck, peer_check
 from services.shared.server import OwnedResources, RunningServer, start_server
@@ -31,7 +31,7 @@ class UploadComponent:
     service_names: Sequence[str] = (upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,)
     public_methods: frozenset[str] = frozenset()
 
-    def __init__(self, settings: Settings, bus: Bus, store: ObjectStore, service_token: ServiceToken) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore, service_token: ServiceToken) -> None:
         self._settings = settings
         # A peer that refuses the service token (its signing key was withdrawn) gets a new one.
         self._metadata_channel = peer_channel(settings.require_peer("metadata_addr"),
@@ -44,7 +44,7 @@ class UploadComponent:
             spool_dir=settings.upload_spool_dir,
             limits=UploadLimits(max_bytes=settings.upload_max_bytes, chunk_max_bytes=settings.upload_chunk_max_bytes,
                                 idle_seconds=settings.upload_idle_timeout_seconds),
-            bus=bus, store=store, profiles=profiles,
+            store=store, profiles=profiles,
             metadata=metadata_pb2_grpc.MetadataServiceStub(self._metadata_channel), service_token=service_token)
         self._slots = UploadSlots(settings.upload_max_concurrent_per_tenant)
 
@@ -66,12 +66,12 @@ class UploadComponent:
 
 
 async def create_server(settings: Settings) -> RunningServer:
-    bus = open_bus(settings.bus_url)
+    bus = open_bus_for(settings)
     store = open_store(settings.resolved_storage_url)
     auth_channel = peer_channel(settings.require_peer("auth_addr"))
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     service_token = ServiceToken(settings.read_service_api_key, auth_channel)
-    component = UploadComponent(settings, bus, store, service_token)
+    component = UploadComponent(settings, store, service_token)
     return await start_server([OwnedResources(bus, {"auth": auth_channel}), component], verifier,
                               settings.grpc_host, settings.grpc_port, revocations=bus,
                               readiness_interval=settings.readiness_interval_seconds)

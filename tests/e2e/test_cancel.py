@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.shared.bus import Delivery
+from services.shared.bus.contract import QueueSpec, job_event_key
 from tests.calls import bearer, upload_requests
 from tests.stack import Stack
 from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2, upload_pb2_grpc
@@ -31,8 +32,8 @@ class WorkerCancels:
             if event.cancelled.worker:  # metadata's own event carries no worker
                 self.arrived.put((event.job_id, time.monotonic()))
 
-        asyncio.run_coroutine_threadsafe(stack.vtc.bus.consume(
-            f"test.cancels.{uuid.uuid4().hex[:8]}", ["job.event.cancelled"], record), stack.loop).result(10)
+        queue_spec = QueueSpec(f"test.cancels.{uuid.uuid4().hex[:8]}", (job_event_key("cancelled"),))
+        asyncio.run_coroutine_threadsafe(stack.vtc.bus.consume(queue_spec, record), stack.loop).result(10)
 
     def stopped_at(self, job_id: str, timeout: float = 10) -> float:
         deadline = time.monotonic() + timeout

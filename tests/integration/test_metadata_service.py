@@ -1,6 +1,6 @@
 """The metadata service on a real gRPC server (port 0): registering, reading
 and paging videos per tenant, applying job events from the bus idempotently,
-WatchJob, downloads, deletes, and requeueing unfinished jobs on start. Each
+WatchJob, downloads, deletes, and dispatching again on start the jobs a gone bus lost. Each
 test runs on SQLite and, where it is reachable, on PostgreSQL."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from services.metadata_svc.server import MetadataComponent
 from services.metadata_svc.settings import Settings
 from services.shared.bus import Delivery
+from services.shared.bus.contract import JOB_CANCEL, JOB_REQUESTED, METADATA_JOB_EVENTS, QueueSpec, job_event_key
 from services.shared.bus.memory import InProcessBus
 from services.shared.db import sqlite_url
 from services.shared.errors import NotFound
@@ -155,7 +156,7 @@ def failed(job: common_pb2.Job, sequence: int, reason: str) -> events_pb2.JobEve
 
 async def publish(service: Metadata, *events: events_pb2.JobEvent) -> None:
     for event in events:
-        await service.bus.publish(f"job.event.{event.WhichOneof('kind')}", event)
+        await service.bus.publish(job_event_key(event.WhichOneof("kind")), event)
 
 
 async def get_job(service: Metadata, job_id: str, tenant: str = TENANT_A) -> common_pb2.Job:
@@ -322,7 +323,7 @@ async def test_events_are_applied_once_in_order_and_never_after_completion(metad
     await publish(metadata, *history, progress(job, 5, 60.0), failed(job, 6, "too late"), started(job, 1, attempt=2))
     await drain_events(metadata, barrier, 2)
     assert await get_job(metadata, job.job_id) == done
-    assert metadata.bus.dead_letters("metadata.job-events") == []
+    assert metadata.bus.dead_letters(METADATA_JOB_EVENTS) == []
 
 
 async def test_a_failed_job_keeps_its_reason(metadata: Metadata) -> None:
@@ -338,7 +339,7 @@ async def test_an_event_for_an_unknown_job_is_acked_and_the_consumer_goes_on(met
     ghost = common_pb2.Job(job_id="job_deleted", video_id="vid_deleted", tenant_id=TENANT_A)
     await publish(metadata, started(ghost, 1), progress(ghost, 2, 50.0))
     await drain_events(metadata, barrier, 1)
-    assert metadata.bus.dead_letters("metadata.job-events") == []
+    assert metadata.bus.dead_letters(METADATA_JOB_EVENTS) == []
 
 
 # --- WatchJob ------------------------------------------------------------------------------------
@@ -487,7 +488,7 @@ async def test_delete_removes_rows_and_every_stored_object(metadata: Metadata, t
     # A late event of the deleted job is acked and ignored.
     await publish(metadata, progress(registered.job, 3, 99.0))
     await drain_events(metadata, kept.job, 1)
-    assert metadata.bus.dead_letters("metadata.job-events") == []
+    assert metadata.bus.dead_letters(METADATA_JOB_EVENTS) == []
 
 
 async def test_renditions_a_job_stores_after_its_video_was_deleted_are_removed(metadata: Metadata,
@@ -506,7 +507,7 @@ async def test_renditions_a_job_stores_after_its_video_was_deleted_are_removed(m
         await metadata.store.stat(rendition.storage_key)
 
 
-# --- requeue on start ----------------------------------------------------------------------------
+# --- dispatch again on start what a gone bus lost ------------------------------------------------
 
 async def requested_jobs(bus: InProcessBus) -> asyncio.Queue[events_pb2.JobRequested]:
     """A test queue bound to job.requested, declared before the service starts."""
@@ -517,7 +518,7 @@ async def requested_jobs(bus: InProcessBus) -> asyncio.Queue[events_pb2.JobReque
         assert isinstance(message, events_pb2.JobRequested)
         received.put_nowait(message)
 
-    await bus.consume("test.job-requested", ["job.requested"], handle)
+    await bus.consume(QueueSpec("test.job-requested", (JOB_REQUESTED,)), handle)
     return received
 
 
@@ -535,7 +536,7 @@ async def test_unfinished_jobs_are_requeued_on_start_with_a_new_attempt(tmp_path
     finally:
         await before.stop()
 
-    bus = InProcessBus()  # the process restarted: the in-process bus remembers nothing
+    bus = InProcessBus()  # the process restarted: the in-process bus (a new session) remembers nothing
     requested = await requested_jobs(bus)
     after = await start_metadata(tmp_path, database_url, keys, bus)
     try:
@@ -566,15 +567,19 @@ async def test_unfinished_jobs_are_requeued_on_start_with_a_new_attempt(tmp_path
         await after.stop()
 
 
-async def test_a_durable_bus_is_not_sent_the_unfinished_jobs_again(tmp_path: Path, database_url: str,
-                                                                   keys: TestKeys) -> None:
-    before = await start_metadata(tmp_path, database_url, keys, InProcessBus())
+async def test_jobs_dispatched_on_a_broker_are_not_sent_again(tmp_path: Path, database_url: str,
+                                                                keys: TestKeys) -> None:
+    first_bus = InProcessBus()
+    first_bus.session = "amqp:test"  # stands for a broker, which keeps its messages across our restarts
+    first_requested = await requested_jobs(first_bus)
+    before = await start_metadata(tmp_path, database_url, keys, first_bus)
     try:
         queued = await register(before)
+        assert (await asyncio.wait_for(first_requested.get(), 10)).job_id == queued.job.job_id
     finally:
         await before.stop()
     bus = InProcessBus()
-    bus.durable = True  # stands for a broker, which still holds the job.requested message
+    bus.session = "amqp:test"
     requested = await requested_jobs(bus)
     after = await start_metadata(tmp_path, database_url, keys, bus)
     try:
@@ -611,7 +616,7 @@ async def test_migrations_build_exactly_the_schema_the_models_expect(database_ur
         async with engine.connect() as connection:
             assert await connection.run_sync(differences) == []
             tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert {"videos", "jobs", "renditions", VERSION_TABLE} <= tables
+        assert {"videos", "jobs", "renditions", "outbox", VERSION_TABLE} <= tables
     finally:
         await engine.dispose()
 
@@ -626,7 +631,7 @@ async def capture_cancels(service: Metadata) -> asyncio.Queue[events_pb2.JobCanc
         assert isinstance(message, events_pb2.JobCancelRequested)
         told.put_nowait(message)
 
-    await service.bus.consume_broadcast(["job.cancel"], record)
+    await service.bus.consume_broadcast([JOB_CANCEL], record)
     return told
 
 

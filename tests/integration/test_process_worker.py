@@ -20,6 +20,7 @@ from services.process_svc.scratch import ScratchDir, remove_abandoned
 from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings
 from services.shared.bus import Delivery
+from services.shared.bus.contract import JOB_CANCEL, JOB_EVENTS, JOB_REQUESTED, PROCESS_JOBS, QueueSpec
 from services.shared.bus.memory import InProcessBus
 from services.shared.errors import Unavailable
 from services.shared.storage import ObjectInfo
@@ -34,12 +35,12 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 class Harness:
     def __init__(self, tmp_path: Path, bus: InProcessBus, store: LocalDirectoryStore | None = None,
-                 max_deliveries: int = 5, time_limit: tuple[float, float] = (10.0, 300.0)) -> None:
+                 time_limit: tuple[float, float] = (10.0, 300.0)) -> None:
         self.tmp_path = tmp_path
         self.bus = bus
         self.store = store or LocalDirectoryStore(tmp_path / "objects")
         self.settings = Settings(data_dir=tmp_path / "data", process_progress_interval_seconds=0.05,
-                                 process_max_deliveries=max_deliveries, process_time_limit_factor=time_limit[0],
+                                 process_time_limit_factor=time_limit[0],
                                  process_time_limit_min_seconds=time_limit[1])
         self.events: asyncio.Queue[events_pb2.JobEvent] = asyncio.Queue()
 
@@ -49,7 +50,7 @@ class Harness:
             assert isinstance(event, events_pb2.JobEvent)
             self.events.put_nowait(event)
 
-        await self.bus.consume("test.job-events", ["job.event.#"], capture)
+        await self.bus.consume(QueueSpec("test.job-events", (JOB_EVENTS,)), capture)
         await ProcessComponent(self.settings, self.bus, self.store).start()
 
     async def request(self, source: Path | bytes, *, profile: str = "", attempt: int = 1,
@@ -65,7 +66,7 @@ class Harness:
                                           video_id=video_id, tenant_id=TENANT, profile=profile, source_key=key,
                                           attempt=attempt,
                                           probe=common_pb2.MediaProbe(duration_seconds=duration_seconds))
-        await self.bus.publish("job.requested", request)
+        await self.bus.publish(JOB_REQUESTED, request)
         return request
 
     async def events_until_terminal(self, timeout: float = 60) -> list[events_pb2.JobEvent]:
@@ -152,7 +153,7 @@ async def test_corrupt_source_fails_once_with_a_readable_reason(harness: Harness
     # Acked, not redelivered: nothing more arrives, nothing dead-lettered.
     await asyncio.sleep(0.5)
     assert harness.events.empty()
-    assert harness.bus.dead_letters("process.jobs") == []
+    assert harness.bus.dead_letters(PROCESS_JOBS) == []
     assert harness.scratch_files() == []
 
 
@@ -171,7 +172,7 @@ async def test_missing_source_object_fails_with_a_reason(harness: Harness, clip_
     assert kinds(events)[-1] == "completed"
     await harness.store.delete_prefix(f"{TENANT}/{request.video_id}/")
 
-    await harness.bus.publish("job.requested", request)
+    await harness.bus.publish(JOB_REQUESTED, request)
     events = await harness.events_until_terminal()
 
     assert kinds(events) == ["started", "failed"]
@@ -212,8 +213,8 @@ async def test_storage_outage_is_retried_and_the_retry_orders_after_the_first_tr
 
 
 async def test_storage_outage_on_every_delivery_ends_in_a_failed_event(tmp_path: Path, clip_640x360: Path) -> None:
-    bus = InProcessBus()
-    harness = Harness(tmp_path, bus, UnreachableStore(tmp_path / "objects", outages=99), max_deliveries=2)
+    bus = InProcessBus(max_deliveries=2)
+    harness = Harness(tmp_path, bus, UnreachableStore(tmp_path / "objects", outages=99))
     await harness.start()
     try:
         await harness.request(clip_640x360)
@@ -224,7 +225,7 @@ async def test_storage_outage_on_every_delivery_ends_in_a_failed_event(tmp_path:
     assert kinds(events) == ["started", "started", "failed"]
     assert events[-1].failed.reason == ("storage or messaging was unavailable on every attempt: "
                                         "Unavailable: storage did not answer")
-    assert bus.dead_letters("process.jobs") == []
+    assert bus.dead_letters(PROCESS_JOBS) == []
 
 
 class FlakyProgressBus(InProcessBus):
@@ -234,11 +235,12 @@ class FlakyProgressBus(InProcessBus):
         super().__init__()
         self.refused = 0
 
-    async def publish(self, routing_key: str, message: Message, *, message_id: str = "") -> None:
+    async def publish(self, routing_key: str, message: Message, *, message_id: str = "",
+                      mandatory: bool = True) -> None:
         if routing_key == "job.event.progress":
             self.refused += 1
             raise ConnectionError("broker refused the message")
-        await super().publish(routing_key, message, message_id=message_id)
+        await super().publish(routing_key, message, message_id=message_id, mandatory=mandatory)
 
 
 async def test_failing_progress_never_fails_the_job(tmp_path: Path, clip_640x360: Path) -> None:
@@ -301,7 +303,7 @@ async def test_a_bug_ends_in_a_failed_event_not_endless_redelivery(
     assert kinds(events) == ["started", "failed"]
     assert events[-1].failed.reason.startswith("internal error in the transcoder (ZeroDivisionError: division by zero)")
     await asyncio.sleep(0.3)
-    assert harness.events.empty() and harness.bus.dead_letters("process.jobs") == []
+    assert harness.events.empty() and harness.bus.dead_letters(PROCESS_JOBS) == []
     assert harness.scratch_files() == []
 
 
@@ -329,7 +331,7 @@ async def test_a_cancel_stops_the_encoder_and_leaves_nothing_behind(harness: Har
     before = await _until_progress(harness)
 
     asked = time.monotonic()
-    await harness.bus.publish("job.cancel", _cancel_request(request))
+    await harness.bus.publish(JOB_CANCEL, _cancel_request(request), mandatory=False)
     after = await harness.events_until_terminal(timeout=10)
     stopped_after = time.monotonic() - asked
 
@@ -342,14 +344,14 @@ async def test_a_cancel_stops_the_encoder_and_leaves_nothing_behind(harness: Har
     assert harness.scratch_files() == []
     assert not (harness.tmp_path / "objects" / TENANT / request.video_id / "renditions").exists()
     await asyncio.sleep(0.3)
-    assert harness.events.empty() and harness.bus.dead_letters("process.jobs") == [], "acked, not redelivered"
+    assert harness.events.empty() and harness.bus.dead_letters(PROCESS_JOBS) == [], "acked, not redelivered"
 
 
 async def test_a_job_cancelled_before_it_starts_is_dropped(harness: Harness, clip_640x360: Path) -> None:
     request = events_pb2.JobRequested(job_id="job_cancelled_early", video_id="vid_x", tenant_id=TENANT)
-    await harness.bus.publish("job.cancel", _cancel_request(request))
+    await harness.bus.publish(JOB_CANCEL, _cancel_request(request), mandatory=False)
     await asyncio.sleep(0.1)
-    await harness.bus.publish("job.requested", request)
+    await harness.bus.publish(JOB_REQUESTED, request)
     later = await harness.request(clip_640x360)
 
     events = await harness.events_until_terminal()

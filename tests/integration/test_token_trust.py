@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-import aio_pika
 import grpc
 import jwt
 import pytest
@@ -31,6 +29,7 @@ from services.shared.bus.amqp import RabbitMqBus
 from services.shared.errors import Unauthenticated
 from services.shared.server import OwnedResources, start_server
 from services.shared.tokens import AUDIENCE, ISSUER, TokenVerifier, grpc_jwks_source
+from tests.buses import AMQP_URL, delete_namespace, test_namespace
 from tests.conftest import require_service
 from tests.integration.test_auth_service import (  # noqa: F401  (database_url is a fixture)
     TTL_SECONDS,
@@ -40,7 +39,6 @@ from tests.integration.test_auth_service import (  # noqa: F401  (database_url i
     rpc_error,
     start_auth,
 )
-from tests.integration.test_bus_rabbitmq import AMQP_URL
 from vtc.v1 import auth_pb2, metadata_pb2, metadata_pb2_grpc
 
 
@@ -203,8 +201,8 @@ async def test_over_rabbitmq_another_services_verifier_drops_a_deleted_key_and_a
         tmp_path: Path) -> None:
     parsed = urlparse(AMQP_URL)
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
-    exchange = f"vtc.test.{uuid.uuid4().hex[:10]}"  # this test's own
-    auth_bus, service_bus = RabbitMqBus(AMQP_URL, exchange=exchange), RabbitMqBus(AMQP_URL, exchange=exchange)
+    namespace = test_namespace()  # this test's own
+    auth_bus, service_bus = RabbitMqBus(AMQP_URL, namespace=namespace), RabbitMqBus(AMQP_URL, namespace=namespace)
     settings = AuthSettings(data_dir=tmp_path / "data", grpc_port=0, auth_token_ttl_seconds=TTL_SECONDS,
                             auth_signing_key_poll_seconds=0.1)
     component = AuthComponent(settings, auth_bus)
@@ -243,7 +241,4 @@ async def test_over_rabbitmq_another_services_verifier_drops_a_deleted_key_and_a
     finally:
         await auth.stop()
         await service_bus.close()
-        connection = await aio_pika.connect(AMQP_URL)
-        async with connection:
-            channel = await connection.channel()
-            await channel.exchange_delete(exchange)
+        await delete_namespace(AMQP_URL, namespace, [])

@@ -145,7 +145,7 @@ async def start_stack(data_dir: Path, *, with_metadata: bool = True, **upload_fi
     components = [auth, ProcessComponent(ProcessSettings(**shared), bus, store)]
     if with_metadata:
         components.append(MetadataComponent(MetadataSettings(**shared), bus, store))
-    components.append(UploadComponent(upload_settings, bus, store,
+    components.append(UploadComponent(upload_settings, store,
                                       ServiceToken(upload_settings.read_service_api_key, peer_channel(own))))
     server = await start_server(components, TokenVerifier(auth.local_jwks), HOST, port)
     return Stack(data_dir=data_dir, address=own, server=server, bus=bus, channel=peer_channel(own))

@@ -1,18 +1,21 @@
-"""The event bus: topic-routed, at-least-once, protobuf messages.
+"""The event bus: topic-routed, at-least-once, protobuf messages. What is
+published where, and the queue names, live in contract.py.
 
-    bus = open_bus(settings.bus_url)       # memory:// or amqp://...
+    bus = open_bus_for(settings)            # memory:// or amqp://..., under settings.bus_namespace
     await bus.start()
-    await bus.publish("job.requested", JobRequested(...))          # returns once confirmed
-    await bus.consume("process.jobs", ["job.requested"], handle)   # prefetch 1
-    await bus.consume_broadcast(["auth.api_key.revoked"], handle)  # every process a copy
+    await bus.declare(PROCESS_JOBS)         # publishers declare where their messages must go
+    await bus.publish(JOB_REQUESTED, JobRequested(...))   # returns once confirmed; Unroutable if no queue
+    await bus.consume(PROCESS_JOBS, handle)                # prefetch 1
+    await bus.consume_broadcast([API_KEY_REVOKED], handle) # every process a copy
 
 A handler that returns acks the message. One that raises `Reject` sends it to
-the dead-letter store at once (it can never succeed); any other exception
-redelivers it, up to `max_deliveries`, then dead-letters it. Consumers must be
-idempotent: a message may arrive more than once.
+the queue's dead-letter queue at once (it can never succeed); any other
+exception redelivers it, up to `bus.max_deliveries`, then dead-letters it
+(`consume_dead_letters` reads them). Consumers must be idempotent: a message
+may arrive more than once.
 """
 
-from services.shared.bus._base import Bus, Delivery, Handler, Reject, topic_matches
-from services.shared.bus._open import open_bus
+from services.shared.bus._base import Bus, Delivery, Handler, Reject, Unroutable, topic_matches
+from services.shared.bus._open import open_bus, open_bus_for
 
-__all__ = ["Bus", "Delivery", "Handler", "Reject", "open_bus", "topic_matches"]
+__all__ = ["Bus", "Delivery", "Handler", "Reject", "Unroutable", "open_bus", "open_bus_for", "topic_matches"]

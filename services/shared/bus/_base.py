@@ -9,11 +9,17 @@ from typing import Protocol
 from google.protobuf import symbol_database
 from google.protobuf.message import Message
 
+from services.shared.bus.contract import QueueSpec
+
 CONTENT_TYPE = "application/x-protobuf"
 
 
 class Reject(Exception):
     """Raised by a handler for a message that can never be processed: dead-letter it."""
+
+
+class Unroutable(Exception):
+    """A mandatory publish that no queue is bound to receive: nothing would ever read it."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,12 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 class Bus(Protocol):
-    # True when published messages outlive this process (a broker); False for the
-    # in-process bus, whose owner re-enqueues unfinished jobs from the DB on start.
-    durable: bool
+    # Where published messages live: the same for every process on one broker and
+    # namespace; new each time an in-process bus starts, since its messages die with
+    # it. Metadata records it with each dispatch, to redo dispatches a bus forgot.
+    session: str
+    # Deliveries of a message to a competing queue before it is dead-lettered.
+    max_deliveries: int
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -53,9 +62,21 @@ class Bus(Protocol):
         """Whether messages can flow now (False while a broker connection is being re-established)."""
         ...
 
-    async def publish(self, routing_key: str, message: Message, *, message_id: str = "") -> None: ...
-    async def consume(self, queue: str, binding_keys: Sequence[str], handler: Handler, *,
-                      prefetch: int = 1, max_deliveries: int = 5) -> None: ...
+    async def publish(self, routing_key: str, message: Message, *, message_id: str = "",
+                      mandatory: bool = True) -> None:
+        """Returns once the broker has the message. Raises Unroutable when `mandatory`
+        and no queue is bound for routing_key (broadcasts pass mandatory=False)."""
+        ...
+
+    async def declare(self, queue: QueueSpec) -> None:
+        """Makes sure the queue (and its dead-letter queue) exists and is bound."""
+        ...
+
+    async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None: ...
+
+    async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
+        """Consumes what the queue dead-lettered; the handler's return acks it."""
+        ...
 
     async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
         """Every subscriber gets its own copy (RabbitMQ: an exclusive, auto-deleted queue)."""

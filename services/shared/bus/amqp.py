@@ -1,7 +1,9 @@
 """The bus on RabbitMQ (aio-pika): a durable topic exchange, persistent
-messages published with confirms, one durable quorum queue per consumer group
-(prefetch, manual ack, x-delivery-limit) dead-lettering into
-"<queue>.dead-letter", and exclusive auto-deleted queues for broadcasts."""
+messages published with confirms and mandatory routing (an unroutable message
+raises Unroutable instead of vanishing), one durable quorum queue per consumer
+group (prefetch, manual ack, x-delivery-limit) dead-lettering into
+"<queue>.dead-letter", and exclusive auto-deleted queues for broadcasts.
+Every exchange and queue name carries the deployment's namespace (contract.py)."""
 
 from __future__ import annotations
 
@@ -11,23 +13,33 @@ import functools
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import PublishError
 from google.protobuf.message import Message
 
-from services.shared.bus._base import CONTENT_TYPE, Delivery, Handler, Reject
+from services.shared.bus._base import CONTENT_TYPE, Delivery, Handler, Reject, Unroutable
+from services.shared.bus.contract import Namespace, QueueSpec
 
 log = logging.getLogger("vtc.bus")
 
 
 class RabbitMqBus:
-    durable = True
-
-    def __init__(self, url: str, *, exchange: str = "vtc.events") -> None:
+    def __init__(self, url: str, *, namespace: Namespace | None = None, max_deliveries: int = 5,
+                 publish_timeout_seconds: float = 10.0) -> None:
         self._url = url
-        self._exchange_name = exchange
-        self._dead_letter_name = f"{exchange}.dead-letter"
+        self.namespace = namespace or Namespace()
+        self.session = f"amqp:{self.namespace.name}"  # the broker keeps messages across our restarts
+        self.max_deliveries = max_deliveries
+        self._publish_timeout = publish_timeout_seconds
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
@@ -37,10 +49,11 @@ class RabbitMqBus:
         if self._connection is not None:
             return
         self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC,
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.declare_exchange(self.namespace.exchange, aio_pika.ExchangeType.TOPIC,
                                                         durable=True)
-        await channel.declare_exchange(self._dead_letter_name, aio_pika.ExchangeType.DIRECT, durable=True)
+        await channel.declare_exchange(self.namespace.dead_letter_exchange, aio_pika.ExchangeType.DIRECT,
+                                       durable=True)
 
     async def close(self) -> None:
         # In-flight handlers are cancelled unacked: the broker requeues their messages.
@@ -63,42 +76,71 @@ class RabbitMqBus:
             raise RuntimeError("the bus is not started")
         return self._connection, self._exchange
 
-    async def publish(self, routing_key: str, message: Message, *, message_id: str = "") -> None:
+    async def publish(self, routing_key: str, message: Message, *, message_id: str = "",
+                      mandatory: bool = True) -> None:
         _, exchange = self._live()
         message_type = message.DESCRIPTOR.full_name
-        await exchange.publish(aio_pika.Message(
+        outgoing = aio_pika.Message(
             body=message.SerializeToString(), content_type=CONTENT_TYPE, type=message_type,
             headers={"type": message_type}, message_id=message_id or uuid.uuid4().hex,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=routing_key)
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        try:
+            # While the broker is away a robust channel waits for it: bounded, so callers see the outage.
+            await asyncio.wait_for(exchange.publish(outgoing, routing_key=routing_key, mandatory=mandatory),
+                                   self._publish_timeout)
+        except PublishError as error:
+            raise Unroutable(f"no queue is bound for {routing_key!r} on {self.namespace.exchange}") from error
 
-    async def consume(self, queue: str, binding_keys: Sequence[str], handler: Handler, *,
-                      prefetch: int = 1, max_deliveries: int = 5) -> None:
-        connection, exchange = self._live()
+    async def declare(self, queue: QueueSpec) -> None:
+        connection, _ = self._live()
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        self._consumer_channels.append(channel)
-        dead_letters = await channel.declare_queue(f"{queue}.dead-letter", durable=True,
-                                                   arguments={"x-queue-type": "quorum"})
-        await dead_letters.bind(self._dead_letter_name, routing_key=queue)
-        declared = await channel.declare_queue(queue, durable=True, arguments={
+        try:
+            await self._declare(channel, queue)
+        finally:
+            await channel.close()
+
+    async def _declare(self, channel: AbstractChannel, queue: QueueSpec) -> AbstractQueue:
+        name = self.namespace.queue(queue)
+        dead_letters = await channel.declare_queue(self.namespace.dead_letter_queue(queue), durable=True,
+                                                   arguments=_DEAD_LETTER_ARGUMENTS)
+        await dead_letters.bind(self.namespace.dead_letter_exchange, routing_key=name)
+        declared = await channel.declare_queue(name, durable=True, arguments={
             "x-queue-type": "quorum",
             # The broker counts returned deliveries; past the limit it dead-letters.
-            "x-delivery-limit": max(max_deliveries - 1, 0),
-            "x-dead-letter-exchange": self._dead_letter_name,
-            "x-dead-letter-routing-key": queue,
+            "x-delivery-limit": max(self.max_deliveries - 1, 0),
+            "x-dead-letter-exchange": self.namespace.dead_letter_exchange,
+            "x-dead-letter-routing-key": name,
         })
-        for key in binding_keys:
-            await declared.bind(exchange, routing_key=key)
-        await declared.consume(functools.partial(self._handle, queue, handler=handler))
+        for key in queue.binding_keys:
+            await declared.bind(self.namespace.exchange, routing_key=key)
+        return declared
+
+    async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None:
+        channel = await self._consumer_channel(prefetch)
+        declared = await self._declare(channel, queue)
+        await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+
+    async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
+        channel = await self._consumer_channel(1)
+        await self._declare(channel, queue)
+        declared = await channel.declare_queue(self.namespace.dead_letter_queue(queue), durable=True,
+                                               arguments=_DEAD_LETTER_ARGUMENTS)
+        await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
 
     async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
-        connection, exchange = self._live()
-        channel = await connection.channel()
-        self._consumer_channels.append(channel)
+        channel = await self._consumer_channel(0)
         declared = await channel.declare_queue(exclusive=True, auto_delete=True)
         for key in binding_keys:
-            await declared.bind(exchange, routing_key=key)
+            await declared.bind(self.namespace.exchange, routing_key=key)
         await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+
+    async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
+        connection, _ = self._live()
+        channel = await connection.channel()
+        if prefetch:
+            await channel.set_qos(prefetch_count=prefetch)
+        self._consumer_channels.append(channel)
+        return channel
 
     async def _handle(self, queue: str, message: AbstractIncomingMessage, handler: Handler) -> None:
         task = asyncio.current_task()
@@ -125,3 +167,6 @@ class RabbitMqBus:
         finally:
             if task is not None:
                 self._handling.discard(task)
+
+
+_DEAD_LETTER_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}

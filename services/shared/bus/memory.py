@@ -1,6 +1,7 @@
 """The in-process bus of the all-in-one process: RabbitMQ's topic semantics
-(queues bound by pattern, competing consumers, ack / redeliver / dead-letter)
-without a broker. Nothing survives the process; see Bus.durable."""
+(queues bound by pattern, competing consumers, ack / redeliver / dead-letter,
+mandatory publishes) without a broker. Nothing survives the process: each
+start is a new `session`, so metadata redoes the dispatches it forgot."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from google.protobuf.message import Message
 
-from services.shared.bus._base import Delivery, Handler, Reject, topic_matches
+from services.shared.bus._base import Delivery, Handler, Reject, Unroutable, topic_matches
+from services.shared.bus.contract import QueueSpec
 
 log = logging.getLogger("vtc.bus")
 
@@ -23,13 +25,12 @@ class _Queue:
     name: str
     binding_keys: list[str]
     messages: asyncio.Queue[Delivery] = field(default_factory=asyncio.Queue)
-    dead_letters: list[Delivery] = field(default_factory=list)
 
 
 class InProcessBus:
-    durable = False
-
-    def __init__(self) -> None:
+    def __init__(self, *, max_deliveries: int = 5) -> None:
+        self.session = f"memory:{uuid.uuid4().hex}"
+        self.max_deliveries = max_deliveries
         self._queues: dict[str, _Queue] = {}
         self._consumers: list[asyncio.Task[None]] = []
 
@@ -53,7 +54,8 @@ class InProcessBus:
         queue.binding_keys.extend(k for k in binding_keys if k not in queue.binding_keys)
         return queue
 
-    async def publish(self, routing_key: str, message: Message, *, message_id: str = "") -> None:
+    async def publish(self, routing_key: str, message: Message, *, message_id: str = "",
+                      mandatory: bool = True) -> None:
         delivery = Delivery(routing_key=routing_key, body=message.SerializeToString(),
                             message_type=message.DESCRIPTOR.full_name,
                             message_id=message_id or uuid.uuid4().hex, delivery_count=1)
@@ -62,22 +64,35 @@ class InProcessBus:
             if any(topic_matches(key, routing_key) for key in queue.binding_keys):
                 queue.messages.put_nowait(delivery)
                 routed = True
-        if not routed:
-            log.warning("no queue bound for %s; message dropped", routing_key)
+        if not routed and mandatory:
+            raise Unroutable(f"no queue is bound for {routing_key!r}")
 
-    async def consume(self, queue: str, binding_keys: Sequence[str], handler: Handler, *,
-                      prefetch: int = 1, max_deliveries: int = 5) -> None:
-        declared = self._declare(queue, binding_keys)
+    async def declare(self, queue: QueueSpec) -> None:
+        self._declare(queue.name, queue.binding_keys)
+        self._declare(queue.dead_letter_name, [])
+
+    async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None:
+        await self.declare(queue)
+        declared, dead = self._queues[queue.name], self._queues[queue.dead_letter_name]
         for _ in range(prefetch):
-            self._consumers.append(asyncio.create_task(self._run(declared, handler, max_deliveries)))
+            self._consumers.append(asyncio.create_task(self._run(declared, handler, dead)))
+
+    async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
+        await self.declare(queue)
+        dead = self._queues[queue.dead_letter_name]
+        self._consumers.append(asyncio.create_task(self._run(dead, handler, None, limited=False)))
 
     async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
-        await self.consume(f"broadcast.{uuid.uuid4().hex}", binding_keys, handler)
+        queue = self._declare(f"broadcast.{uuid.uuid4().hex}", binding_keys)
+        self._consumers.append(asyncio.create_task(self._run(queue, handler, None)))
 
-    def dead_letters(self, queue: str) -> list[Delivery]:
-        return list(self._queues[queue].dead_letters) if queue in self._queues else []
+    def dead_letters(self, queue: QueueSpec) -> list[Delivery]:
+        """What the queue dead-lettered and nobody consumed yet (tests look)."""
+        dead = self._queues.get(queue.dead_letter_name)
+        return list(dead.messages._queue) if dead is not None else []  # type: ignore[attr-defined]
 
-    async def _run(self, queue: _Queue, handler: Handler, max_deliveries: int) -> None:
+    async def _run(self, queue: _Queue, handler: Handler, dead: _Queue | None, *, limited: bool = True) -> None:
+        # limited: dead-letter (or drop) after max_deliveries; dead-letter queues redeliver without end.
         while True:
             delivery = await queue.messages.get()
             try:
@@ -88,12 +103,17 @@ class InProcessBus:
                 raise
             except Reject as error:
                 log.error("dead-lettered %s from %s: %s", delivery.routing_key, queue.name, error)
-                queue.dead_letters.append(delivery)
+                self._dead_letter(delivery, dead)
             except Exception:
-                if delivery.delivery_count >= max_deliveries:
+                if limited and delivery.delivery_count >= self.max_deliveries:
                     log.exception("dead-lettered %s from %s after %d deliveries",
                                   delivery.routing_key, queue.name, delivery.delivery_count)
-                    queue.dead_letters.append(delivery)
+                    self._dead_letter(delivery, dead)
                 else:
                     log.exception("handler failed on %s; redelivering", delivery.routing_key)
                     queue.messages.put_nowait(replace(delivery, delivery_count=delivery.delivery_count + 1))
+
+    @staticmethod
+    def _dead_letter(delivery: Delivery, dead: _Queue | None) -> None:
+        if dead is not None:  # a broadcast has no dead-letter queue: the copy is dropped
+            dead.messages.put_nowait(replace(delivery, delivery_count=1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -146,10 +147,36 @@ def test_filter_complex_splits_once_and_scales_per_rung(default_profile) -> None
     plan = plan_encode(default_profile, source(1280, 720, rotation=90))
     assert plan.filter_complex("0:v:0") == (
         "[0:v:0]transpose=cclock,split=3[s0][s1][s2];"
-        "[s0]scale=w=720:h=1280:flags=bicubic,setsar=1,format=yuv420p[v0];"
-        "[s1]scale=w=480:h=854:flags=bicubic,setsar=1,format=yuv420p[v1];"
-        "[s2]scale=w=360:h=640:flags=bicubic,setsar=1,format=yuv420p[v2]"
+        f"[s0]scale=w=720:h=1280:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v0];"
+        f"[s1]scale=w=480:h=854:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v1];"
+        f"[s2]scale=w=360:h=640:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v2]"
     )
+
+
+TO_BT709 = "in_range=tv:out_range=tv:in_color_matrix=bt709:out_color_matrix=bt709"
+
+
+def _scale_args(plan: EncodePlan) -> set[str]:
+    return {f.args.split(":", 3)[3] for r in plan.renditions for f in r.filters if f.name == "scale"}
+
+
+def test_interlaced_source_is_deinterlaced_once_before_the_split(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, replace(source(1920, 1080, rotation=90), interlaced=True))
+    assert [f.name for f in plan.upright] == ["bwdif", "transpose"]
+    assert "send_frame" in plan.upright[0].args, "one frame out per frame in: the rate stays the source's"
+
+
+def test_full_range_source_is_scaled_to_limited_range(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, replace(source(1280, 720), full_range=True))
+    assert _scale_args(plan) == {"in_range=pc:out_range=tv:in_color_matrix=bt709:out_color_matrix=bt709"}
+
+
+@pytest.mark.parametrize(("width", "height", "matrix", "expected"), [
+    (720, 576, "", "bt601"), (1280, 720, "", "bt709"), (720, 576, "bt470", "bt470"), (1920, 1080, "smpte170m",
+                                                                                      "smpte170m")])
+def test_colour_matrix_is_converted_to_bt709(default_profile, width, height, matrix, expected) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, replace(source(width, height), color_matrix=matrix))
+    assert _scale_args(plan) == {f"in_range=tv:out_range=tv:in_color_matrix={expected}:out_color_matrix=bt709"}
 
 
 def test_source_without_a_picture_size_is_refused(default_profile) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import av.error
+import av.filter
 
 from services.process_svc.failures import SourceUnreadable
 from services.process_svc.plan import SourceInfo
@@ -20,6 +21,11 @@ from services.shared.media_source import RefusedMediaFormat, open_untrusted_medi
 # Give up looking for a first picture after this many packets: a source whose
 # opening second does not decode is not one we can transcode.
 _FIRST_FRAME_PACKET_LIMIT = 600
+# Pictures idet looks at to tell fields from frames when the stream's flags may lie.
+FIELD_SCAN_FRAMES = 40
+# FFmpeg's AVColorSpace values, as the scale filter's in_color_matrix names them.
+_MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+_JPEG_RANGE = 2
 
 
 def open_source(path: Path) -> av.container.InputContainer:
@@ -43,6 +49,7 @@ def probe_source(path: Path) -> SourceInfo:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         first = _first_frame(container, video)
+        interlaced = bool(first.interlaced_frame) or _looks_interlaced(container, video, first)
         rate = video.average_rate or video.guessed_rate or 0
         return SourceInfo(
             width=first.width,
@@ -57,6 +64,9 @@ def probe_source(path: Path) -> SourceInfo:
             video_frames=int(video.frames or 0),
             video_codec=video.codec_context.name,
             audio_codec=audio.codec_context.name if audio else "",
+            interlaced=interlaced,
+            full_range=int(first.color_range) == _JPEG_RANGE or first.format.name.startswith("yuvj"),
+            color_matrix=_MATRIX_NAMES.get(int(first.colorspace), ""),
         )
 
 
@@ -75,6 +85,40 @@ def _first_frame(container: av.container.InputContainer, video: av.VideoStream) 
     except av.error.FFmpegError as error:
         raise SourceUnreadable(f"the source could not be decoded at 00:00.0: {ffmpeg_reason(error)}") from None
     raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
+
+
+def _looks_interlaced(container: av.container.InputContainer, video: av.VideoStream, first: av.VideoFrame) -> bool:
+    """Runs idet over the opening pictures: for sources whose frames say "progressive" but hold two
+    fields each (combing), as many capture and broadcast files do."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=video)
+    detector = graph.add("idet")
+    sink = graph.add("buffersink")
+    source.link_to(detector)
+    detector.link_to(sink)
+    graph.configure()
+    last: dict[str, str] = {}
+    frames = [first]
+    try:
+        for packet in container.demux(video):
+            frames.extend(packet.decode())
+            if len(frames) >= FIELD_SCAN_FRAMES:
+                break
+    except av.error.FFmpegError:
+        pass  # the opening pictures decode (first frame above); judge on what there is
+    for frame in frames[:FIELD_SCAN_FRAMES]:
+        if (frame.width, frame.height, frame.format.name) != (first.width, first.height, first.format.name):
+            break
+        graph.push(frame)
+        while True:
+            try:
+                last = dict(sink.pull().metadata)
+            except (av.error.BlockingIOError, av.error.EOFError):
+                break
+    def count(kind: str) -> float:
+        return float(last.get(f"lavfi.idet.multiple.{kind}", 0))
+
+    return count("tff") + count("bff") > count("progressive")
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 from av.video.frame import PictureType
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from services.process_svc.plan import RenditionPlan
 
@@ -33,6 +34,11 @@ class RenditionWriter:
         context = stream.codec_context
         context.width, context.height = plan.width, plan.height
         context.pix_fmt = plan.pix_fmt
+        # The scaler made every rendition limited-range BT.709 (plan/ladder.py); say so in the stream.
+        context.color_range = ColorRange.MPEG
+        context.colorspace = Colorspace.ITU709
+        context.color_primaries = ColorPrimaries.BT709
+        context.color_trc = ColorTrc.BT709
         context.time_base = time_base  # the source's: timestamps pass through unchanged
         # Frame threads: faster and smaller files than PyAV's default slice threads (FACTS.md).
         context.thread_type = "AUTO"

@@ -35,14 +35,16 @@ def plan_encode(profile: Profile, source: SourceInfo) -> EncodePlan:
         raise InvalidArgument(f"profile {profile.name!r} has no video renditions")
     fps = source.fps if source.fps > 0 else FALLBACK_FPS
     display_width, display_height = source.display_size
-    renditions = tuple(_rendition(spec, display_width, display_height, fps) for spec in _rungs(profile, source))
+    colour = _colour_conversion(source)
+    renditions = tuple(_rendition(spec, display_width, display_height, fps, colour)
+                       for spec in _rungs(profile, source))
     total_frames = source.video_frames or round(source.duration_seconds * float(fps))
     return EncodePlan(
         profile=profile.name,
         source=source,
         renditions=renditions,
         audio=_audio(profile.audio, source),
-        upright=_upright(source.quarter_turns),
+        upright=_deinterlace(source) + _upright(source.quarter_turns),
         total_frames=max(total_frames, 0),
     )
 
@@ -58,7 +60,8 @@ def _rungs(profile: Profile, source: SourceInfo) -> list[RenditionSpec]:
     return [replace(smallest, name=f"{own}p", height=own)]
 
 
-def _rendition(spec: RenditionSpec, display_width: float, display_height: float, fps: Fraction) -> RenditionPlan:
+def _rendition(spec: RenditionSpec, display_width: float, display_height: float, fps: Fraction,
+               colour: str) -> RenditionPlan:
     portrait = display_height > display_width
     short_side, long_side = sorted((display_width, display_height))
     scaled_long = _even_round(spec.height * long_side / short_side)
@@ -79,7 +82,7 @@ def _rendition(spec: RenditionSpec, display_width: float, display_height: float,
         pix_fmt=spec.pix_fmt,
         scene_cut=spec.scene_cut,
         filters=(
-            VideoFilter("scale", f"w={width}:h={height}:flags={spec.scale_flags}"),
+            VideoFilter("scale", f"w={width}:h={height}:flags={spec.scale_flags}:{colour}"),
             VideoFilter("setsar", "1"),  # square pixels: anamorphic sources come out at their display aspect
             VideoFilter("format", spec.pix_fmt),
         ),
@@ -95,6 +98,20 @@ def _audio(spec: AudioSpec | None, source: SourceInfo) -> AudioPlan | None:
     channels = min(source.audio_channels or spec.max_channels, spec.max_channels)
     return AudioPlan(bitrate=spec.bitrate, sample_rate=spec.sample_rate, channels=channels,
                      codec=spec.codec, encoder=spec.encoder)
+
+
+def _deinterlace(source: SourceInfo) -> tuple[VideoFilter, ...]:
+    """bwdif on every frame of an interlaced source, one frame per frame (the rate stays the source's)."""
+    return (VideoFilter("bwdif", "mode=send_frame:parity=auto:deint=all"),) if source.interlaced else ()
+
+
+def _colour_conversion(source: SourceInfo) -> str:
+    """The scaler's colour options: from the source's levels and matrix to limited-range BT.709, which
+    every rendition is tagged as. An untagged source is read the way players read it: BT.709 from
+    720 lines up, BT.601 below."""
+    matrix = source.color_matrix or ("bt709" if min(source.display_size) >= 720 else "bt601")
+    in_range = "pc" if source.full_range else "tv"
+    return f"in_range={in_range}:out_range=tv:in_color_matrix={matrix}:out_color_matrix=bt709"
 
 
 def _upright(quarter_turns: int) -> tuple[VideoFilter, ...]:

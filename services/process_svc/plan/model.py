@@ -80,6 +80,9 @@ class SourceInfo:
     video_frames: int = 0  # 0 when unknown
     video_codec: str = ""
     audio_codec: str = ""
+    interlaced: bool = False  # fields, not frames: flagged so, or found combed by idet
+    full_range: bool = False  # 0-255 levels (yuvj*, color_range=pc), where video wants 16-235
+    color_matrix: str = ""  # FFmpeg's name of the source's YUV matrix ("bt709", "bt470bg"...); empty: unknown
 
     @property
     def quarter_turns(self) -> int:
@@ -155,7 +158,7 @@ class EncodePlan:
     source: SourceInfo
     renditions: tuple[RenditionPlan, ...]
     audio: AudioPlan | None
-    upright: tuple[VideoFilter, ...] = field(default=())  # before the split: undo the source's rotation
+    upright: tuple[VideoFilter, ...] = field(default=())  # before the split: deinterlace, undo the rotation
     total_frames: int = 0  # estimate, for progress
 
     def filter_complex(self, input_label: str = "in") -> str:

@@ -1,0 +1,86 @@
+"""Sources that cameras, capture cards and careless edits really produce,
+transcoded and then checked in the rendition itself (not just the job state):
+interlaced pictures come out progressive, full-range levels come out limited,
+every rendition is tagged BT.709."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from av.video.reformatter import ColorRange, Colorspace
+
+from services.process_svc.execute import execute, probe_source
+from services.process_svc.plan import plan_encode
+from services.process_svc.profiles import parse_profile
+from tests.media import decoded_summary, make_clip
+from tests.source_media import idet_counts, make_full_range_clip, make_interlaced_clip
+
+LADDER = parse_profile({
+    "name": "sources",
+    "video_defaults": {"crf": 20, "preset": "ultrafast", "keyint_seconds": 1},
+    "audio": {"bitrate": "64k"},
+    "outputs": [
+        {"type": "video", "name": "576p", "height": 576, "maxrate": "3M", "bufsize": "6M"},
+        {"type": "video", "name": "240p", "height": 240, "maxrate": "500k", "bufsize": "1M"},
+    ],
+})
+
+
+def _transcode(source: Path, out: Path) -> list[Path]:
+    return [r.path for r in execute(plan_encode(LADDER, probe_source(source)), source, out)]
+
+
+@pytest.mark.parametrize("flagged", [True, False], ids=["flagged tff", "combed but flagged progressive"])
+def test_interlaced_source_comes_out_progressive(flagged: bool, tmp_path: Path) -> None:
+    source = make_interlaced_clip(tmp_path / "576i.mp4", flagged=flagged)
+    assert idet_counts(source)["tff"] > 40, "the test source must itself be interlaced"
+
+    info = probe_source(source)
+    renditions = _transcode(source, tmp_path / "out")
+
+    assert info.interlaced
+    for rendition in renditions:
+        counts = idet_counts(rendition)
+        assert counts["tff"] + counts["bff"] <= 2, f"{rendition.name} is still combed: {counts}"
+        assert counts["progressive"] >= 40
+        summary = decoded_summary(rendition)
+        assert summary["frames"] == 50, "one frame per source frame: the rate stays 25"
+
+
+def test_progressive_source_is_not_deinterlaced(tmp_path: Path) -> None:
+    source = make_clip(tmp_path / "p.mp4", seconds=1.0, width=640, height=360)
+    assert not probe_source(source).interlaced
+    assert not any(f.name == "bwdif" for f in plan_encode(LADDER, probe_source(source)).upright)
+
+
+def _mean_luma(path: Path) -> float:
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
+        return float(rows.mean())
+
+
+def _tags(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return int(frame.color_range), int(frame.colorspace)
+
+
+@pytest.mark.parametrize(("full", "limited"), [(255, 235), (0, 16), (128, 126)])
+def test_full_range_levels_become_limited_and_tagged(full: int, limited: int, tmp_path: Path) -> None:
+    source = make_full_range_clip(tmp_path / "phone.mp4", luma=full)
+    assert probe_source(source).full_range
+
+    for rendition in _transcode(source, tmp_path / "out"):
+        assert _mean_luma(rendition) == pytest.approx(limited, abs=2)
+        assert _tags(rendition) == (ColorRange.MPEG, Colorspace.ITU709)
+
+
+def test_every_rendition_is_tagged_limited_range_bt709(tmp_path: Path) -> None:
+    source = make_clip(tmp_path / "plain.mp4", seconds=0.5, width=640, height=360)
+    for rendition in _transcode(source, tmp_path / "out"):
+        assert _tags(rendition) == (ColorRange.MPEG, Colorspace.ITU709)

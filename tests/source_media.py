@@ -1,0 +1,87 @@
+"""Awkward sources, made with PyAV: interlaced (flagged and not), full-range,
+mid-stream changes, timestamp gaps. Each is what a camera, a capture card or
+a careless edit really produces, in a few hundred kilobytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def _moving_bars(width: int, height: int, t: float) -> np.ndarray:
+    """Vertical bars sweeping right, 3 px per unit of t: sharp edges, so combing shows."""
+    x = np.arange(width)[None, :]
+    bars = (((x + int(t * 3)) // 16) % 2 * 200 + 28).astype(np.uint8)
+    return np.repeat(np.repeat(bars, height, axis=0)[..., None], 3, axis=2)
+
+
+def woven_frames(width: int, height: int, frames: int) -> Iterator[np.ndarray]:
+    """Each frame holds two fields half a frame apart in time (top field first), as 576i/1080i video does."""
+    for i in range(frames):
+        top, bottom = _moving_bars(width, height, 2 * i), _moving_bars(width, height, 2 * i + 1)
+        woven = top.copy()
+        woven[1::2] = bottom[1::2]
+        yield woven
+
+
+def make_interlaced_clip(path: Path, *, flagged: bool, width: int = 720, height: int = 576, frames: int = 50,
+                         fps: int = 25) -> Path:
+    """Interlaced 576i-style H.264: coded as fields and flagged top-field-first when `flagged`, else
+    combed pictures in a stream that claims to be progressive."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18", **({"x264-params": "tff=1"} if flagged else {})}
+        for i, rgb in enumerate(woven_frames(width, height, frames)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def make_full_range_clip(path: Path, *, luma: int, width: int = 320, height: int = 240, frames: int = 30,
+                         fps: int = 30) -> Path:
+    """A flat grey picture at `luma` on the full 0-255 scale, in yuvj420p tagged color_range=pc, as
+    phones and webcams write MJPEG/H.264."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        stream.codec_context.color_range = 2  # JPEG / full
+        stream.options = {"preset": "ultrafast", "crf": "10"}
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuvj420p")
+            frame.planes[0].update(np.full((height, frame.planes[0].line_size), luma, np.uint8).tobytes())
+            for plane in frame.planes[1:]:
+                plane.update(np.full((height // 2, plane.line_size), 128, np.uint8).tobytes())
+            frame.color_range = 2
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def idet_counts(path: Path) -> dict[str, int]:
+    """What FFmpeg's idet finds over a whole file: tff, bff, progressive frame counts."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=video)
+        detector = graph.add("idet")
+        sink = graph.add("buffersink")
+        source.link_to(detector)
+        detector.link_to(sink)
+        graph.configure()
+        last: dict[str, str] = {}
+        for frame in container.decode(video):
+            graph.push(frame)
+            while True:
+                try:
+                    last = dict(sink.pull().metadata)
+                except (av.error.BlockingIOError, av.error.EOFError):
+                    break
+    return {k: int(float(last.get(f"lavfi.idet.multiple.{k}", 0))) for k in ("tff", "bff", "progressive")}

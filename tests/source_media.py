@@ -85,3 +85,49 @@ def idet_counts(path: Path) -> dict[str, int]:
                 except (av.error.BlockingIOError, av.error.EOFError):
                     break
     return {k: int(float(last.get(f"lavfi.idet.multiple.{k}", 0))) for k in ("tff", "bff", "progressive")}
+
+
+def _rgb(width: int, height: int, i: int) -> np.ndarray:
+    x = np.arange(width, dtype=np.int32)[None, :]
+    y = np.arange(height, dtype=np.int32)[:, None]
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    rgb[..., 0] = (x * 255 // max(width - 1, 1) + i * 4) % 256
+    rgb[..., 1] = (y * 255 // max(height - 1, 1) + i * 2) % 256
+    rgb[..., 2] = (i * 8) % 256
+    return rgb
+
+
+def make_changing_clip(path: Path, parts: list[tuple[int, int, int]], *, seconds_each: float = 1.0,
+                       fps: int = 25) -> Path:
+    """An MPEG-TS whose picture size and audio sample rate change between parts (width, height,
+    sample_rate), timestamps running on, as in a broadcast recording across a programme change: each
+    part is muxed on its own with timestamps continuing the previous part, and the parts are joined
+    byte by byte (MPEG-TS is made to be cut and joined so)."""
+    data = b""
+    frames = round(seconds_each * fps)
+    for part, (width, height, rate) in enumerate(parts):
+        piece = path.with_name(f"{path.stem}.part{part}.ts")
+        with av.open(str(piece), "w", format="mpegts") as container:
+            video = container.add_stream("libx264", rate=fps)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            video.options = {"preset": "ultrafast"}
+            audio = container.add_stream("aac", rate=rate)
+            audio.layout = "stereo"
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(_rgb(width, height, i), format="rgb24")
+                frame.pts, frame.time_base = part * frames + i, Fraction(1, fps)
+                container.mux(video.encode(frame))
+            container.mux(video.encode(None))
+            start, total, t = round(part * seconds_each * rate), round(seconds_each * rate), 0
+            while t < total:
+                n = min(1024, total - t)
+                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(t, t + n) / rate))).astype(np.float32)
+                frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = rate, start + t, Fraction(1, rate)
+                container.mux(audio.encode(frame))
+                t += n
+            container.mux(audio.encode(None))
+        data += piece.read_bytes()
+        piece.unlink()
+    path.write_bytes(data)
+    return path

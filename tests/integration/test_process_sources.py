@@ -16,7 +16,7 @@ from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import plan_encode
 from services.process_svc.profiles import parse_profile
 from tests.media import decoded_summary, make_clip
-from tests.source_media import idet_counts, make_full_range_clip, make_interlaced_clip
+from tests.source_media import idet_counts, make_changing_clip, make_full_range_clip, make_interlaced_clip
 
 LADDER = parse_profile({
     "name": "sources",
@@ -84,3 +84,31 @@ def test_every_rendition_is_tagged_limited_range_bt709(tmp_path: Path) -> None:
     source = make_clip(tmp_path / "plain.mp4", seconds=0.5, width=640, height=360)
     for rendition in _transcode(source, tmp_path / "out"):
         assert _tags(rendition) == (ColorRange.MPEG, Colorspace.ITU709)
+
+
+def _frame_sizes(path: Path) -> set[tuple[int, int]]:
+    with av.open(str(path)) as container:
+        return {(f.width, f.height) for f in container.decode(video=0)}
+
+
+def _audio_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        return sum(f.samples / f.sample_rate for f in container.decode(audio=0))
+
+
+@pytest.mark.parametrize("parts", [
+    [(640, 360, 48000), (480, 270, 44100)],
+    [(480, 270, 44100), (640, 360, 48000), (320, 180, 22050)],
+], ids=["size and rate fall", "size and rate rise then fall"])
+def test_picture_size_and_sample_rate_changing_mid_stream(parts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = make_changing_clip(tmp_path / "programme-change.ts", parts)
+
+    renditions = execute(plan_encode(LADDER, probe_source(source)), source, tmp_path / "out")
+
+    for rendition in renditions:
+        assert _frame_sizes(rendition.path) == {(rendition.width, rendition.height)}
+        summary = decoded_summary(rendition.path)
+        assert summary["frames"] == 25 * len(parts), "every picture of every part"
+        assert summary["duration"] == pytest.approx(decoded_summary(source)["duration"], abs=0.1)
+        # Each part's AAC carries its encoder's priming and padding: compare with what the source holds.
+        assert _audio_seconds(rendition.path) == pytest.approx(len(parts), abs=0.1)

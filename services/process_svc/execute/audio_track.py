@@ -20,6 +20,10 @@ from services.process_svc.execute.rendition_writer import RenditionWriter
 from services.process_svc.plan import AudioPlan
 
 
+# Rounding between time bases moves a timestamp by a sample or two; that is no overlap.
+_OVERLAP_TOLERANCE_SAMPLES = 4
+
+
 class SharedAudioTrack:
     def __init__(self, plan: AudioPlan, writers: Sequence[RenditionWriter]) -> None:
         """Call once every writer has its video stream and before they start: this writes the first file's header."""
@@ -36,15 +40,43 @@ class SharedAudioTrack:
             writer.audio_stream = writer.container.add_stream_from_template(encoder, opaque=True)
         self._encoder = encoder
         self._writers = list(writers)
-        self._resampler = av.AudioResampler(format=plan.sample_format, layout=plan.layout, rate=plan.sample_rate,
-                                            frame_size=encoder.codec_context.frame_size or None)
+        self._plan = plan
+        self._resampler = self._new_resampler()
+        self._input: tuple[str, str, int] | None = None  # the source audio's format, layout, rate
+        self._next_pts = 0  # in samples at the plan's rate
+
+    def _new_resampler(self) -> av.AudioResampler:
+        return av.AudioResampler(format=self._plan.sample_format, layout=self._plan.layout,
+                                 rate=self._plan.sample_rate, frame_size=self._encoder.codec_context.frame_size or None)
 
     def encode(self, frame: av.AudioFrame | None) -> None:
         """A decoded source frame, or None at the end of the stream (flushes resampler and encoder)."""
+        if frame is not None:
+            shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if self._input is not None and shape != self._input:
+                # The source's sample rate, layout or format changed mid-stream: a resampler is set up
+                # for one input, so drain this one and start another.
+                for resampled in self._resampler.resample(None):
+                    self._encode(resampled)
+                self._resampler = self._new_resampler()
+            self._input = shape
         for resampled in self._resampler.resample(frame):
-            self._send(self._encoder.encode(resampled))
+            self._encode(resampled)
         if frame is None:
             self._send(self._encoder.encode(None))
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        # Timestamps in samples at the output rate, whatever time base the resampler kept. Where the
+        # source's audio overlaps itself (a part's padding running into the next part's start, a
+        # drained resampler's padded tail), the overlapping frame is dropped: a gap of a few ms
+        # keeps lips in sync, where shifting the rest later would add up at every change.
+        start = round(frame.time * self._plan.sample_rate) if frame.time is not None else self._next_pts
+        if start < self._next_pts - _OVERLAP_TOLERANCE_SAMPLES:
+            return
+        frame.pts = max(start, self._next_pts)
+        frame.time_base = Fraction(1, self._plan.sample_rate)
+        self._next_pts = frame.pts + frame.samples
+        self._send(self._encoder.encode(frame))
 
     def _send(self, packets: Sequence[av.Packet]) -> None:
         for packet in packets:

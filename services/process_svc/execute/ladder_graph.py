@@ -21,6 +21,7 @@ class LadderGraph:
     def __init__(self, plan: EncodePlan, first: av.VideoFrame, time_base: Fraction, *, threads: int = 1) -> None:
         """Shaped after the first decoded frame (size, pixel format), the stream's time base and the
         source's pixel aspect."""
+        self._input = (first.width, first.height, first.format.name)
         self._graph = av.filter.Graph()
         self._graph.threads = threads  # slice threads for filters that have them (the scaler); 0: one per core
         sar = plan.source.sample_aspect_ratio or Fraction(1)
@@ -53,6 +54,10 @@ class LadderGraph:
             head.link_to(node, output_idx=output)
             head = node
         return head
+
+    def takes(self, frame: av.VideoFrame) -> bool:
+        """Whether the frame has the size and pixel format this graph was shaped for."""
+        return (frame.width, frame.height, frame.format.name) == self._input
 
     @property
     def outputs(self) -> int:

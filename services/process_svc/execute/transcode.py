@@ -129,6 +129,12 @@ class _Run:
         if frame.time is not None:
             self.media_seconds = max(self.media_seconds, frame.time - self.start_seconds)
         self._shift(frame)
+        if self.graph is not None and not self.graph.takes(frame):
+            # The picture changed size or format mid-stream (a programme change in a recording):
+            # drain the graph shaped for the old pictures, then build one for the new.
+            self.graph.push(None)
+            self._drain_graph()
+            self.graph = None
         if self.graph is None:
             self.graph = LadderGraph(self.plan, frame, self.video.time_base, threads=self.graph_threads)
         self.graph.push(frame)

@@ -12,6 +12,7 @@ the other can open.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -89,3 +90,36 @@ def _referencing_kind(path: Path) -> str | None:
     if start.startswith(b"<?XML") and b"<MPD" in start:
         return "a DASH manifest (.mpd)"
     return None
+
+
+@dataclass(frozen=True)
+class PacketTiming:
+    """How long a video stream runs, found by reading its packets (no decoding)."""
+
+    frames: int
+    duration_seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+
+def is_elementary_stream(container: av.container.InputContainer) -> bool:
+    """A raw .h264/.hevc/... stream: no container around it, so no duration and no timestamps."""
+    return any(name in ELEMENTARY_STREAMS for name in container.format.name.split(","))
+
+
+def packet_timing(path: Path) -> PacketTiming:
+    """Counts the first video stream's packets; each lasts its stated duration, or one frame at the
+    stream's guessed rate (the rate in an H.264/HEVC stream's own timing info, when it has one)."""
+    with open_untrusted_media(path) as container:
+        video = container.streams.video[0]
+        rate = float(video.guessed_rate or video.average_rate or 25)
+        frames, seconds = 0, 0.0
+        for packet in container.demux(video):
+            if not packet.size:
+                continue
+            frames += 1
+            stated = packet.duration and packet.time_base and float(packet.duration * packet.time_base)
+            seconds += stated if stated and stated > 0 else 1 / rate
+    return PacketTiming(frames=frames, duration_seconds=seconds)

@@ -14,7 +14,13 @@ import av.error
 from av.stream import Disposition
 
 from services.shared.errors import InvalidArgument
-from services.shared.media_source import RefusedMediaFormat, open_untrusted_media
+from services.shared.media_limits import MIN_PICTURE_SIDE
+from services.shared.media_source import (
+    RefusedMediaFormat,
+    is_elementary_stream,
+    open_untrusted_media,
+    packet_timing,
+)
 from services.upload_svc.mp4_boxes import Mp4Layout, read_mp4_layout
 from vtc.v1 import common_pb2
 
@@ -48,9 +54,17 @@ def probe_file(path: Path) -> common_pb2.MediaProbe:
         video = _main_video_stream(container)
         _require_decodable_frame(container, video)
         duration = _duration_seconds(container, video)
+        timing = packet_timing(path) if duration <= 0 and is_elementary_stream(container) else None
+        if timing is not None and timing.frames > 1:
+            duration = timing.duration_seconds
         if duration <= 0:
             raise UnusableMedia("the video has zero duration (a single still image?): upload a moving video")
-        return _media_probe(container, video, duration)
+        _require_picture_size(video)
+        media = _media_probe(container, video, duration)
+        if timing is not None:
+            media.video_frames, media.fps = timing.frames, timing.fps
+            next(s for s in media.streams if s.index == video.index).frames = timing.frames
+        return media
 
 
 def _truncation_reason(layout: Mp4Layout) -> str:
@@ -111,6 +125,13 @@ def _require_decodable_frame(container: av.container.InputContainer, video: av.V
     detail = f" (the decoder said: {last_error})" if last_error else ""
     raise UnusableMedia(f"the video stream ({codec}) has no decodable frame{detail}: "
                         "the file is damaged or truncated; upload the complete file")
+
+
+def _require_picture_size(video: av.VideoStream) -> None:
+    width, height = video.codec_context.width, video.codec_context.height
+    if min(width, height) < MIN_PICTURE_SIDE:
+        raise UnusableMedia(f"the picture is {width}x{height} pixels; the smallest we transcode is "
+                            f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}: upload the video at its real size")
 
 
 def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float:

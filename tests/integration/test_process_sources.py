@@ -112,3 +112,32 @@ def test_picture_size_and_sample_rate_changing_mid_stream(parts, tmp_path: Path)
         assert summary["duration"] == pytest.approx(decoded_summary(source)["duration"], abs=0.1)
         # Each part's AAC carries its encoder's priming and padding: compare with what the source holds.
         assert _audio_seconds(rendition.path) == pytest.approx(len(parts), abs=0.1)
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".h264", "libx264"), (".hevc", "libx265")])
+def test_raw_elementary_stream_is_accepted_and_keeps_its_timing(suffix: str, codec: str, tmp_path: Path) -> None:
+    """A camera's or encoder's bare .h264/.hevc: no container, no timestamps, no stated duration."""
+    from services.upload_svc.probe import probe_file
+
+    source = make_clip(tmp_path / f"camera{suffix}", seconds=1.0, width=320, height=240, audio=False, codec=codec)
+
+    probed = probe_file(source)
+    assert probed.duration_seconds == pytest.approx(1.0, abs=0.05)
+    assert (probed.video_frames, round(probed.fps)) == (30, 30)
+    for rendition in _transcode(source, tmp_path / "out"):
+        summary = decoded_summary(rendition)
+        assert (summary["frames"], summary["width"]) == (30, 320)
+        assert summary["duration"] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("width", "height"), [(2, 2), (8, 64), (64, 14)])
+def test_picture_below_the_minimum_size_is_refused_with_its_size(width: int, height: int, tmp_path: Path) -> None:
+    from services.shared.errors import InvalidArgument
+    from services.upload_svc.probe import UnusableMedia, probe_file
+
+    source = make_clip(tmp_path / "pixel.mp4", seconds=0.5, width=width, height=height, audio=False)
+
+    with pytest.raises(UnusableMedia, match=f"the picture is {width}x{height} pixels; the smallest we transcode is 16x16"):
+        probe_file(source)
+    with pytest.raises(InvalidArgument, match="the smallest we transcode is 16x16"):
+        plan_encode(LADDER, probe_source(source))

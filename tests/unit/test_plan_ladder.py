@@ -105,7 +105,7 @@ def test_anamorphic_source_comes_out_in_square_pixels(default_profile) -> None: 
     (426, 240, [("240p", 426, 240)]),
     (320, 181, [("180p", 318, 180)]),
     (180, 320, [("180p", 180, 320)]),
-    (3, 3, [("2p", 2, 2)]),
+    (17, 17, [("16p", 16, 16)]),
 ])
 def test_source_below_the_smallest_rung_gets_one_rung_at_its_own_size(
         default_profile, width: int, height: int, expected: list) -> None:  # type: ignore[no-untyped-def]

@@ -16,13 +16,20 @@ import av.filter
 
 from services.process_svc.failures import SourceUnreadable
 from services.process_svc.plan import SourceInfo
-from services.shared.media_source import RefusedMediaFormat, open_untrusted_media
+from services.shared.media_source import (
+    RefusedMediaFormat,
+    is_elementary_stream,
+    open_untrusted_media,
+    packet_timing,
+)
 
 # Give up looking for a first picture after this many packets: a source whose
 # opening second does not decode is not one we can transcode.
 _FIRST_FRAME_PACKET_LIMIT = 600
 # Pictures idet looks at to tell fields from frames when the stream's flags may lie.
 FIELD_SCAN_FRAMES = 40
+_MIN_FIELD_VOTES = 10
+_FIELD_ORDER_SHARE = 0.8
 # FFmpeg's AVColorSpace values, as the scale filter's in_color_matrix names them.
 _MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _JPEG_RANGE = 2
@@ -51,17 +58,22 @@ def probe_source(path: Path) -> SourceInfo:
         first = _first_frame(container, video)
         interlaced = bool(first.interlaced_frame) or _looks_interlaced(container, video, first)
         rate = video.average_rate or video.guessed_rate or 0
+        duration = _duration(container, video)
+        frames = int(video.frames or 0)
+        if duration <= 0 and is_elementary_stream(container):  # raw .h264/.hevc: no container to say
+            timing = packet_timing(path)
+            duration, frames, rate = timing.duration_seconds, timing.frames, Fraction(timing.fps).limit_denominator(1001)
         return SourceInfo(
             width=first.width,
             height=first.height,
             fps=Fraction(rate),
-            duration_seconds=_duration(container, video),
+            duration_seconds=duration,
             has_audio=audio is not None,
             audio_channels=audio.codec_context.channels if audio else 0,
             audio_sample_rate=audio.codec_context.sample_rate if audio else 0,
             rotation=int(first.rotation or 0),
             sample_aspect_ratio=video.sample_aspect_ratio or Fraction(1),
-            video_frames=int(video.frames or 0),
+            video_frames=frames,
             video_codec=video.codec_context.name,
             audio_codec=audio.codec_context.name if audio else "",
             interlaced=interlaced,
@@ -118,7 +130,11 @@ def _looks_interlaced(container: av.container.InputContainer, video: av.VideoStr
     def count(kind: str) -> float:
         return float(last.get(f"lavfi.idet.multiple.{kind}", 0))
 
-    return count("tff") + count("bff") > count("progressive")
+    # Real interlaced video has one field order throughout; idet's guesses on progressive pictures
+    # (smooth gradients, fast pans) scatter over tff, bff and progressive.
+    dominant = max(count("tff"), count("bff"))
+    decided = count("tff") + count("bff") + count("progressive")
+    return dominant >= _MIN_FIELD_VOTES and dominant >= _FIELD_ORDER_SHARE * decided
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:

@@ -84,6 +84,8 @@ class _Run:
         self.graph_threads = graph_threads
         self.on_progress, self.cancel = on_progress, cancel
         self.media_seconds = 0.0  # how far decoding got, for reasons a person reads
+        self.video_frames = 0
+        self.fps = plan.renditions[0].fps
         # Outputs start at 0 whatever the source's first timestamp, as ffmpeg's CLI does.
         self.start_seconds = source.start_time / av.time_base if source.start_time else 0.0
 
@@ -126,6 +128,10 @@ class _Run:
             yield from frames
 
     def _video_frame(self, frame: av.VideoFrame) -> None:
+        if frame.pts is None:  # a raw elementary stream: no timestamps, frames follow at the stream's rate
+            frame.pts = round(self.video_frames / self.fps / self.video.time_base)
+            frame.time_base = self.video.time_base
+        self.video_frames += 1
         if frame.time is not None:
             self.media_seconds = max(self.media_seconds, frame.time - self.start_seconds)
         self._shift(frame)

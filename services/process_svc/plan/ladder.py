@@ -17,6 +17,7 @@ from services.process_svc.plan.model import (
     VideoFilter,
 )
 from services.shared.errors import InvalidArgument
+from services.shared.media_limits import MIN_PICTURE_SIDE
 
 # A rate for the GOP length when the container states none; timestamps still pass through untouched.
 FALLBACK_FPS = Fraction(30)
@@ -31,6 +32,9 @@ def plan_encode(profile: Profile, source: SourceInfo) -> EncodePlan:
     """
     if source.width <= 0 or source.height <= 0:
         raise InvalidArgument(f"the source has no usable picture size ({source.width}x{source.height})")
+    if min(source.width, source.height) < MIN_PICTURE_SIDE:
+        raise InvalidArgument(f"the picture is {source.width}x{source.height} pixels; the smallest we transcode is "
+                              f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}")
     if not profile.renditions:
         raise InvalidArgument(f"profile {profile.name!r} has no video renditions")
     fps = source.fps if source.fps > 0 else FALLBACK_FPS

@@ -131,3 +131,38 @@ def make_changing_clip(path: Path, parts: list[tuple[int, int, int]], *, seconds
         piece.unlink()
     path.write_bytes(data)
     return path
+
+
+def make_gapped_clip(path: Path, *, gap_seconds: float, seconds_each: float = 1.0, fps: int = 25,
+                     rate: int = 48000, audio: bool = True) -> Path:
+    """Two seconds of picture and sound whose clock jumps by gap_seconds in the middle, in every
+    stream (a recorder's clock reset): about 2 s of content, stamped as 2 s + the gap."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        video.time_base = Fraction(1, 1000)
+        sound = container.add_stream("aac", rate=rate) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        frames = round(seconds_each * fps)
+        for part in range(2):
+            offset = part * (seconds_each + gap_seconds)
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(_rgb(320, 240, part * frames + i), format="rgb24")
+                frame.pts, frame.time_base = round((offset + i / fps) * 1000), Fraction(1, 1000)
+                container.mux(video.encode(frame))
+            if sound is None:
+                continue
+            total, t = round(seconds_each * rate), 0
+            while t < total:
+                n = min(1024, total - t)
+                tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(t, t + n) / rate))).astype(np.float32)
+                frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = rate, round(offset * rate) + t, Fraction(1, rate)
+                container.mux(sound.encode(frame))
+                t += n
+        container.mux(video.encode(None))
+        if sound is not None:
+            container.mux(sound.encode(None))
+    return path

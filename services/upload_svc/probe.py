@@ -60,6 +60,7 @@ def probe_file(path: Path) -> common_pb2.MediaProbe:
         if duration <= 0:
             raise UnusableMedia("the video has zero duration (a single still image?): upload a moving video")
         _require_picture_size(video)
+        _require_complete(container, video, duration)
         media = _media_probe(container, video, duration)
         if timing is not None:
             media.video_frames, media.fps = timing.frames, timing.fps
@@ -125,6 +126,29 @@ def _require_decodable_frame(container: av.container.InputContainer, video: av.V
     detail = f" (the decoder said: {last_error})" if last_error else ""
     raise UnusableMedia(f"the video stream ({codec}) has no decodable frame{detail}: "
                         "the file is damaged or truncated; upload the complete file")
+
+
+def _require_complete(container: av.container.InputContainer, video: av.VideoStream, duration: float) -> None:
+    """A file whose header states a length its pictures do not reach was cut short (an interrupted copy
+    or recording). Looks at the last pictures only: one seek to the stated end."""
+    if not container.duration or duration <= 1.0:
+        return
+    try:
+        container.seek(container.duration, backward=True)
+        times = [float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None and p.time_base]
+    except av.error.FFmpegError:
+        return  # not seekable: the transcode's own check still applies
+    start = container.start_time / av.time_base if container.start_time else 0.0
+    last = max(times, default=0.0) - start
+    if times and last < duration * 0.9 - 0.5:
+        raise UnusableMedia(f"the file is truncated: its pictures stop at {_clock(last)} though it says it lasts "
+                            f"{_clock(duration)}; upload the complete file")
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes:02d}:{rest:04.1f}"
 
 
 def _require_picture_size(video: av.VideoStream) -> None:

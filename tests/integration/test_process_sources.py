@@ -16,7 +16,13 @@ from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import plan_encode
 from services.process_svc.profiles import parse_profile
 from tests.media import decoded_summary, make_clip
-from tests.source_media import idet_counts, make_changing_clip, make_full_range_clip, make_interlaced_clip
+from tests.source_media import (
+    idet_counts,
+    make_changing_clip,
+    make_full_range_clip,
+    make_gapped_clip,
+    make_interlaced_clip,
+)
 
 LADDER = parse_profile({
     "name": "sources",
@@ -137,7 +143,43 @@ def test_picture_below_the_minimum_size_is_refused_with_its_size(width: int, hei
 
     source = make_clip(tmp_path / "pixel.mp4", seconds=0.5, width=width, height=height, audio=False)
 
-    with pytest.raises(UnusableMedia, match=f"the picture is {width}x{height} pixels; the smallest we transcode is 16x16"):
+    with pytest.raises(UnusableMedia, match=f"the picture is {width}x{height} pixels; the smallest .* is 16x16"):
         probe_file(source)
     with pytest.raises(InvalidArgument, match="the smallest we transcode is 16x16"):
         plan_encode(LADDER, probe_source(source))
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".flv"])
+def test_file_cut_in_half_is_refused_at_upload_and_fails_in_the_worker(suffix: str, tmp_path: Path) -> None:
+    """An interrupted copy: the header says 4 s, the pictures stop at 2 s. Never a 'completed' half video."""
+    from services.process_svc.failures import SourceUnreadable
+    from services.upload_svc.probe import UnusableMedia, probe_file
+
+    whole = make_clip(tmp_path / f"whole{suffix}", seconds=4.0, width=320, height=240,
+                      codec="libvpx-vp9" if suffix == ".webm" else "libx264", audio=suffix != ".webm")
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+
+    assert probe_file(whole).duration_seconds == pytest.approx(4.0, abs=0.1)
+    with pytest.raises(UnusableMedia, match="the file is truncated: its pictures stop at 00:0"):
+        probe_file(cut)
+    with pytest.raises(SourceUnreadable, match="looks truncated"):
+        _transcode(cut, tmp_path / "out")
+
+
+@pytest.mark.parametrize("audio", [True, False], ids=["picture and sound", "picture only"])
+def test_ten_hour_clock_jump_is_closed_up(audio: bool, tmp_path: Path) -> None:
+    """2 s of content stamped across 10 hours: the rendition lasts 2 s, not 36002 s."""
+    source = make_gapped_clip(tmp_path / "clock-reset.mkv", gap_seconds=36_000, audio=audio)
+
+    info = probe_source(source)
+    renditions = execute(plan_encode(LADDER, info), source, tmp_path / "out")
+
+    assert len(info.timeline_gaps) == 1 and info.timeline_gaps[0][1] - info.timeline_gaps[0][0] > 35_990
+    assert info.duration_seconds == pytest.approx(2.0, abs=0.1)
+    for rendition in renditions:
+        summary = decoded_summary(rendition.path)
+        assert summary["frames"] == 50
+        assert summary["duration"] == pytest.approx(2.0, abs=0.1)
+        if audio:
+            assert _audio_seconds(rendition.path) == pytest.approx(2.0, abs=0.1)

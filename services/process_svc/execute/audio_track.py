@@ -20,10 +20,6 @@ from services.process_svc.execute.rendition_writer import RenditionWriter
 from services.process_svc.plan import AudioPlan
 
 
-# Rounding between time bases moves a timestamp by a sample or two; that is no overlap.
-_OVERLAP_TOLERANCE_SAMPLES = 4
-
-
 class SharedAudioTrack:
     def __init__(self, plan: AudioPlan, writers: Sequence[RenditionWriter]) -> None:
         """Call once every writer has its video stream and before they start: this writes the first file's header."""
@@ -66,12 +62,13 @@ class SharedAudioTrack:
             self._send(self._encoder.encode(None))
 
     def _encode(self, frame: av.AudioFrame) -> None:
-        # Timestamps in samples at the output rate, whatever time base the resampler kept. Where the
-        # source's audio overlaps itself (a part's padding running into the next part's start, a
-        # drained resampler's padded tail), the overlapping frame is dropped: a gap of a few ms
-        # keeps lips in sync, where shifting the rest later would add up at every change.
+        # Timestamps in samples at the output rate, whatever time base the resampler kept (in a
+        # coarse one, such as Matroska's milliseconds, they come rounded: a frame that starts a little
+        # early just follows on). Where the source's audio overlaps itself by more (a part's padding
+        # running into the next part's start, a drained resampler's padded tail), the frame is
+        # dropped: a gap of a few ms keeps lips in sync, where shifting would add up at every change.
         start = round(frame.time * self._plan.sample_rate) if frame.time is not None else self._next_pts
-        if start < self._next_pts - _OVERLAP_TOLERANCE_SAMPLES:
+        if start < self._next_pts - frame.samples // 2:
             return
         frame.pts = max(start, self._next_pts)
         frame.time_base = Fraction(1, self._plan.sample_rate)

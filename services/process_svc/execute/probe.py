@@ -29,6 +29,8 @@ _FIRST_FRAME_PACKET_LIMIT = 600
 # Pictures idet looks at to tell fields from frames when the stream's flags may lie.
 FIELD_SCAN_FRAMES = 40
 _MIN_FIELD_VOTES = 10
+# A jump in every stream's clock longer than this is a break in the recording, not content.
+GAP_SECONDS = 30.0
 _FIELD_ORDER_SHARE = 0.8
 # FFmpeg's AVColorSpace values, as the scale filter's in_color_matrix names them.
 _MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
@@ -62,7 +64,10 @@ def probe_source(path: Path) -> SourceInfo:
         frames = int(video.frames or 0)
         if duration <= 0 and is_elementary_stream(container):  # raw .h264/.hevc: no container to say
             timing = packet_timing(path)
-            duration, frames, rate = timing.duration_seconds, timing.frames, Fraction(timing.fps).limit_denominator(1001)
+            duration, frames = timing.duration_seconds, timing.frames
+            rate = Fraction(timing.fps).limit_denominator(1001)
+        gaps = timeline_gaps(path)
+        duration = max(duration - sum(end - start for start, end in gaps), 0.0)
         return SourceInfo(
             width=first.width,
             height=first.height,
@@ -79,6 +84,7 @@ def probe_source(path: Path) -> SourceInfo:
             interlaced=interlaced,
             full_range=int(first.color_range) == _JPEG_RANGE or first.format.name.startswith("yuvj"),
             color_matrix=_MATRIX_NAMES.get(int(first.colorspace), ""),
+            timeline_gaps=gaps,
         )
 
 
@@ -97,6 +103,30 @@ def _first_frame(container: av.container.InputContainer, video: av.VideoStream) 
     except av.error.FFmpegError as error:
         raise SourceUnreadable(f"the source could not be decoded at 00:00.0: {ffmpeg_reason(error)}") from None
     raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
+
+
+def timeline_gaps(path: Path) -> tuple[tuple[float, float], ...]:
+    """Where the source's clock jumps by more than GAP_SECONDS in every stream at once (video, and the
+    first audio stream when there is one). Reads packet headers only. A long still picture over running
+    audio is no gap: the audio covers it."""
+    with open_untrusted_media(path) as container:
+        streams = [container.streams.video[0], *container.streams.audio[:1]]
+        indexes = [s.index for s in streams]
+        last_end: dict[int, float] = {}
+        jumps: dict[int, list[tuple[float, float]]] = {index: [] for index in indexes}
+        for packet in container.demux(streams):
+            if packet.pts is None or not packet.time_base or not packet.size:
+                continue
+            start = float(packet.pts * packet.time_base)
+            end = start + float((packet.duration or 0) * packet.time_base)
+            previous = last_end.get(packet.stream.index)
+            if previous is not None and start - previous > GAP_SECONDS:
+                jumps[packet.stream.index].append((previous, start))
+            last_end[packet.stream.index] = max(end, previous or end)
+    common = jumps[indexes[0]]
+    for other in indexes[1:]:
+        common = [(max(a, c), min(b, d)) for a, b in common for c, d in jumps[other] if max(a, c) < min(b, d)]
+    return tuple(common)
 
 
 def _looks_interlaced(container: av.container.InputContainer, video: av.VideoStream, first: av.VideoFrame) -> bool:

@@ -132,9 +132,9 @@ class _Run:
             frame.pts = round(self.video_frames / self.fps / self.video.time_base)
             frame.time_base = self.video.time_base
         self.video_frames += 1
-        if frame.time is not None:
-            self.media_seconds = max(self.media_seconds, frame.time - self.start_seconds)
         self._shift(frame)
+        if frame.time is not None:
+            self.media_seconds = max(self.media_seconds, frame.time)
         if self.graph is not None and not self.graph.takes(frame):
             # The picture changed size or format mid-stream (a programme change in a recording):
             # drain the graph shaped for the old pictures, then build one for the new.
@@ -154,12 +154,20 @@ class _Run:
                 writer.encode(scaled)
 
     def _shift(self, frame: av.VideoFrame | av.AudioFrame) -> None:
-        if self.start_seconds and frame.pts is not None and frame.time_base:
-            frame.pts -= round(self.start_seconds / frame.time_base)
+        """Moves the frame onto the output's clock: starting at 0, with the source's timeline gaps closed."""
+        if frame.pts is None or not frame.time_base:
+            return
+        time = float(frame.pts * frame.time_base)
+        closed = sum(end - start for start, end in self.plan.source.timeline_gaps if end <= time + 1e-6)
+        if self.start_seconds or closed:
+            frame.pts -= round((self.start_seconds + closed) / frame.time_base)
 
     def _check_complete(self) -> None:
         """A source whose data stops well before its stated end is truncated: say so, not a short video."""
         stated = float(self.video.duration * self.video.time_base) if self.video.duration else 0.0
+        if not stated and self.source.duration:  # Matroska/WebM state the length in the header only
+            stated = self.source.duration / av.time_base
+        stated -= sum(end - start for start, end in self.plan.source.timeline_gaps)
         if stated and self.media_seconds < stated * 0.9 - 0.5:
             raise SourceUnreadable(f"the source's video stops at {clock(self.media_seconds)} but it should last "
                                    f"{clock(stated)}; the file looks truncated, upload it again")

@@ -83,6 +83,9 @@ class SourceInfo:
     interlaced: bool = False  # fields, not frames: flagged so, or found combed by idet
     full_range: bool = False  # 0-255 levels (yuvj*, color_range=pc), where video wants 16-235
     color_matrix: str = ""  # FFmpeg's name of the source's YUV matrix ("bt709", "bt470bg"...); empty: unknown
+    # Jumps in the source's clock (start, end in source seconds) where no stream has anything:
+    # a recorder's clock reset, a bad join. The renditions close them up.
+    timeline_gaps: tuple[tuple[float, float], ...] = ()
 
     @property
     def quarter_turns(self) -> int:

@@ -219,7 +219,8 @@ def _job(row: JobRow) -> Job:
                progress=Progress(percent=row.progress_percent, frames=row.progress_frames,
                                  total_frames=row.progress_total_frames, fps=row.progress_fps,
                                  speed=row.progress_speed, eta_seconds=row.progress_eta_seconds),
-               renditions=[_rendition(r) for r in row.renditions], error=row.error)
+               renditions=[_rendition(r) for r in row.renditions], error=row.error,
+               warnings=list(row.warnings or []))
 
 
 def _rendition(row: RenditionRow) -> Rendition:
@@ -243,6 +244,7 @@ def _write_job(row: JobRow, job: Job) -> None:
     row.progress_total_frames, row.progress_fps = job.progress.total_frames, job.progress.fps
     row.progress_speed, row.progress_eta_seconds = job.progress.speed, job.progress.eta_seconds
     row.error = job.error
+    row.warnings = list(job.warnings)
     row.started_at, row.finished_at = job.started_at, job.finished_at
     if [_rendition(r) for r in row.renditions] != job.renditions:
         row.renditions = _rendition_rows(job.job_id, job.renditions)

@@ -108,6 +108,7 @@ class Job:
     progress: Progress = field(default_factory=Progress)
     renditions: list[Rendition] = field(default_factory=list)
     error: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def queued(cls, job_id: str, video_id: str, tenant_id: str, profile: str, at: datetime) -> Job:
@@ -134,6 +135,7 @@ class Job:
             self.progress = Progress.from_proto(event.progress)
         elif kind == "completed":
             self.renditions = [Rendition.from_proto(r) for r in event.completed.renditions]
+            self.warnings = list(event.completed.warnings)
             self.progress = Progress(percent=100.0, frames=self.progress.frames,
                                      total_frames=self.progress.total_frames)
         elif kind == "failed":
@@ -165,7 +167,7 @@ class Job:
         job = common_pb2.Job(job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,
                              status=int(self.status), profile=self.profile, progress=self.progress.to_proto(),
                              renditions=[r.to_proto() for r in self.renditions], error=self.error,
-                             attempt=self.attempt)
+                             attempt=self.attempt, warnings=self.warnings)
         job.created_at.FromDatetime(self.created_at)
         if self.started_at is not None:
             job.started_at.FromDatetime(self.started_at)
@@ -182,7 +184,7 @@ class Job:
 
     def _begin_attempt(self, attempt: int, at: datetime) -> None:
         self.attempt, self.last_sequence = attempt, 0
-        self.progress, self.renditions, self.error = Progress(), [], ""
+        self.progress, self.renditions, self.error, self.warnings = Progress(), [], "", []
         self._move_to(JobStatus.QUEUED, at)
 
     def _move_to(self, status: JobStatus, at: datetime) -> None:

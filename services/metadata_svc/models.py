@@ -55,6 +55,7 @@ class JobRow(Base):
     progress_speed: Mapped[float] = mapped_column(Float, default=0.0)
     progress_eta_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str] = mapped_column(Text, default="")
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     # When the relay published this attempt's job.requested, and on which bus session
     # (Bus.session): a dispatch on a session that is gone is redone (dispatch.py).
     dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

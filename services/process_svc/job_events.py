@@ -39,9 +39,9 @@ class JobEventPublisher:
             percent=progress.percent, frames=progress.frames, total_frames=progress.total_frames,
             fps=progress.fps, speed=progress.speed, eta_seconds=progress.eta_seconds))
 
-    async def completed(self, renditions: Sequence[common_pb2.Rendition]) -> None:
+    async def completed(self, renditions: Sequence[common_pb2.Rendition], warnings: Sequence[str] = ()) -> None:
         await self._publish("completed", common_pb2.JOB_STATUS_COMPLETED,
-                            completed=events_pb2.JobCompleted(renditions=renditions))
+                            completed=events_pb2.JobCompleted(renditions=renditions, warnings=warnings))
 
     async def failed(self, reason: str) -> None:
         await self._publish("failed", common_pb2.JOB_STATUS_FAILED, failed=events_pb2.JobFailed(reason=reason))

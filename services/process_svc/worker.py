@@ -56,6 +56,7 @@ class _RunningJob:
     cancelled: bool = False  # by the user
     stopping: bool = False  # for any reason: store no more outputs
     stored_keys: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()  # the plan's, reported with the completed event
 
     def cancel(self) -> None:
         self.cancelled = self.stopping = True
@@ -144,8 +145,9 @@ class TranscodeWorker:
             await events.failed(f"internal error in the transcoder ({_describe(error)}); "
                                 "the service logged the details, retrying the job may not help")
             return
-        await events.completed(renditions)
-        log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions]}})
+        await events.completed(renditions, running.warnings)
+        log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions],
+                                                    "warnings": list(running.warnings)}})
 
     async def _attempt(self, request: events_pb2.JobRequested, events: JobEventPublisher,
                        running: _RunningJob) -> list[common_pb2.Rendition]:
@@ -181,6 +183,7 @@ class TranscodeWorker:
                     f"the source {request.source_key!r} is no longer in storage; upload it again") from None
             info = await asyncio.to_thread(probe_source, source)
             plan = plan_encode(profile, info)
+            running.warnings = plan.warnings
             produced = await self._execute(plan, source, scratch.path / "out", events)
             storing = asyncio.ensure_future(self._store_all(request, produced, running))
             try:

@@ -334,6 +334,19 @@ async def test_a_failed_job_keeps_its_reason(metadata: Metadata) -> None:
     assert list(done.renditions) == [] and done.finished_at.seconds > 0
 
 
+async def test_a_completed_job_keeps_its_warnings(metadata: Metadata) -> None:
+    job = (await register(metadata)).job
+    event = completed(job, 2, renditions_of(job, ("360p", 640, 360)))
+    event.completed.warnings.extend(["the source is interlaced: the renditions were deinterlaced (bwdif), one "
+                                     "frame per frame", "subtitle stream 2 (subrip, eng) was not carried over"])
+    await publish(metadata, started(job, 1), event)
+    done = await wait_for_job(metadata, job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_COMPLETED)
+    assert list(done.warnings) == list(event.completed.warnings)
+    video = await metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=job.video_id),
+                                         metadata=metadata.as_user())
+    assert list(video.job.warnings) == list(event.completed.warnings)
+
+
 async def test_an_event_for_an_unknown_job_is_acked_and_the_consumer_goes_on(metadata: Metadata) -> None:
     barrier = (await register(metadata)).job
     ghost = common_pb2.Job(job_id="job_deleted", video_id="vid_deleted", tenant_id=TENANT_A)

@@ -5,6 +5,7 @@ every rendition is tagged BT.709."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -183,3 +184,38 @@ def test_ten_hour_clock_jump_is_closed_up(audio: bool, tmp_path: Path) -> None:
         assert summary["duration"] == pytest.approx(2.0, abs=0.1)
         if audio:
             assert _audio_seconds(rendition.path) == pytest.approx(2.0, abs=0.1)
+
+
+def test_what_the_renditions_change_is_told_as_warnings(tmp_path: Path) -> None:
+    source = make_gapped_clip(tmp_path / "clock-reset.mkv", gap_seconds=100)
+    warnings = plan_encode(LADDER, probe_source(source)).warnings
+    assert any("clock jumps from 00:01.0 to 01:41.0" in w and "leave out those 01:40.0" in w for w in warnings)
+
+    interlaced = plan_encode(LADDER, probe_source(make_interlaced_clip(tmp_path / "i.mp4", flagged=True))).warnings
+    assert any("interlaced" in w for w in interlaced)
+    assert plan_encode(LADDER, probe_source(make_clip(tmp_path / "plain.mp4", seconds=0.5))).warnings == ()
+
+
+def test_subtitles_and_extra_audio_tracks_are_listed_as_left_out(tmp_path: Path) -> None:
+    source = tmp_path / "film.mkv"
+    with av.open(str(make_clip(tmp_path / "a.mkv", seconds=0.5, width=320, height=240))) as clip, \
+            av.open(str(source), "w") as film:
+        video = film.add_stream_from_template(clip.streams.video[0])
+        audio = [film.add_stream_from_template(clip.streams.audio[0]) for _ in range(2)]
+        subtitles = film.add_stream("ass")
+        subtitles.codec_context.time_base = Fraction(1, 1000)
+        subtitles.metadata["language"] = "fra"
+        for packet in clip.demux():
+            if packet.dts is None:
+                continue
+            targets = [video] if packet.stream.type == "video" else audio
+            for target in targets:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+                copy.stream = target
+                film.mux(copy)
+
+    warnings = plan_encode(LADDER, probe_source(source)).warnings
+
+    assert "subtitle stream 3 (ssa, fra) was not carried over: renditions have no subtitles yet" in warnings
+    assert "the source has 2 audio tracks: the renditions carry the first one only" in warnings

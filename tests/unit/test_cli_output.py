@@ -85,6 +85,12 @@ def test_video_summary_of_a_failed_job_shows_why() -> None:
     assert "the source has no video stream" in _render(video_summary(_video(status=common_pb2.JOB_STATUS_FAILED)))
 
 
+def test_video_summary_lists_the_jobs_warnings() -> None:
+    video = _video()
+    video.job.warnings.append("the source is interlaced: the renditions were deinterlaced (bwdif), one frame per frame")
+    assert "warning  the source is interlaced" in _render(video_summary(video))
+
+
 def test_json_keeps_proto_field_names_and_empty_fields() -> None:
     data = to_dict(_video())
     assert data["video_id"] == "vid_0123456789abcdef0123"

@@ -120,6 +120,8 @@ def video_summary(video: common_pb2.Video) -> RenderableType:
         facts.add_row("job", job_summary(video.job))
         if video.job.error:
             facts.add_row("error", video.job.error)
+        for warning in video.job.warnings:
+            facts.add_row("warning", warning)
         if video.job.renditions:
             return Group(facts, renditions_table(video.job.renditions))
     return facts

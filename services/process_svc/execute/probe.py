@@ -35,6 +35,7 @@ _FIELD_ORDER_SHARE = 0.8
 # FFmpeg's AVColorSpace values, as the scale filter's in_color_matrix names them.
 _MATRIX_NAMES = {1: "bt709", 4: "fcc", 5: "bt470", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _JPEG_RANGE = 2
+_TRANSFER_NAMES = {1: "bt709", 16: "smpte2084", 18: "arib-std-b67"}
 
 
 def open_source(path: Path) -> av.container.InputContainer:
@@ -85,7 +86,16 @@ def probe_source(path: Path) -> SourceInfo:
             full_range=int(first.color_range) == _JPEG_RANGE or first.format.name.startswith("yuvj"),
             color_matrix=_MATRIX_NAMES.get(int(first.colorspace), ""),
             timeline_gaps=gaps,
+            color_transfer=_TRANSFER_NAMES.get(int(first.color_trc), ""),
+            extra_audio_streams=max(len(container.streams.audio) - 1, 0),
+            subtitle_streams=tuple(_describe(s) for s in container.streams.subtitles),
         )
+
+
+def _describe(stream: av.stream.Stream) -> str:
+    codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
+    language = stream.metadata.get("language", "")
+    return f"{stream.index} ({codec}{', ' + language if language else ''})"
 
 
 def ffmpeg_reason(error: Exception) -> str:

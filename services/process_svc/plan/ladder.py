@@ -16,6 +16,7 @@ from services.process_svc.plan.model import (
     SourceInfo,
     VideoFilter,
 )
+from services.process_svc.failures import clock
 from services.shared.errors import InvalidArgument
 from services.shared.media_limits import MIN_PICTURE_SIDE
 
@@ -50,6 +51,7 @@ def plan_encode(profile: Profile, source: SourceInfo) -> EncodePlan:
         audio=_audio(profile.audio, source),
         upright=_deinterlace(source) + _upright(source.quarter_turns),
         total_frames=max(total_frames, 0),
+        warnings=source_warnings(source),
     )
 
 
@@ -102,6 +104,31 @@ def _audio(spec: AudioSpec | None, source: SourceInfo) -> AudioPlan | None:
     channels = min(source.audio_channels or spec.max_channels, spec.max_channels)
     return AudioPlan(bitrate=spec.bitrate, sample_rate=spec.sample_rate, channels=channels,
                      codec=spec.codec, encoder=spec.encoder)
+
+
+# Transfer functions of HDR video, as FFmpeg names them.
+_HDR_TRANSFERS = {"smpte2084": "HDR10/PQ", "arib-std-b67": "HLG"}
+
+
+def source_warnings(source: SourceInfo) -> tuple[str, ...]:
+    """What the renditions will differ in from the source, in words for the customer."""
+    warnings = []
+    if source.interlaced:
+        warnings.append("the source is interlaced: the renditions were deinterlaced (bwdif), one frame per frame")
+    if source.full_range:
+        warnings.append("the source uses full-range levels (0-255): converted to the video range (16-235)")
+    if source.color_transfer in _HDR_TRANSFERS:
+        warnings.append(f"the source is {_HDR_TRANSFERS[source.color_transfer]} HDR: the renditions are 8-bit SDR "
+                        "made without tone mapping, so highlights and colours look flatter than on an HDR screen")
+    for start, end in source.timeline_gaps:
+        warnings.append(f"the source's clock jumps from {clock(start)} to {clock(end)} with nothing recorded in "
+                        f"between: the renditions leave out those {clock(end - start)}")
+    if source.extra_audio_streams:
+        warnings.append(f"the source has {source.extra_audio_streams + 1} audio tracks: the renditions carry the "
+                        "first one only")
+    for subtitles in source.subtitle_streams:
+        warnings.append(f"subtitle stream {subtitles} was not carried over: renditions have no subtitles yet")
+    return tuple(warnings)
 
 
 def _deinterlace(source: SourceInfo) -> tuple[VideoFilter, ...]:

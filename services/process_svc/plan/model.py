@@ -86,6 +86,9 @@ class SourceInfo:
     # Jumps in the source's clock (start, end in source seconds) where no stream has anything:
     # a recorder's clock reset, a bad join. The renditions close them up.
     timeline_gaps: tuple[tuple[float, float], ...] = ()
+    color_transfer: str = ""  # FFmpeg's name of the transfer function ("bt709", "smpte2084", "arib-std-b67")
+    extra_audio_streams: int = 0  # audio tracks after the first (renditions carry the first)
+    subtitle_streams: tuple[str, ...] = ()  # each as "codec (language)"
 
     @property
     def quarter_turns(self) -> int:
@@ -163,6 +166,7 @@ class EncodePlan:
     audio: AudioPlan | None
     upright: tuple[VideoFilter, ...] = field(default=())  # before the split: deinterlace, undo the rotation
     total_frames: int = 0  # estimate, for progress
+    warnings: tuple[str, ...] = ()  # what the customer should know the renditions changed or left out
 
     def filter_complex(self, input_label: str = "in") -> str:
         """The whole graph in ffmpeg `-filter_complex` syntax, outputs labelled v0, v1..."""

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 from fractions import Fraction
 
+from services.process_svc.failures import clock
 from services.process_svc.plan.model import (
     AudioPlan,
     AudioSpec,
@@ -16,7 +17,6 @@ from services.process_svc.plan.model import (
     SourceInfo,
     VideoFilter,
 )
-from services.process_svc.failures import clock
 from services.shared.errors import InvalidArgument
 from services.shared.media_limits import MIN_PICTURE_SIDE
 

@@ -67,24 +67,11 @@ def make_full_range_clip(path: Path, *, luma: int, width: int = 320, height: int
 
 def idet_counts(path: Path) -> dict[str, int]:
     """What FFmpeg's idet finds over a whole file: tff, bff, progressive frame counts."""
+    from services.process_svc.execute.probe import field_votes
+
     with av.open(str(path)) as container:
         video = container.streams.video[0]
-        graph = av.filter.Graph()
-        source = graph.add_buffer(template=video)
-        detector = graph.add("idet")
-        sink = graph.add("buffersink")
-        source.link_to(detector)
-        detector.link_to(sink)
-        graph.configure()
-        last: dict[str, str] = {}
-        for frame in container.decode(video):
-            graph.push(frame)
-            while True:
-                try:
-                    last = dict(sink.pull().metadata)
-                except (av.error.BlockingIOError, av.error.EOFError):
-                    break
-    return {k: int(float(last.get(f"lavfi.idet.multiple.{k}", 0))) for k in ("tff", "bff", "progressive")}
+        return {kind: int(count) for kind, count in field_votes(video, container.decode(video)).items()}
 
 
 def _rgb(width: int, height: int, i: int) -> np.ndarray:

@@ -7,6 +7,7 @@ source that cannot be decoded fails here, before any encoder starts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,14 +143,6 @@ def timeline_gaps(path: Path) -> tuple[tuple[float, float], ...]:
 def _looks_interlaced(container: av.container.InputContainer, video: av.VideoStream, first: av.VideoFrame) -> bool:
     """Runs idet over the opening pictures: for sources whose frames say "progressive" but hold two
     fields each (combing), as many capture and broadcast files do."""
-    graph = av.filter.Graph()
-    source = graph.add_buffer(template=video)
-    detector = graph.add("idet")
-    sink = graph.add("buffersink")
-    source.link_to(detector)
-    detector.link_to(sink)
-    graph.configure()
-    last: dict[str, str] = {}
     frames = [first]
     try:
         for packet in container.demux(video):
@@ -158,23 +151,33 @@ def _looks_interlaced(container: av.container.InputContainer, video: av.VideoStr
                 break
     except av.error.FFmpegError:
         pass  # the opening pictures decode (first frame above); judge on what there is
-    for frame in frames[:FIELD_SCAN_FRAMES]:
-        if (frame.width, frame.height, frame.format.name) != (first.width, first.height, first.format.name):
-            break
+    shape = (first.width, first.height, first.format.name)
+    votes = field_votes(video, (f for f in frames[:FIELD_SCAN_FRAMES] if (f.width, f.height, f.format.name) == shape))
+    # Real interlaced video has one field order throughout; idet's guesses on progressive pictures
+    # (smooth gradients, fast pans) scatter over tff, bff and progressive.
+    dominant = max(votes["tff"], votes["bff"])
+    return dominant >= _MIN_FIELD_VOTES and dominant >= _FIELD_ORDER_SHARE * sum(votes.values())
+
+
+def field_votes(video: av.VideoStream, frames: Iterable[av.VideoFrame]) -> dict[str, float]:
+    """FFmpeg's idet verdicts over the frames: how many looked top-field-first, bottom-field-first
+    and progressive (frames it could not decide on are not counted)."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=video)
+    detector = graph.add("idet")
+    sink = graph.add("buffersink")
+    source.link_to(detector)
+    detector.link_to(sink)
+    graph.configure()
+    last: dict[str, str] = {}
+    for frame in frames:
         graph.push(frame)
         while True:
             try:
                 last = dict(sink.pull().metadata)
             except (av.error.BlockingIOError, av.error.EOFError):
                 break
-    def count(kind: str) -> float:
-        return float(last.get(f"lavfi.idet.multiple.{kind}", 0))
-
-    # Real interlaced video has one field order throughout; idet's guesses on progressive pictures
-    # (smooth gradients, fast pans) scatter over tff, bff and progressive.
-    dominant = max(count("tff"), count("bff"))
-    decided = count("tff") + count("bff") + count("progressive")
-    return dominant >= _MIN_FIELD_VOTES and dominant >= _FIELD_ORDER_SHARE * decided
+    return {kind: float(last.get(f"lavfi.idet.multiple.{kind}", 0)) for kind in ("tff", "bff", "progressive")}
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:

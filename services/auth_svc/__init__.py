@@ -10,7 +10,9 @@ Entry points:
 
 Inside: api_keys.py (key text, hashing, ApiKey), tenants.py, timestamps.py, access.py (who may
 manage which keys and grant which scopes), directory.py (tenants and keys in
-SQL), signing_keys.py (Ed25519 keys on disk, JWKS, rotation), token_issuer.py
+SQL), signing_keys.py (Ed25519 keys on disk, JWKS, rotation), key_set.py (what GetJwks
+publishes: keys, recent revocations, the longest token lifetime), signing_key_watch.py
+(announces key changes on the bus), rate_limits.py (IssueToken's limits), token_issuer.py
 (JWTs), bootstrap.py (first-start admin and service keys), private_files.py
 (0600 key files), servicer.py (the thin gRPC layer), migrations/ (Alembic).
 """

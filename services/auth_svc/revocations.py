@@ -1,5 +1,5 @@
 """Tells every service that an API key was revoked, so its tokens stop working
-at once instead of when they expire (TokenVerifier.follow_revocations listens)."""
+at once instead of when they expire (TokenVerifier.follow listens)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ class AuthComponent:
         # The engine connects lazily: nothing touches the DB before start().
         self._engine = create_engine(settings.resolved_database_url)
         self.directory = TenantDirectory(async_sessionmaker(self._engine, expire_on_commit=False))
-        self.keyring = SigningKeyring(settings.resolved_signing_key_dir)
+        self.keyring = SigningKeyring(settings.resolved_signing_key_dir, settings.auth_signing_key_activation_seconds)
         self.issuer = TokenIssuer(self.keyring, settings.auth_token_ttl_seconds)
         self.key_set = PublishedKeySet(self.keyring, self.directory, settings.auth_token_ttl_seconds)
         self._key_watch = (SigningKeyWatch(self.keyring, bus, settings.auth_signing_key_poll_seconds)

@@ -22,6 +22,9 @@ class Settings(CommonSettings):
         None, description="Directory of the Ed25519 signing keys (PEM, one per file; the newest signs); "
                           "empty: <data_dir>/keys/signing.")
 
+    auth_signing_key_activation_seconds: float = Field(
+        40.0, ge=0, description="How long a new signing key is published before it signs, so every service "
+                                "has fetched it (keep above token_keys_refresh_seconds); a sole key signs at once.")
     auth_signing_key_poll_seconds: float = Field(
         2.0, gt=0, description="How often the signing key directory is checked for added or deleted keys; "
                                "a change is announced on the bus so every service refetches the key set.")

@@ -1,10 +1,13 @@
 """The Ed25519 keys tokens are signed with, one PEM file each in a directory.
 
-The file whose name sorts last (names carry their creation time) signs new
-tokens; every key in the directory is published in the JWKS, so rotating is
-adding a key (`rotate_signing_key`) and a retired key stays published until
-it is deleted, which is safe once the tokens it signed have expired (the
-token TTL after its successor was added). A key's id (`kid`) is its RFC 7638
+Every key in the directory is published in the JWKS at once; the newest key
+(names carry their creation time) signs new tokens once it has been published
+for `activation_seconds`, long enough for every verifier to have fetched it,
+so no service refuses a token for naming a key it has not seen yet. Until
+then its predecessor signs; a first key signs at once. Rotating
+is adding a key (`rotate_signing_key`); a retired key stays published until it
+is deleted, which is safe once the tokens it signed have expired (the token
+TTL after its successor took over). A key's id (`kid`) is its RFC 7638
 JWK thumbprint, so the same key always has the same id.
 """
 
@@ -17,7 +20,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +33,7 @@ log = logging.getLogger("vtc.auth.keys")
 
 ALGORITHM = "EdDSA"
 KEY_FILE_SUFFIX = ".pem"
+_NAME_TIME = "%Y%m%dT%H%M%S%fZ"
 
 
 def _b64url(data: bytes) -> str:
@@ -49,10 +53,12 @@ class SigningKey:
     kid: str
     private_key: Ed25519PrivateKey
     path: Path
+    created_at: datetime
 
     @classmethod
     def of(cls, private_key: Ed25519PrivateKey, path: Path) -> SigningKey:
-        return cls(kid=jwk_thumbprint(_public_jwk(private_key)), private_key=private_key, path=path)
+        return cls(kid=jwk_thumbprint(_public_jwk(private_key)), private_key=private_key, path=path,
+                   created_at=_created_at(path))
 
     def public_jwk(self) -> dict[str, str]:
         return {**_public_jwk(self.private_key), "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
@@ -61,6 +67,14 @@ class SigningKey:
 def _public_jwk(private_key: Ed25519PrivateKey) -> dict[str, str]:
     raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+
+
+def _created_at(path: Path) -> datetime:
+    """When the key was made: from its name (rotate_signing_key's), else the file's mtime."""
+    try:
+        return datetime.strptime(path.name.split("-")[1], _NAME_TIME).replace(tzinfo=UTC)
+    except (IndexError, ValueError):
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def load_signing_keys(directory: Path) -> list[SigningKey]:
@@ -90,19 +104,21 @@ def rotate_signing_key(directory: Path, now: datetime | None = None) -> SigningK
                                     serialization.NoEncryption()).decode()
     kid = jwk_thumbprint(_public_jwk(private_key))
     # Names sort by creation time; the thumbprint's head keeps two keys of one microsecond apart.
-    path = directory / f"ed25519-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{kid[:8]}{KEY_FILE_SUFFIX}"
+    path = directory / f"ed25519-{now.strftime(_NAME_TIME)}-{kid[:8]}{KEY_FILE_SUFFIX}"
     if not write_private_file(path, pem):
         raise FileExistsError(f"{path} already exists")
     log.info("new signing key %s in %s", kid, path)
-    return SigningKey(kid=kid, private_key=private_key, path=path)
+    return SigningKey(kid=kid, private_key=private_key, path=path, created_at=now)
 
 
 class SigningKeyring:
     """The keys of one directory, reloaded when the directory changes, so a key
-    added by `rotate_signing_key` in another process signs without a restart."""
+    added by `rotate_signing_key` in another process signs without a restart
+    (once it is `activation_seconds` old)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, activation_seconds: float = 0.0) -> None:
         self._directory = directory
+        self._activation = timedelta(seconds=activation_seconds)
         self._keys: list[SigningKey] = []
         self._seen_change: frozenset[tuple[str, int, int]] | None = None
         self._lock = asyncio.Lock()
@@ -142,10 +158,14 @@ class SigningKeyring:
         except FileNotFoundError:
             return None
 
-    def current(self) -> SigningKey:
+    def current(self, now: datetime | None = None) -> SigningKey:
+        """The key that signs now: the newest one published for activation_seconds,
+        or the oldest when none has been yet (a first key signs at once)."""
         if not self._keys:
             raise Unavailable("the auth service has not loaded its signing keys yet")
-        return self._keys[-1]
+        published_before = (now or datetime.now(UTC)) - self._activation
+        active = [key for key in self._keys if key.created_at <= published_before]
+        return active[-1] if active else self._keys[0]
 
     def kids(self) -> list[str]:
         """The ids of the published keys, newest first."""

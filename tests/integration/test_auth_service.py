@@ -5,6 +5,7 @@ away. Each test runs on SQLite and, where it is reachable, on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -412,14 +413,26 @@ async def test_restart_rewrites_missing_or_stale_key_files_but_respects_a_revoca
         await third.stop()
 
 
-async def test_a_key_rotated_in_while_running_signs_and_old_tokens_stay_valid(auth: Auth) -> None:
+async def test_a_key_rotated_in_while_running_signs_and_old_tokens_stay_valid(data_dir: Path,
+                                                                             database_url: str) -> None:
+    auth = await start_auth(data_dir, database_url, auth_signing_key_activation_seconds=0.5)
+    try:
+        await _rotate_while_running(auth)
+    finally:
+        await auth.stop()
+
+
+async def _rotate_while_running(auth: Auth) -> None:
     before = (await auth.token(auth.admin_key())).access_token
     verifier = TokenVerifier(grpc_jwks_source(auth.channel), min_refresh_seconds=0)
     await verifier.verify(before)
 
     new_key = rotate_signing_key(auth.settings.resolved_signing_key_dir)
+    published = (await auth.token(auth.admin_key())).access_token
+    await asyncio.sleep(0.6)  # published for auth_signing_key_activation_seconds: it signs now
     after = (await auth.token(auth.admin_key())).access_token
 
+    assert jwt.get_unverified_header(published)["kid"] != new_key.kid, "published first, signing later"
     assert jwt.get_unverified_header(after)["kid"] == new_key.kid
     assert jwt.get_unverified_header(before)["kid"] != new_key.kid
     jwks = await auth.stub.GetJwks(auth_pb2.GetJwksRequest())

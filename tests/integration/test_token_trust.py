@@ -20,12 +20,15 @@ import grpc
 import jwt
 import pytest
 
+from services.auth_svc.rotate import announce
 from services.auth_svc.server import AuthComponent
 from services.auth_svc.settings import Settings as AuthSettings
 from services.auth_svc.signing_keys import SigningKey, load_signing_keys, rotate_signing_key
 from services.metadata_svc.server import create_server as create_metadata_server
 from services.metadata_svc.settings import Settings as MetadataSettings
+from services.shared.bus import Delivery
 from services.shared.bus.amqp import RabbitMqBus
+from services.shared.bus.contract import SIGNING_KEYS_CHANGED
 from services.shared.errors import Unauthenticated
 from services.shared.server import OwnedResources, start_server
 from services.shared.tokens import AUDIENCE, ISSUER, TokenVerifier, grpc_jwks_source
@@ -39,7 +42,7 @@ from tests.integration.test_auth_service import (  # noqa: F401  (database_url i
     rpc_error,
     start_auth,
 )
-from vtc.v1 import auth_pb2, metadata_pb2, metadata_pb2_grpc
+from vtc.v1 import auth_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc
 
 
 @pytest.fixture
@@ -123,6 +126,28 @@ async def test_the_auth_service_announces_a_deleted_key_and_its_tokens_are_refus
     error = await rpc_error(list_keys(auth, await forge(auth, key)))
     assert error.details() == "token signed with an unknown key"
     assert (await list_keys(auth, (await auth.token(auth.admin_key())).access_token)).keys
+
+
+async def test_after_a_rotation_no_service_refuses_a_token_for_naming_a_key_it_has_not_fetched_yet(
+        tmp_path: Path) -> None:
+    """A new key signs only once every verifier has had time to fetch it."""
+    auth = await start_auth(tmp_path / "data", "", auth_signing_key_activation_seconds=1.0)
+    try:
+        # A service's verifier with no bus: a 0.5 s refresh, unknown kids fetched at most every 5 s.
+        verifier = TokenVerifier(grpc_jwks_source(auth.channel), refresh_seconds=0.5)
+        await verifier.verify((await auth.token(auth.admin_key())).access_token)
+        new_key = rotate_signing_key(auth.settings.resolved_signing_key_dir)
+
+        kids = []
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            token = (await auth.token(auth.admin_key())).access_token
+            kids.append(jwt.get_unverified_header(token)["kid"])
+            assert (await verifier.verify(token)).tenant_id == "default"
+            await asyncio.sleep(0.1)
+        assert kids[0] != new_key.kid and kids[-1] == new_key.kid, "the new key took over meanwhile"
+    finally:
+        await auth.stop()
 
 
 async def test_a_token_claiming_a_longer_life_than_the_issuer_grants_is_refused(auth: Auth) -> None:
@@ -241,4 +266,32 @@ async def test_over_rabbitmq_another_services_verifier_drops_a_deleted_key_and_a
     finally:
         await auth.stop()
         await service_bus.close()
+        await delete_namespace(AMQP_URL, namespace, [])
+
+
+@pytest.mark.rabbitmq
+async def test_the_rotate_command_announces_its_new_key_on_the_broker(tmp_path: Path) -> None:
+    parsed = urlparse(AMQP_URL)
+    require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
+    namespace = test_namespace()  # this test's own
+    listener = RabbitMqBus(AMQP_URL, namespace=namespace)
+    heard: asyncio.Queue[events_pb2.SigningKeysChanged] = asyncio.Queue()
+
+    async def on_event(delivery: Delivery) -> None:
+        heard.put_nowait(delivery.decode())
+
+    settings = AuthSettings(data_dir=tmp_path / "data", bus_url=AMQP_URL)
+    try:
+        await listener.start()
+        await listener.consume_broadcast([SIGNING_KEYS_CHANGED], on_event)
+        first = rotate_signing_key(settings.resolved_signing_key_dir)
+        second = rotate_signing_key(settings.resolved_signing_key_dir)
+
+        assert await announce(settings, RabbitMqBus(AMQP_URL, namespace=namespace))
+
+        event = await asyncio.wait_for(heard.get(), 10)
+        assert list(event.kids) == [second.kid, first.kid]
+        assert not await announce(settings.model_copy(update={"bus_url": "memory://"})), "nobody would hear it"
+    finally:
+        await listener.close()
         await delete_namespace(AMQP_URL, namespace, [])

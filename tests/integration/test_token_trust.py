@@ -32,7 +32,8 @@ from services.shared.bus.contract import SIGNING_KEYS_CHANGED
 from services.shared.errors import Unauthenticated
 from services.shared.server import OwnedResources, start_server
 from services.shared.tokens import AUDIENCE, ISSUER, TokenVerifier, grpc_jwks_source
-from tests.buses import AMQP_URL, delete_namespace, test_namespace
+from tests.buses import AMQP_URL, delete_namespace
+from tests.buses import test_namespace as private_namespace  # not a test itself
 from tests.conftest import require_service
 from tests.integration.test_auth_service import (  # noqa: F401  (database_url is a fixture)
     TTL_SECONDS,
@@ -226,7 +227,7 @@ async def test_over_rabbitmq_another_services_verifier_drops_a_deleted_key_and_a
         tmp_path: Path) -> None:
     parsed = urlparse(AMQP_URL)
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
-    namespace = test_namespace()  # this test's own
+    namespace = private_namespace()  # this test's own
     auth_bus, service_bus = RabbitMqBus(AMQP_URL, namespace=namespace), RabbitMqBus(AMQP_URL, namespace=namespace)
     settings = AuthSettings(data_dir=tmp_path / "data", grpc_port=0, auth_token_ttl_seconds=TTL_SECONDS,
                             auth_signing_key_poll_seconds=0.1)
@@ -273,7 +274,7 @@ async def test_over_rabbitmq_another_services_verifier_drops_a_deleted_key_and_a
 async def test_the_rotate_command_announces_its_new_key_on_the_broker(tmp_path: Path) -> None:
     parsed = urlparse(AMQP_URL)
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
-    namespace = test_namespace()  # this test's own
+    namespace = private_namespace()  # this test's own
     listener = RabbitMqBus(AMQP_URL, namespace=namespace)
     heard: asyncio.Queue[events_pb2.SigningKeysChanged] = asyncio.Queue()
 

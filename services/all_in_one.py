@@ -89,10 +89,11 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         ProcessComponent(ProcessSettings(**shared), bus, store),
         MetadataComponent(MetadataSettings(**shared), bus, store),
         UploadComponent(upload_settings, store,
-                        ServiceToken(upload_settings.read_service_api_key, peer_channel(own))),
+                        ServiceToken(upload_settings.read_service_api_key, peer_channel(own, tls=settings.tls))),
     ]
     verifier = TokenVerifier(auth.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
-    grpc_server = await start_server(components, verifier, settings.grpc_host, port, revocations=bus)
+    grpc_server = await start_server(components, verifier, settings.grpc_host, port, revocations=bus,
+                                     tls=settings.tls)
 
     gateway, rest_port = None, None
     if settings.gateway_enabled:

@@ -93,4 +93,5 @@ async def create_server(settings: Settings) -> RunningServer:
     component = AuthComponent(settings, bus)
     verifier = TokenVerifier(component.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
     return await start_server([OwnedResources(bus), component], verifier, settings.grpc_host, settings.grpc_port,
-                              revocations=bus, readiness_interval=settings.readiness_interval_seconds)
+                              revocations=bus, readiness_interval=settings.readiness_interval_seconds,
+                              tls=settings.tls)

@@ -63,9 +63,9 @@ class ProcessComponent:
 async def create_server(settings: Settings) -> RunningServer:
     """The process service alone on its own gRPC server, with its own bus and store."""
     bus = open_bus_for(settings)
-    auth_channel = peer_channel(settings.require_peer("auth_addr"))
+    auth_channel = peer_channel(settings.require_peer("auth_addr"), tls=settings.tls)
     components = [OwnedResources(bus, {"auth": auth_channel}),
                   ProcessComponent(settings, bus, open_store(settings.resolved_storage_url))]
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus,
-                              readiness_interval=settings.readiness_interval_seconds)
+                              readiness_interval=settings.readiness_interval_seconds, tls=settings.tls)

@@ -7,6 +7,9 @@ several replicas works too), skipping the ones that are down: a call fails
 only when none is up. Calls to the process service (its profile catalogue,
 read-only) are retried on UNAVAILABLE, so a replica that died an instant ago
 costs a retry rather than an error.
+
+Channels speak TLS (mutual with a CA) when the service's TLS settings say so,
+plaintext otherwise (services.shared.tls).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 import grpc
 
 from services.shared.server import MAX_MESSAGE_BYTES
+from services.shared.tls import TlsFiles
 
 _SERVICE_CONFIG = json.dumps({
     "loadBalancingConfig": [{"round_robin": {}}],
@@ -46,10 +50,17 @@ def grpc_target(address: str) -> str:
     return f"ipv{versions.pop()}:{','.join(parts)}"
 
 
-def peer_channel(address: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(grpc_target(address), interceptors=list(interceptors) or None, options=[
+def peer_channel(address: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = (), *,
+                 tls: TlsFiles | None = None) -> grpc.aio.Channel:
+    options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
-    ])
+    ]
+    credentials = tls.channel_credentials() if tls is not None else None
+    if credentials is None:
+        return grpc.aio.insecure_channel(grpc_target(address), interceptors=list(interceptors) or None,
+                                         options=options)
+    return grpc.aio.secure_channel(grpc_target(address), credentials, interceptors=list(interceptors) or None,
+                                   options=options)

@@ -25,6 +25,7 @@ from services.shared.bus import Bus
 from services.shared.interceptors import AuthInterceptor, ErrorMappingInterceptor, RequestContextInterceptor
 from services.shared.readiness import Readiness, ReadinessCheck, broker_check, peer_check
 from services.shared.settings import CommonSettings, MissingSetting
+from services.shared.tls import TlsFiles
 from services.shared.tokens import TokenVerifier
 
 log = logging.getLogger("vtc.server")
@@ -91,11 +92,13 @@ class OwnedResources:
 
 
 async def start_server(components: Sequence[Component], verifier: TokenVerifier, host: str, port: int, *,
-                       revocations: Bus | None = None, readiness_interval: float = 2.0) -> RunningServer:
+                       revocations: Bus | None = None, readiness_interval: float = 2.0,
+                       tls: TlsFiles | None = None) -> RunningServer:
     """Builds, starts and returns the server. With `revocations`, the verifier
     follows the auth service's broadcasts on that bus (API key revocations,
     signing key changes). Health follows the components' readiness checks
-    every `readiness_interval` seconds."""
+    every `readiness_interval` seconds. With a certificate in `tls` it serves
+    TLS only (and mutual TLS when `tls` names a CA)."""
     public = frozenset().union(*(c.public_methods for c in components))
     server = grpc.aio.server(
         interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier, public)],
@@ -109,7 +112,11 @@ async def start_server(components: Sequence[Component], verifier: TokenVerifier,
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [n for c in components for n in c.service_names]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    credentials = tls.server_credentials() if tls is not None else None
+    if credentials is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
     if bound == 0:
         raise RuntimeError(f"cannot listen on {host}:{port}: is the port taken?")
     try:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.shared.tls import TlsFiles
 
 
 class MissingSetting(Exception):
@@ -40,6 +42,12 @@ class CommonSettings(BaseSettings):
     token_keys_refresh_seconds: float = Field(
         30.0, gt=0, description="How old the auth service's key set (signing keys, revocations) may get before "
                                 "a token is checked against a fresh one; bus events refresh it at once.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain: the gRPC server serves TLS only, and peer calls present it.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA: the server requires client certificates it signed (mutual TLS); "
+        "peers' certificates are checked against it.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stdout.")
     shutdown_grace_seconds: float = Field(10.0, description="How long in-flight calls may finish on shutdown.")
     readiness_interval_seconds: float = Field(
@@ -52,6 +60,15 @@ class CommonSettings(BaseSettings):
             description = type(self).model_fields[field].description or ""
             raise MissingSetting(f"VTC_{field.upper()} is not set: give the {description.split(';')[0]}")
         return value
+
+    @model_validator(mode="after")
+    def _tls_key_pair(self) -> CommonSettings:
+        self.tls  # noqa: B018 - raises on a certificate without its key
+        return self
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_ca_file)
 
     @property
     def keys_dir(self) -> Path:

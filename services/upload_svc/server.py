@@ -35,9 +35,9 @@ class UploadComponent:
         self._settings = settings
         # A peer that refuses the service token (its signing key was withdrawn) gets a new one.
         self._metadata_channel = peer_channel(settings.require_peer("metadata_addr"),
-                                              service_token.renewal_interceptors())
+                                              service_token.renewal_interceptors(), tls=settings.tls)
         self._process_channel = peer_channel(settings.require_peer("process_addr"),
-                                             service_token.renewal_interceptors())
+                                             service_token.renewal_interceptors(), tls=settings.tls)
         profiles = ProfileCatalogue(process_pb2_grpc.ProcessServiceStub(self._process_channel), service_token,
                                     settings.upload_profiles_cache_seconds)
         self._intake = UploadIntake(
@@ -68,10 +68,10 @@ class UploadComponent:
 async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus_for(settings)
     store = open_store(settings.resolved_storage_url)
-    auth_channel = peer_channel(settings.require_peer("auth_addr"))
+    auth_channel = peer_channel(settings.require_peer("auth_addr"), tls=settings.tls)
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     service_token = ServiceToken(settings.read_service_api_key, auth_channel)
     component = UploadComponent(settings, store, service_token)
     return await start_server([OwnedResources(bus, {"auth": auth_channel}), component], verifier,
                               settings.grpc_host, settings.grpc_port, revocations=bus,
-                              readiness_interval=settings.readiness_interval_seconds)
+                              readiness_interval=settings.readiness_interval_seconds, tls=settings.tls)

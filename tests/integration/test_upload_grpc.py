@@ -37,6 +37,7 @@ from services.shared.channels import peer_channel
 from services.shared.logs import JsonFormatter
 from services.shared.server import RunningServer, start_server
 from services.shared.storage.local import LocalDirectoryStore
+from services.shared.tls import TlsFiles
 from services.shared.tokens import ServiceToken, TokenVerifier
 from services.upload_svc.server import UploadComponent
 from services.upload_svc.settings import Settings as UploadSettings
@@ -127,16 +128,21 @@ class Stack:
         await self.bus.close()
 
 
-async def start_stack(data_dir: Path, *, with_metadata: bool = True, **upload_fields: object) -> Stack:
+async def start_stack(data_dir: Path, *, with_metadata: bool = True, tls: TlsFiles | None = None,
+                      **upload_fields: object) -> Stack:
     """auth + process + metadata + upload on one server on a free port. Without
-    metadata, metadata_addr points at a port nobody listens on. upload_fields
-    override the upload service's settings (e.g. upload_idle_timeout_seconds)."""
+    metadata, metadata_addr points at a port nobody listens on. With tls, every
+    service's TLS settings are those files (the test's channel presents the
+    same certificate). upload_fields override the upload service's settings
+    (e.g. upload_idle_timeout_seconds)."""
+    tls = tls or TlsFiles()
     port = _reserve_port()
     own = f"{HOST}:{port}"
     shared = dict(data_dir=data_dir, grpc_host=HOST, grpc_port=port, auth_addr=own, process_addr=own,
                   metadata_addr=own if with_metadata else f"{HOST}:{_reserve_port()}",
                   storage_url=(data_dir / "objects").resolve().as_uri(), bus_url="memory://",
-                  shutdown_grace_seconds=1.0)
+                  shutdown_grace_seconds=1.0, tls_cert_file=tls.cert_file, tls_key_file=tls.key_file,
+                  tls_ca_file=tls.ca_file)
     bus = InProcessBus()
     await bus.start()
     store = LocalDirectoryStore(data_dir / "objects")
@@ -146,9 +152,9 @@ async def start_stack(data_dir: Path, *, with_metadata: bool = True, **upload_fi
     if with_metadata:
         components.append(MetadataComponent(MetadataSettings(**shared), bus, store))
     components.append(UploadComponent(upload_settings, store,
-                                      ServiceToken(upload_settings.read_service_api_key, peer_channel(own))))
-    server = await start_server(components, TokenVerifier(auth.local_jwks), HOST, port)
-    return Stack(data_dir=data_dir, address=own, server=server, bus=bus, channel=peer_channel(own))
+                                      ServiceToken(upload_settings.read_service_api_key, peer_channel(own, tls=tls))))
+    server = await start_server(components, TokenVerifier(auth.local_jwks), HOST, port, tls=tls)
+    return Stack(data_dir=data_dir, address=own, server=server, bus=bus, channel=peer_channel(own, tls=tls))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

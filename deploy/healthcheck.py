@@ -3,14 +3,18 @@
     python deploy/healthcheck.py grpc 127.0.0.1:50051                 # grpc.health.v1: SERVING?
     python deploy/healthcheck.py envoy-admin /tmp/envoy-admin.sock    # Envoy's /ready says LIVE?
 
-Exit status 0 when healthy, 1 otherwise (with the reason on stderr).
+Exit status 0 when healthy, 1 otherwise (with the reason on stderr). The gRPC
+check speaks TLS when the service does: it reads the service's own
+VTC_TLS_CERT_FILE / VTC_TLS_KEY_FILE / VTC_TLS_CA_FILE (services/shared/tls.py).
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import sys
+from pathlib import Path
 
 TIMEOUT_SECONDS = 3.0
 
@@ -19,7 +23,7 @@ def grpc_serving(address: str, service: str = "") -> str | None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with _channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT_SECONDS)
@@ -28,6 +32,19 @@ def grpc_serving(address: str, service: str = "") -> str | None:
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         return f"{address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
     return None
+
+
+def _channel(address: str):  # type: ignore[no-untyped-def]
+    import grpc
+
+    cert, key, ca = (os.environ.get(f"VTC_TLS_{name}_FILE") for name in ("CERT", "KEY", "CA"))
+    if not (cert or ca):
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes() if ca else None,
+        private_key=Path(key).read_bytes() if cert and key else None,
+        certificate_chain=Path(cert).read_bytes() if cert and key else None)
+    return grpc.secure_channel(address, credentials)
 
 
 def envoy_live(admin_socket: str) -> str | None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from services.shared.tls import TlsFiles
+
 TRANSCODED_SERVICES: tuple[str, ...] = (
     "vtc.v1.AuthService",
     "vtc.v1.UploadService",
@@ -46,6 +48,9 @@ MAX_UPSTREAM_STREAMS = 10_000
 
 # The admin API's socket: its owner only.
 ADMIN_SOCKET_MODE = 0o600
+
+# Where Debian-like systems keep the trusted roots, for upstream TLS without our own CA.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _TYPE = "type.googleapis.com/"
@@ -102,8 +107,32 @@ def _clusters_by_service(upstreams: str | Mapping[str, str]) -> dict[str, tuple[
     return result
 
 
-def _cluster(name: str, address: Address) -> dict[str, Any]:
-    return {
+def _upstream_tls(address: Address, tls: TlsFiles) -> dict[str, Any]:
+    """Envoy -> service over TLS: the service's certificate is checked against the
+    CA and must name the host Envoy dialled; Envoy presents the services'
+    certificate as its client certificate (mutual TLS)."""
+    context: dict[str, Any] = {
+        "alpn_protocols": ["h2"],
+        "validation_context": {
+            "trusted_ca": {"filename": str(tls.ca_file or SYSTEM_CA_BUNDLE)},
+            "match_typed_subject_alt_names": [{
+                "san_type": "IP_ADDRESS" if address.is_ip else "DNS",
+                "matcher": {"exact": address.host},
+            }],
+        },
+    }
+    if tls.cert_file is not None and tls.key_file is not None:
+        context["tls_certificates"] = [{"certificate_chain": {"filename": str(tls.cert_file)},
+                                        "private_key": {"filename": str(tls.key_file)}}]
+    upstream: dict[str, Any] = {"@type": _TYPE + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                                "common_tls_context": context}
+    if not address.is_ip:
+        upstream["sni"] = address.host
+    return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
+
+
+def _cluster(name: str, address: Address, tls: TlsFiles | None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
         "name": name,
         # Compose names resolve to every replica of a service; IPs need no DNS.
         "type": "STATIC" if address.is_ip else "STRICT_DNS",
@@ -131,6 +160,9 @@ def _cluster(name: str, address: Address) -> dict[str, Any]:
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}],
         },
     }
+    if tls is not None and tls.enabled:
+        cluster["transport_socket"] = _upstream_tls(address, tls)
+    return cluster
 
 
 def _routes(clusters: Mapping[str, tuple[str, Address]]) -> list[dict[str, Any]]:
@@ -279,6 +311,7 @@ def build_envoy_config(
     listen_host: str = "127.0.0.1",
     listen_port: int = 8080,
     admin_socket: str | Path | None = None,
+    upstream_tls: TlsFiles | None = None,
     access_log: bool = True,
 ) -> dict[str, Any]:
     """Envoy's bootstrap config.
@@ -289,6 +322,8 @@ def build_envoy_config(
     admin_socket: where the admin API listens, a unix socket only its owner
     may open (0600); None disables it. Never a TCP port: any local user could
     reach that, and the admin API can stop Envoy and dumps its config.
+    upstream_tls: the services' TLS settings when they serve TLS (Envoy then
+    verifies them against the CA and presents their certificate).
     """
     clusters = _clusters_by_service(upstreams)
     unique = {name: address for name, address in clusters.values()}
@@ -309,7 +344,7 @@ def build_envoy_config(
                     "typed_config": _connection_manager(clusters, str(descriptor_path), access_log),
                 }]}],
             }],
-            "clusters": [_cluster(name, address) for name, address in unique.items()],
+            "clusters": [_cluster(name, address, upstream_tls) for name, address in unique.items()],
         },
     }
     if admin_socket is not None:
@@ -344,9 +379,11 @@ COMPOSE_HEADER = ("# Envoy's config for docker-compose.yml. Generated: do not ed
                   "#   python -m gateway.envoy_config --compose > deploy/envoy.yaml\n")
 
 
-def compose_config() -> dict[str, Any]:
+def compose_config(upstream_tls: TlsFiles | None = None) -> dict[str, Any]:
+    """deploy/envoy.yaml; with upstream_tls, for a mesh whose services serve TLS (docs/tls.md)."""
     return build_envoy_config(descriptor_path=COMPOSE_DESCRIPTOR, upstreams=COMPOSE_UPSTREAMS,
-                              listen_host="0.0.0.0", listen_port=8080, admin_socket=COMPOSE_ADMIN_SOCKET)
+                              listen_host="0.0.0.0", listen_port=8080, admin_socket=COMPOSE_ADMIN_SOCKET,
+                              upstream_tls=upstream_tls)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -360,17 +397,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="REST listener host:port")
     parser.add_argument("--admin-socket", default=None,
                         help="unix socket for the admin API (mode 0600); default: no admin API")
+    parser.add_argument("--upstream-tls-cert", type=Path, help="services serve TLS: client certificate Envoy presents")
+    parser.add_argument("--upstream-tls-key", type=Path, help="its private key")
+    parser.add_argument("--upstream-tls-ca", type=Path, help="CA the services' certificates are checked against")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
+    tls = TlsFiles(args.upstream_tls_cert, args.upstream_tls_key, args.upstream_tls_ca)
     if args.compose:
-        sys.stdout.write(render_yaml(compose_config(), COMPOSE_HEADER))
+        sys.stdout.write(render_yaml(compose_config(tls) if tls.enabled else compose_config(), COMPOSE_HEADER))
         return 0
     listen = Address.parse(args.listen)
     config = build_envoy_config(descriptor_path=args.descriptor, upstreams=args.grpc,
-                                listen_host=listen.host, listen_port=listen.port, admin_socket=args.admin_socket)
+                                listen_host=listen.host, listen_port=listen.port, admin_socket=args.admin_socket,
+                                upstream_tls=tls)
     sys.stdout.write(render_yaml(config))
     return 0
 

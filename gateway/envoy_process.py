@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from gateway.envoy_config import admin_socket_of, build_envoy_config, render_yaml
+from services.shared.tls import TlsFiles
 
 DESCRIPTOR_SET = Path(__file__).resolve().parent / "vtc.pb"
 START_TIMEOUT_SECONDS = 30.0
@@ -241,6 +242,9 @@ class _AllInOneSettings(Protocol):
     rest_port: int
     data_dir: Path
 
+    @property
+    def tls(self) -> TlsFiles: ...
+
 
 async def start_envoy_for_all_in_one(settings: _AllInOneSettings, *, grpc_address: str,
                                      descriptor_path: Path = DESCRIPTOR_SET) -> EnvoyProcess:
@@ -251,6 +255,6 @@ async def start_envoy_for_all_in_one(settings: _AllInOneSettings, *, grpc_addres
     workdir = Path(settings.data_dir).resolve() / "envoy"
     config = build_envoy_config(descriptor_path=descriptor_path, upstreams=grpc_address,
                                 listen_host=settings.rest_host, listen_port=settings.rest_port,
-                                admin_socket=workdir / "admin.sock")
+                                admin_socket=workdir / "admin.sock", upstream_tls=settings.tls)
     return await start_envoy(config, workdir=workdir)
 

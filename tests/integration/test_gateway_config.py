@@ -284,3 +284,12 @@ def test_docker_compose_accepts_the_file() -> None:
                             capture_output=True, text=True, timeout=60, check=False)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_composes_traefik_tls_options_are_the_ones_the_edge_tls_config_writes() -> None:
+    from gateway.traefik_tls import EDGE_TLS_OPTIONS, edge_tls_config
+
+    shipped = yaml.safe_load((ROOT / "gateway" / "traefik" / "dynamic" / "tls.yml").read_text())
+
+    assert shipped["tls"]["options"]["default"] == dict(EDGE_TLS_OPTIONS)
+    assert edge_tls_config()["tls"] == shipped["tls"]

@@ -44,6 +44,7 @@ from services.shared.errors import (
 )
 from services.shared.principal import current_principal
 from services.shared.server import RunningServer, start_server
+from services.shared.tls import TlsFiles
 from tests.tokens import TestKeys
 from vtc.v1 import auth_pb2, auth_pb2_grpc, common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2, upload_pb2_grpc
 
@@ -602,6 +603,7 @@ async def test_all_in_one_gateway_serves_rest_for_one_address(tmp_path: Path) ->
         rest_host: str = "127.0.0.1"
         rest_port: int = 0
         data_dir: Path = tmp_path
+        tls: TlsFiles = TlsFiles()
 
     envoy = await start_envoy_for_all_in_one(Settings(), grpc_address="127.0.0.1:1")
     try:

@@ -10,6 +10,7 @@ upload goes through a mutual-TLS server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,51 @@ async def test_a_missing_certificate_file_is_named_at_start(tmp_path: Path, cert
     missing = tmp_path / "nope.crt"
     with pytest.raises(TlsConfigError, match=f"cannot read VTC_TLS_CERT_FILE={missing}"):
         await tls_server(TlsFiles(missing, certs.server_key))
+
+
+async def test_all_in_one_with_mutual_tls_serves_rest_through_envoy_over_tls(tmp_path: Path, certs: Certs) -> None:
+    """`make run` with the TLS settings: the gRPC port refuses plaintext, and
+    Envoy reaches the services over mutual TLS (it verifies them against the
+    CA and presents the services' certificate)."""
+    import httpx
+
+    from services.all_in_one import AllInOneSettings, start_all_in_one
+
+    settings = AllInOneSettings(data_dir=tmp_path, grpc_port=0, rest_port=0, shutdown_grace_seconds=1.0,
+                                tls_cert_file=certs.server_cert, tls_key_file=certs.server_key,
+                                tls_ca_file=certs.ca)
+    vtc = await start_all_in_one(settings)
+    try:
+        assert await health(vtc.grpc_address, None) == grpc.StatusCode.UNAVAILABLE
+        admin_key = vtc.admin_key_file.read_text().strip()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{vtc.rest_port}", timeout=30) as rest:
+            token = await rest.post("/v1/auth/token", json={"apiKey": admin_key})
+            assert token.status_code == 200, token.text
+            profiles = await rest.get("/v1/profiles",
+                                      headers={"authorization": f"Bearer {token.json()['accessToken']}"})
+        assert profiles.status_code == 200, profiles.text
+        assert "default" in [p["name"] for p in profiles.json()["profiles"]]
+    finally:
+        await vtc.stop()
+
+
+async def test_compose_healthcheck_speaks_tls_with_the_services_settings(mutual: str, certs: Certs) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "deploy" / "healthcheck.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VTC_TLS_")}
+
+    def run(**tls: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), "grpc", mutual], capture_output=True, text=True,
+                              timeout=30, check=False,
+                              env={**env, **{f"VTC_TLS_{k.upper()}_FILE": str(v) for k, v in tls.items()}})
+
+    async def check(**tls: Path) -> subprocess.CompletedProcess[str]:
+        # In a thread: the server under test runs on this event loop.
+        return await asyncio.to_thread(lambda: run(**tls))
+
+    assert (await check()).returncode == 1  # plaintext against a TLS server: unhealthy
+    healthy = await check(cert=certs.server_cert, key=certs.server_key, ca=certs.ca)
+    assert healthy.returncode == 0, healthy.stderr

@@ -159,11 +159,12 @@ async def test_stalled_grpc_upload_ends_with_deadline_exceeded_and_leaves_no_spo
     assert stack.spool_files() == []
 
 
+@pytest.mark.parametrize("first_bytes", [0, 200 * KiB], ids=["headers-only", "mid-body"])
 async def test_stalled_rest_upload_through_envoy_is_a_json_504_and_leaves_no_spool_file(
-        limited: Limited, tenant_a: Caller) -> None:
+        limited: Limited, tenant_a: Caller, first_bytes: int) -> None:
     started = time.monotonic()
     reply = await rest_upload_that_stalls(limited.envoy, tenant_a.token, declared=4 * 1024 * KiB,
-                                          first=os.urandom(200 * KiB))
+                                          first=os.urandom(first_bytes))
     waited = time.monotonic() - started
 
     assert reply.status == 504, reply

@@ -144,7 +144,7 @@ def test_total_frames_prefers_the_container_count(default_profile) -> None:  # t
 
 
 def test_filter_complex_splits_once_and_scales_per_rung(default_profile) -> None:  # type: ignore[no-untyped-def]
-    plan = plan_encode(default_profile, source(1280, 720, rotation=90))
+    plan = plan_encode(default_profile, source(1280, 720, rotation=90), cascade=False)
     assert plan.filter_complex("0:v:0") == (
         "[0:v:0]transpose=cclock,split=3[s0][s1][s2];"
         f"[s0]scale=w=720:h=1280:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v0];"
@@ -153,11 +153,42 @@ def test_filter_complex_splits_once_and_scales_per_rung(default_profile) -> None
     )
 
 
+def test_cascade_scales_each_rung_from_the_one_above(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(1280, 720, rotation=90))
+    assert [r.scaled_from for r in plan.renditions] == [-1, 0, 1]
+    assert plan.filter_complex("0:v:0") == (
+        "[0:v:0]transpose=cclock,split=1[s0];"
+        f"[s0]scale=w=720:h=1280:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p,split=2[v0][c0_0];"
+        f"[c0_0]scale=w=480:h=854:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p,split=2[v1][c1_0];"
+        f"[c1_0]scale=w=360:h=640:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v2]"
+    )
+
+
+def test_cascade_converts_colour_once_at_the_top_rung(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, replace(source(1920, 1080), full_range=True, color_matrix="bt470"))
+    scales = [r.filters[0].args.split(":", 3)[3] for r in plan.renditions]
+    assert scales[0] == "in_range=pc:out_range=tv:in_color_matrix=bt470:out_color_matrix=bt709"
+    assert set(scales[1:]) == {TO_BT709}
+
+
+def test_a_rung_barely_smaller_than_the_one_above_is_scaled_from_the_source() -> None:
+    from services.process_svc.profiles import parse_profile
+
+    close = parse_profile({"name": "close", "video_defaults": {"crf": 23}, "outputs": [
+        {"type": "video", "name": "720p", "height": 720, "maxrate": "3M", "bufsize": "6M"},
+        {"type": "video", "name": "640p", "height": 640, "maxrate": "2M", "bufsize": "4M"},
+        {"type": "video", "name": "360p", "height": 360, "maxrate": "1M", "bufsize": "2M"}]})
+    plan = plan_encode(close, source(1280, 720))
+    assert [r.scaled_from for r in plan.renditions] == [-1, -1, 1]
+    assert plan.source_fed == [0, 1] and plan.fed_by(1) == [2]
+
+
 TO_BT709 = "in_range=tv:out_range=tv:in_color_matrix=bt709:out_color_matrix=bt709"
 
 
 def _scale_args(plan: EncodePlan) -> set[str]:
-    return {f.args.split(":", 3)[3] for r in plan.renditions for f in r.filters if f.name == "scale"}
+    """The colour options of the rungs scaled from the source."""
+    return {f.args.split(":", 3)[3] for i in plan.source_fed for f in plan.renditions[i].filters if f.name == "scale"}
 
 
 def test_interlaced_source_is_deinterlaced_once_before_the_split(default_profile) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
 """One filter graph for the whole ladder: each source frame goes in once,
-is turned upright if need be, split, and comes out scaled once per rung.
+is turned upright if need be, split, and comes out scaled once per rung:
+from the source, or from the rung above where the plan cascades.
 
 The graph's `scale` matches ffmpeg's output exactly, where frame.reformat()
 differs in the chroma planes (FACTS.md), and one graph is cheaper than a
@@ -33,11 +34,25 @@ class LadderGraph:
             pixel_aspect=f"{sar.numerator}/{sar.denominator}",
         )
         upright = self._chain(source, 0, plan.upright)
-        split = self._graph.add("split", str(len(plan.renditions)))
+        roots = plan.source_fed
+        split = self._graph.add("split", str(len(roots)))
         upright.link_to(split)
+        # Where each rung takes its picture from: an output of the source's split, or of the split
+        # after the rung above it (a cascade). Rungs come largest first, so a rung's feed is made
+        # before the rungs it feeds.
+        feeds: dict[int, tuple[av.filter.context.FilterContext, int]] = {
+            rung: (split, output) for output, rung in enumerate(roots)}
         self._sinks = []
         for index, rendition in enumerate(plan.renditions):
-            tail = self._chain(split, index, rendition.filters)
+            head, output = feeds[index]
+            tail = self._chain(head, output, rendition.filters)
+            children = plan.fed_by(index)
+            if children:
+                fork = self._graph.add("split", str(1 + len(children)))
+                tail.link_to(fork)
+                feeds.update({child: (fork, 1 + n) for n, child in enumerate(children)})
+                tail = self._graph.add("null")
+                fork.link_to(tail, output_idx=0)
             sink = self._graph.add("buffersink")
             tail.link_to(sink)
             self._sinks.append(sink)

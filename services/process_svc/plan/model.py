@@ -124,6 +124,7 @@ class RenditionPlan:
     codec: str = "h264"
     encoder: str = "libx264"
     container: str = "mp4"
+    scaled_from: int = -1  # index of the rung whose scaled picture this one is scaled from; -1: the source
 
     @property
     def file_name(self) -> str:
@@ -168,9 +169,26 @@ class EncodePlan:
     total_frames: int = 0  # estimate, for progress
     warnings: tuple[str, ...] = ()  # what the customer should know the renditions changed or left out
 
+    @property
+    def source_fed(self) -> list[int]:
+        """The rungs scaled from the (upright) source itself, in order."""
+        return [i for i, r in enumerate(self.renditions) if r.scaled_from < 0]
+
+    def fed_by(self, rung: int) -> list[int]:
+        """The rungs scaled from this rung's picture (a cascade), in order."""
+        return [i for i, r in enumerate(self.renditions) if r.scaled_from == rung]
+
     def filter_complex(self, input_label: str = "in") -> str:
         """The whole graph in ffmpeg `-filter_complex` syntax, outputs labelled v0, v1..."""
-        head = ",".join([*map(str, self.upright), f"split={len(self.renditions)}"])
-        splits = "".join(f"[s{i}]" for i in range(len(self.renditions)))
-        chains = [f"[s{i}]{','.join(map(str, r.filters))}[v{i}]" for i, r in enumerate(self.renditions)]
+        roots = self.source_fed
+        head = ",".join([*map(str, self.upright), f"split={len(roots)}"])
+        splits = "".join(f"[s{i}]" for i in roots)
+        chains = []
+        for i, rendition in enumerate(self.renditions):
+            parent = rendition.scaled_from
+            source = f"[s{i}]" if parent < 0 else f"[c{parent}_{self.fed_by(parent).index(i)}]"
+            children = self.fed_by(i)
+            tail = (f",split={1 + len(children)}[v{i}]" + "".join(f"[c{i}_{j}]" for j in range(len(children)))
+                    if children else f"[v{i}]")
+            chains.append(f"{source}{','.join(map(str, rendition.filters))}{tail}")
         return ";".join([f"[{input_label}]{head}{splits}", *chains])

@@ -155,12 +155,12 @@ def test_filter_complex_splits_once_and_scales_per_rung(default_profile) -> None
 
 def test_cascade_scales_each_rung_from_the_one_above(default_profile) -> None:  # type: ignore[no-untyped-def]
     plan = plan_encode(default_profile, source(1280, 720, rotation=90))
-    assert [r.scaled_from for r in plan.renditions] == [-1, 0, 1]
+    assert [r.scaled_from for r in plan.renditions] == [-1, 0, 0], "480 and 360 from 720; 360 not from 480"
     assert plan.filter_complex("0:v:0") == (
         "[0:v:0]transpose=cclock,split=1[s0];"
-        f"[s0]scale=w=720:h=1280:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p,split=2[v0][c0_0];"
-        f"[c0_0]scale=w=480:h=854:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p,split=2[v1][c1_0];"
-        f"[c1_0]scale=w=360:h=640:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v2]"
+        f"[s0]scale=w=720:h=1280:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p,split=3[v0][c0_0][c0_1];"
+        f"[c0_0]scale=w=480:h=854:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v1];"
+        f"[c0_1]scale=w=360:h=640:flags=bicubic:{TO_BT709},setsar=1,format=yuv420p[v2]"
     )
 
 
@@ -181,6 +181,12 @@ def test_a_rung_barely_smaller_than_the_one_above_is_scaled_from_the_source() ->
     plan = plan_encode(close, source(1280, 720))
     assert [r.scaled_from for r in plan.renditions] == [-1, -1, 1]
     assert plan.source_fed == [0, 1] and plan.fed_by(1) == [2]
+
+
+def test_full_hd_ladder_cascades_from_the_nearest_rung_at_least_1_4x_larger(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(1920, 1080))
+    assert [(r.name, r.scaled_from) for r in plan.renditions] == [("1080p", -1), ("720p", 0), ("480p", 1),
+                                                                  ("360p", 1)]
 
 
 TO_BT709 = "in_range=tv:out_range=tv:in_color_matrix=bt709:out_color_matrix=bt709"

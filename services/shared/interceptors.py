@@ -155,9 +155,13 @@ def _log_call(method: str, context: grpc.aio.ServicerContext, started: float) ->
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks the bearer token of every call (locally, against the cached JWKS)
-    and makes its Principal current for the call. Health, reflection and the
-    methods in `public_methods` need no token."""
+    """Checks the bearer token of every call (locally, against the cached key
+    set) and makes its Principal current for the call. Health, reflection and
+    the methods in `public_methods` need no token.
+
+    A streaming call is checked again at every message in either direction, so
+    revoking its API key or withdrawing its signing key ends an open upload,
+    download or watch too; its expiry does not (a long upload outlives a token)."""
 
     def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str]) -> None:
         self._verifier = verifier
@@ -170,9 +174,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         headers = [str(value) for key, value in handler_call_details.invocation_metadata or ()
                    if key == "authorization"]
+        scheme, _, token = (headers[0] if headers else "").partition(" ")
+        token = token.strip()
+        verifier = self._verifier
 
         async def authenticate(context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
-            scheme, _, token = (headers[0] if headers else "").partition(" ")
             try:
                 if len(headers) > 1:
                     # Which one would count is a guess a proxy and this service could make differently.
@@ -180,26 +186,35 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 if scheme.lower() != "bearer" or not token:
                     raise Unauthenticated(
                         "missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")
-                principal = await self._verifier.verify(token.strip())
+                principal = await verifier.verify(token)
             except VtcError as error:
                 await _abort(context, error)
             bind(tenant=principal.tenant_id)
             return set_principal(principal)
 
+        async def still_trusted() -> None:
+            await verifier.verify(token, allow_expired=True)
+
+        async def rechecked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for message in requests:
+                await still_trusted()
+                yield message
+
         async def unary(behavior, request, context, _method):  # type: ignore[no-untyped-def]
-            token = await authenticate(context)
+            principal_token = await authenticate(context)
             try:
-                return await behavior(request, context)
+                return await behavior(rechecked(request) if handler.request_streaming else request, context)
             finally:
-                reset_principal(token)
+                reset_principal(principal_token)
 
         async def stream(behavior, request, context, _method):  # type: ignore[no-untyped-def]
-            token = await authenticate(context)
+            principal_token = await authenticate(context)
             try:
-                async for item in behavior(request, context):
+                async for item in behavior(rechecked(request) if handler.request_streaming else request, context):
+                    await still_trusted()
                     yield item
             finally:
                 with contextlib.suppress(ValueError):  # generator closed from another context
-                    reset_principal(token)
+                    reset_principal(principal_token)
 
         return _wrap(handler, method, unary, stream)

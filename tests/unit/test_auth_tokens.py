@@ -213,3 +213,13 @@ async def test_a_revocation_in_the_fetched_key_set_refuses_tokens_issued_before_
 
     with pytest.raises(Unauthenticated, match="API key was revoked"):
         await TokenVerifier(source).verify(before)
+
+
+async def test_a_call_under_way_may_outlive_its_token_but_not_its_key(keyring: SigningKeyring,
+                                                                       verifier: TokenVerifier) -> None:
+    expired = TokenIssuer(keyring, TTL_SECONDS).issue(KEY, now=datetime.now(UTC) - timedelta(seconds=TTL_SECONDS + 60))
+
+    assert (await verifier.verify(expired.token, allow_expired=True)).subject == KEY.key_id
+    verifier.revoke(KEY.key_id, datetime.now(UTC).timestamp())
+    with pytest.raises(Unauthenticated, match="API key was revoked"):
+        await verifier.verify(expired.token, allow_expired=True)

@@ -81,7 +81,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
 
     bus = open_bus_for(settings)
     await bus.start()
-    store = open_store(settings.resolved_storage_url)
+    store = open_store(settings)
     upload_settings = UploadSettings(**shared)
     auth = AuthComponent(AuthSettings(**shared), bus)
     components = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from services.shared.settings import CommonSettings
@@ -26,6 +27,8 @@ def _rows(cls: type[BaseSettings], skip: set[str]) -> list[str]:
         if name in skip:
             continue
         default = field.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
         shown = "(empty)" if default in ("", None) else f"`{default}`"
         rows.append(f"| `VTC_{name.upper()}` | {shown} | {field.description or ''} |")
     return rows

@@ -87,7 +87,7 @@ class MetadataComponent:
 async def create_server(settings: Settings) -> RunningServer:
     """The metadata service alone on its own gRPC server (port 0 picks one: see RunningServer.port)."""
     bus = open_bus_for(settings)
-    store = open_store(settings.resolved_storage_url)
+    store = open_store(settings)
     auth_channel = peer_channel(settings.require_peer("auth_addr"), tls=settings.tls)
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     components = [OwnedResources(bus, {"auth": auth_channel}), MetadataComponent(settings, bus, store)]

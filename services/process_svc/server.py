@@ -65,7 +65,7 @@ async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus_for(settings)
     auth_channel = peer_channel(settings.require_peer("auth_addr"), tls=settings.tls)
     components = [OwnedResources(bus, {"auth": auth_channel}),
-                  ProcessComponent(settings, bus, open_store(settings.resolved_storage_url))]
+                  ProcessComponent(settings, bus, open_store(settings))]
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus,
                               readiness_interval=settings.readiness_interval_seconds, tls=settings.tls)

@@ -128,7 +128,8 @@ class TranscodeWorker:
             await events.cancelled(self._name)
             log.info("job cancelled: encoder stopped, outputs removed")
             return
-        except (JobFailure, InvalidArgument) as failure:  # the job's own fault: say why, do not retry
+        # The job's own fault, or storage refusing for good (StorageRejected): say why, do not retry.
+        except (JobFailure, InvalidArgument, StorageRejected) as failure:
             reason = failure.reason if isinstance(failure, JobFailure) else failure.message
             log.warning("job failed: %s", reason)
             await self._remove_outputs(running)

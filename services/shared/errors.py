@@ -6,6 +6,7 @@ VtcError
 ├── NotFound            no such thing for this tenant
 ├── AlreadyExists
 ├── FailedPrecondition  the thing is not in a state that allows this
+│   └── StorageRejected object storage refused for good (credentials, caps, bucket)
 ├── Unauthenticated     no, bad or expired credentials
 ├── PermissionDenied    authenticated, but the scope does not allow it
 ├── ResourceExhausted   a limit is reached (the message names it); retry when below it
@@ -46,6 +47,12 @@ class AlreadyExists(VtcError):
 class FailedPrecondition(VtcError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"
+
+
+class StorageRejected(FailedPrecondition):
+    """Object storage refused a request in a way retrying will not fix (a bad or
+    under-privileged key, a cap reached, a missing bucket): a job that meets it
+    fails with this message rather than being redelivered."""
 
 
 class Unauthenticated(VtcError):

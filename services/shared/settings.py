@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.shared.tls import TlsFiles
@@ -37,6 +37,12 @@ class CommonSettings(BaseSettings):
         5, ge=1, description="Deliveries of a message (a job) before the broker dead-letters it.")
     storage_url: str = Field(
         "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
+    b2_key_id: str = Field("", description="Backblaze B2 application key ID (b2:// storage).")
+    b2_application_key: SecretStr = Field(
+        SecretStr(""), description="That B2 key's secret (b2:// storage); it needs read, write, delete and share.")
+    b2_large_file_threshold_bytes: int = Field(
+        200 * 1024 * 1024, description="Files this large or larger go to B2 with its large-file API, in parts "
+                                       "of half this size (B2's minimum part: 5 MB).")
     service_api_key: str = Field(
         "", description="This service's API key for calls to peers; empty: read <data_dir>/keys/service.key.")
     token_keys_refresh_seconds: float = Field(

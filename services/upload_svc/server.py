@@ -67,7 +67,7 @@ class UploadComponent:
 
 async def create_server(settings: Settings) -> RunningServer:
     bus = open_bus_for(settings)
-    store = open_store(settings.resolved_storage_url)
+    store = open_store(settings)
     auth_channel = peer_channel(settings.require_peer("auth_addr"), tls=settings.tls)
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
     service_token = ServiceToken(settings.read_service_api_key, auth_channel)

@@ -16,6 +16,14 @@ class ObjectInfo:
     modified_at: datetime | None = None  # filled in by list_objects
 
 
+@dataclass(frozen=True)
+class DownloadUrl:
+    """A URL anyone holding it may GET the object from (with Range) until expires_at."""
+
+    url: str
+    expires_at: datetime
+
+
 class ObjectStore(Protocol):
     async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
         """Stores the file at `path` under `key`, replacing any object there."""
@@ -34,7 +42,12 @@ class ObjectStore(Protocol):
         ...
 
     async def delete_prefix(self, prefix: str) -> int:
-        """Deletes every object under prefix; returns how many."""
+        """Deletes every object under prefix (every stored version of it); returns how many objects."""
+        ...
+
+    async def download_url(self, key: str, ttl_seconds: int) -> DownloadUrl:
+        """A time-limited URL serving the object without passing through our services.
+        Raises NotFound, or FailedPrecondition when this store cannot hand out URLs."""
         ...
 
     def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:

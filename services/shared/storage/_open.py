@@ -1,18 +1,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from services.shared.storage._base import ObjectStore
 
+if TYPE_CHECKING:
+    from services.shared.settings import CommonSettings
 
-def open_store(url: str) -> ObjectStore:
-    """file:///abs/dir -> a local directory; b2://bucket -> Backblaze B2 (not built yet)."""
+
+def open_store(settings: CommonSettings) -> ObjectStore:
+    """The store VTC_STORAGE_URL names: file:///abs/dir (a local directory) or
+    b2://bucket (Backblaze B2, with VTC_B2_KEY_ID and VTC_B2_APPLICATION_KEY)."""
+    url = settings.resolved_storage_url
     parsed = urlparse(url)
     if parsed.scheme == "file":
         from services.shared.storage.local import LocalDirectoryStore
 
         return LocalDirectoryStore(Path(unquote(parsed.path)))
     if parsed.scheme == "b2":
-        raise NotImplementedError("the B2 store is not built yet; use a file:// storage URL")
+        from services.shared.storage.b2 import B2Store
+
+        if parsed.path.strip("/"):
+            raise ValueError(f"storage URL {url!r}: a b2:// URL names only a bucket (b2://BUCKET)")
+        return B2Store(parsed.netloc, settings.b2_key_id, settings.b2_application_key.get_secret_value(),
+                       large_file_threshold_bytes=settings.b2_large_file_threshold_bytes)
     raise ValueError(f"unknown storage URL {url!r}: expected file:///dir or b2://bucket")

@@ -33,7 +33,7 @@ from services.process_svc.scratch import ScratchDir, remove_abandoned
 from services.process_svc.time_limit import TimeLimit
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.bus.contract import JOB_CANCEL, PROCESS_JOBS
-from services.shared.errors import InvalidArgument, NotFound, Unavailable, VtcError
+from services.shared.errors import InvalidArgument, NotFound, StorageRejected, Unavailable, VtcError
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore
 from services.shared.storage.keys import rendition_key

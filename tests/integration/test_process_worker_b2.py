@@ -15,6 +15,7 @@ from b2sdk.v2.exception import B2ConnectionError, ServiceError, StorageCapExceed
 from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings
 from services.shared.bus import Delivery
+from services.shared.bus.contract import JOB_EVENTS, JOB_REQUESTED, PROCESS_JOBS, QueueSpec
 from services.shared.bus.memory import InProcessBus
 from services.shared.storage.keys import source_key
 from tests.b2sim import SimulatedB2, simulated_b2
@@ -36,7 +37,7 @@ class B2Worker:
             assert isinstance(event, events_pb2.JobEvent)
             self.events.put_nowait(event)
 
-        await self.bus.consume("test.job-events", ["job.event.#"], capture)
+        await self.bus.consume(QueueSpec("test.job-events", (JOB_EVENTS,)), capture)
         await ProcessComponent(self.settings, self.bus, self.b2.store).start()
 
     async def run_job(self, source: Path, upload_errors: list[Exception]) -> list[events_pb2.JobEvent]:
@@ -45,7 +46,7 @@ class B2Worker:
         key = source_key(TENANT, video_id, source.name)
         await self.b2.store.put_file(key, source, "video/mp4")
         self.b2.raw.set_upload_errors(upload_errors)
-        await self.bus.publish("job.requested", events_pb2.JobRequested(
+        await self.bus.publish(JOB_REQUESTED, events_pb2.JobRequested(
             event_id=uuid.uuid4().hex, job_id=f"job_{uuid.uuid4().hex[:20]}", video_id=video_id,
             tenant_id=TENANT, source_key=key, attempt=1))
         events: list[events_pb2.JobEvent] = []
@@ -93,4 +94,4 @@ async def test_permanent_b2_error_ends_the_job_failed_with_its_reason(
     reason = events[-1].failed.reason
     assert reason.startswith("B2 refused to store 'ten_b2/")
     assert "storage cap exceeded. Raise the cap in the Backblaze account (Caps & Alerts)" in reason
-    assert worker.bus.dead_letters("process.jobs") == []
+    assert worker.bus.dead_letters(PROCESS_JOBS) == []

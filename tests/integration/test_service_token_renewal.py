@@ -1,7 +1,8 @@
 """A service's cached token, refused by a peer (its signing key was deleted
 after a leak), is replaced instead of failing every upload: the all-in-one
 process on port 0, its upload service calling metadata with the service token
-it exchanged before the key was withdrawn."""
+it exchanged before the key was withdrawn. A token that cannot be renewed (the
+service's own key was revoked) leaves the peer's refusal as it was, once."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ import pytest
 
 from services.all_in_one import AllInOne, AllInOneSettings, start_all_in_one
 from services.auth_svc.signing_keys import load_signing_keys, rotate_signing_key
+from services.shared.channels import peer_channel
+from services.shared.tokens import ServiceToken
 from tests.calls import bearer, upload_requests
+from tests.integration.test_auth_service import start_auth
 from tests.media import make_clip
 from vtc.v1 import auth_pb2, auth_pb2_grpc, upload_pb2_grpc
 
@@ -68,3 +72,27 @@ async def test_uploads_go_on_after_the_key_that_signed_the_service_token_is_dele
         second = await uploads.Upload(upload_requests(clip, "after"), metadata=bearer(new_token), timeout=60)
 
         assert second.video_id and second.video_id != first.video_id
+
+
+async def test_a_service_whose_own_key_was_revoked_gets_the_peers_refusal_once_not_a_loop(tmp_path: Path) -> None:
+    auth = await start_auth(tmp_path / "data", "")
+    service_key = (auth.keys_dir / "service.key").read_text().strip()
+    token = ServiceToken(lambda: service_key, auth.channel)
+    channel = peer_channel(f"127.0.0.1:{auth.running.port}", token.renewal_interceptors())
+    try:
+        peer = auth_pb2_grpc.AuthServiceStub(channel)
+        [own] = (await peer.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=await token.metadata(),
+                                        timeout=10)).keys
+        await auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=own.tenant_id, key_id=own.key_id),
+                                     metadata=await auth.as_admin(), timeout=10)
+
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await peer.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=await token.metadata(), timeout=10)
+
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert raised.value.details() == "this token's API key was revoked", "the peer's answer, as it was"
+        assert time.monotonic() - started < 2.0
+    finally:
+        await channel.close()
+        await auth.stop()

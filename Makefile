@@ -8,10 +8,15 @@ INSTALLED := $(VENV)/.installed
 PROTOS := $(wildcard proto/vtc/v1/*.proto)
 GENERATED := vtc/v1/__init__.py gateway/vtc.pb
 
-.PHONY: run test proto bench lint clean
+.PHONY: run run-mesh test proto bench lint clean
 
 run: $(INSTALLED) $(GENERATED)
 	$(PY) -m services
+
+# The scale-out topology without Docker, on the RabbitMQ and PostgreSQL of
+# VTC_BUS_URL / VTC_MESH_DATABASE_URL (default: the ones on 127.0.0.1).
+run-mesh: $(INSTALLED) $(GENERATED)
+	$(PY) -m services.mesh
 
 test: $(INSTALLED) $(GENERATED)
 	$(PY) -m pytest $(PYTEST_ARGS)

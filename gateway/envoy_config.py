@@ -69,6 +69,14 @@ class Address:
             raise ValueError(f"not a host:port address: {text!r}")
         return cls(host.strip("[]"), int(port))
 
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[Address, ...]:
+        """One address, or replicas of one service: "host:port,host:port"."""
+        addresses = tuple(cls.parse(part) for part in text.split(",") if part.strip())
+        if not addresses:
+            raise ValueError(f"no host:port address in {text!r}")
+        return addresses
+
     @property
     def is_ip(self) -> bool:
         try:
@@ -86,20 +94,23 @@ def _short_name(service: str) -> str:
     return service.rsplit(".", 1)[-1].removesuffix("Service").lower()
 
 
-def _clusters_by_service(upstreams: str | Mapping[str, str]) -> dict[str, tuple[str, Address]]:
-    """service -> (cluster name, address); services at one address share a cluster."""
+Endpoints = tuple[Address, ...]  # one service's replicas
+
+
+def _clusters_by_service(upstreams: str | Mapping[str, str]) -> dict[str, tuple[str, Endpoints]]:
+    """service -> (cluster name, endpoints); services at the same endpoints share a cluster."""
     if isinstance(upstreams, str):
-        address = Address.parse(upstreams)
-        return {service: ("vtc", address) for service in TRANSCODED_SERVICES}
+        addresses = Address.parse_list(upstreams)
+        return {service: ("vtc", addresses) for service in TRANSCODED_SERVICES}
     missing = [s for s in TRANSCODED_SERVICES if s not in upstreams]
     unknown = [s for s in upstreams if s not in TRANSCODED_SERVICES]
     if missing or unknown:
         raise ValueError(f"upstreams must name exactly {list(TRANSCODED_SERVICES)}; "
                          f"missing {missing}, unknown {unknown}")
-    by_address: dict[Address, list[str]] = {}
+    by_address: dict[Endpoints, list[str]] = {}
     for service in TRANSCODED_SERVICES:
-        by_address.setdefault(Address.parse(upstreams[service]), []).append(service)
-    result: dict[str, tuple[str, Address]] = {}
+        by_address.setdefault(Address.parse_list(upstreams[service]), []).append(service)
+    result: dict[str, tuple[str, Endpoints]] = {}
     for address, services in by_address.items():
         name = "vtc" if len(services) == len(TRANSCODED_SERVICES) else "-".join(map(_short_name, services))
         for service in services:
@@ -107,10 +118,10 @@ def _clusters_by_service(upstreams: str | Mapping[str, str]) -> dict[str, tuple[
     return result
 
 
-def _upstream_tls(address: Address, tls: TlsFiles) -> dict[str, Any]:
+def _upstream_tls(addresses: Endpoints, tls: TlsFiles) -> dict[str, Any]:
     """Envoy -> service over TLS: the service's certificate is checked against the
-    CA and must name the host Envoy dialled; Envoy presents the services'
-    certificate as its client certificate (mutual TLS)."""
+    CA and must name the host Envoy dialled (one of the replicas' hosts); Envoy
+    presents the services' certificate as its client certificate (mutual TLS)."""
     context: dict[str, Any] = {
         "alpn_protocols": ["h2"],
         "validation_context": {
@@ -118,7 +129,7 @@ def _upstream_tls(address: Address, tls: TlsFiles) -> dict[str, Any]:
             "match_typed_subject_alt_names": [{
                 "san_type": "IP_ADDRESS" if address.is_ip else "DNS",
                 "matcher": {"exact": address.host},
-            }],
+            } for address in dict.fromkeys(addresses)],
         },
     }
     if tls.cert_file is not None and tls.key_file is not None:
@@ -126,16 +137,17 @@ def _upstream_tls(address: Address, tls: TlsFiles) -> dict[str, Any]:
                                         "private_key": {"filename": str(tls.key_file)}}]
     upstream: dict[str, Any] = {"@type": _TYPE + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
                                 "common_tls_context": context}
-    if not address.is_ip:
-        upstream["sni"] = address.host
+    names = {a.host for a in addresses if not a.is_ip}
+    if len(names) == 1:
+        upstream["sni"] = names.pop()
     return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
 
 
-def _cluster(name: str, address: Address, tls: TlsFiles | None) -> dict[str, Any]:
+def _cluster(name: str, addresses: Endpoints, tls: TlsFiles | None) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": name,
         # Compose names resolve to every replica of a service; IPs need no DNS.
-        "type": "STATIC" if address.is_ip else "STRICT_DNS",
+        "type": "STATIC" if all(a.is_ip for a in addresses) else "STRICT_DNS",
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "5s",
         "lb_policy": "ROUND_ROBIN",
@@ -157,15 +169,18 @@ def _cluster(name: str, address: Address, tls: TlsFiles | None) -> dict[str, Any
         }]},
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": a.socket_address()}} for a in addresses]}],
         },
+        # A replica that refuses connections leaves the rotation for a while.
+        "outlier_detection": {"consecutive_local_origin_failure": 1, "split_external_local_origin_errors": True,
+                              "base_ejection_time": "5s", "max_ejection_percent": 100},
     }
     if tls is not None and tls.enabled:
-        cluster["transport_socket"] = _upstream_tls(address, tls)
+        cluster["transport_socket"] = _upstream_tls(addresses, tls)
     return cluster
 
 
-def _routes(clusters: Mapping[str, tuple[str, Address]]) -> list[dict[str, Any]]:
+def _routes(clusters: Mapping[str, tuple[str, Endpoints]]) -> list[dict[str, Any]]:
     return [
         {
             "name": _short_name(service),
@@ -175,9 +190,11 @@ def _routes(clusters: Mapping[str, tuple[str, Address]]) -> list[dict[str, Any]]
                 # Uploads and WatchJob streams last as long as they last.
                 "timeout": "0s",
                 "idle_timeout": f"{STREAM_IDLE_SECONDS}s",
+                # Nothing reached a replica that refused the connection: another one is tried.
+                "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2},
             },
         }
-        for service, (cluster, _address) in clusters.items()
+        for service, (cluster, _addresses) in clusters.items()
     ]
 
 
@@ -392,6 +409,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--compose", action="store_true",
                         help="the docker-compose mesh's config (what deploy/envoy.yaml holds)")
     parser.add_argument("--grpc", default="127.0.0.1:50051", help="host:port serving all four services")
+    for name in ("auth", "upload", "metadata", "process"):
+        parser.add_argument(f"--{name}", metavar="HOST:PORT[,HOST:PORT]",
+                            help=f"the {name} service's address(es), instead of --grpc (give all four)")
     parser.add_argument("--descriptor", default=str(Path(__file__).resolve().parent / "vtc.pb"),
                         help="descriptor set built by `make proto`")
     parser.add_argument("--listen", default="127.0.0.1:8080", help="REST listener host:port")
@@ -403,6 +423,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def upstreams_from_args(args: argparse.Namespace) -> str | dict[str, str]:
+    per_service = {service: getattr(args, _short_name(service)) for service in TRANSCODED_SERVICES}
+    if not any(per_service.values()):
+        return str(args.grpc)
+    missing = [f"--{_short_name(s)}" for s, address in per_service.items() if not address]
+    if missing:
+        raise SystemExit(f"give every service's address: missing {' '.join(missing)}")
+    return per_service
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     tls = TlsFiles(args.upstream_tls_cert, args.upstream_tls_key, args.upstream_tls_ca)
@@ -410,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(render_yaml(compose_config(tls) if tls.enabled else compose_config(), COMPOSE_HEADER))
         return 0
     listen = Address.parse(args.listen)
-    config = build_envoy_config(descriptor_path=args.descriptor, upstreams=args.grpc,
+    config = build_envoy_config(descriptor_path=args.descriptor, upstreams=upstreams_from_args(args),
                                 listen_host=listen.host, listen_port=listen.port, admin_socket=args.admin_socket,
                                 upstream_tls=tls)
     sys.stdout.write(render_yaml(config))

@@ -14,6 +14,7 @@ from services.shared.settings import CommonSettings
 SECTIONS = [
     ("Every service", "services.shared.settings", "CommonSettings"),
     ("All-in-one (`make run`, `python -m services`)", "services.all_in_one", "AllInOneSettings"),
+    ("Mesh (`make run-mesh`, `python -m services.mesh`)", "services.mesh.settings", "MeshSettings"),
     ("auth", "services.auth_svc.settings", "Settings"),
     ("upload", "services.upload_svc.settings", "Settings"),
     ("process", "services.process_svc.settings", "Settings"),

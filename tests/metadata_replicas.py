@@ -44,6 +44,10 @@ class BrokerNamespace:
         self.namespace = test_namespace()
         self.name = self.namespace.name
 
+    def settings(self) -> dict[str, str]:
+        """Settings that put a service on this namespace."""
+        return {}
+
     def bus(self) -> Bus:
         return RabbitMqBus(AMQP_URL, namespace=self.namespace)
 

@@ -1,0 +1,107 @@
+"""`make run-mesh`'s topology, started the way it starts it: auth, two
+metadata replicas, two process workers and upload as separate processes on
+RabbitMQ and PostgreSQL, Envoy, and Traefik at the edge. The CLI and REST are
+used through Traefik only, exactly as against `make run`; then both metadata
+replicas are SIGKILLed under five `vtc watch` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.databases import private_postgres_database
+from tests.media import make_clip
+from tests.mesh import RunningMesh, run_mesh
+from tests.metadata_replicas import AMQP_URL, BrokerNamespace, require_rabbitmq
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+VTC = Path(sys.executable).with_name("vtc")
+WATCHERS = 5
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
+    require_rabbitmq()
+    namespace = BrokerNamespace()
+    database = private_postgres_database("vtc_mesh")
+    database_url = asyncio.run(database.__aenter__())
+    try:
+        yield from run_mesh(tmp_path_factory.mktemp("mesh") / "var", database_url, AMQP_URL,
+                            **namespace.settings())
+    finally:
+        asyncio.run(database.__aexit__(None, None, None))
+        asyncio.run(namespace.cleanup())
+
+
+@pytest.fixture(scope="module")
+def cli(mesh: RunningMesh, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    config_dir = tmp_path_factory.mktemp("cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VTC_")}
+    env.update(VTC_CONFIG_DIR=str(config_dir), VTC_ADDR=mesh.grpc_address)
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VTC), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+    done = run("login", "--key-file", str(mesh.mesh.admin_key_file))
+    assert done.returncode == 0, done.stderr
+    run.env = env  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2.0, width=640, height=360)
+
+
+def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh, cli, clip: Path) -> None:  # type: ignore[no-untyped-def]
+    done = cli("upload", str(clip), "--watch", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["job"]["status"] == "JOB_STATUS_COMPLETED"
+    assert [r["name"] for r in result["job"]["renditions"]] == ["360p"]
+
+    token = json.loads((Path(cli.env["VTC_CONFIG_DIR"]) / "credentials.json").read_text())["access_token"]
+    reply = httpx.get(f"{mesh.rest_url}/v1/videos/{result['video_id']}", timeout=30,
+                      headers={"authorization": f"Bearer {token}"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["job"]["status"] == "JOB_STATUS_COMPLETED"
+
+
+def test_five_watchers_reconnect_after_every_metadata_replica_is_sigkilled(mesh: RunningMesh, cli,  # type: ignore[no-untyped-def]
+                                                                          clip: Path) -> None:
+    uploaded = cli("upload", str(clip), "--json")
+    assert uploaded.returncode == 0, uploaded.stderr
+    job_id = json.loads(uploaded.stdout)["job_id"]
+    watchers = [subprocess.Popen([str(VTC), "watch", job_id, "--json"], env=cli.env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(WATCHERS)]
+    try:
+        time.sleep(3)  # connected (one that was not yet would simply connect later)
+        for replica in mesh.mesh.plan.metadata:
+            os.kill(mesh.mesh.children[replica.name].pid, signal.SIGKILL)
+        finals, errors = [], []
+        for watcher in watchers:
+            out, err = watcher.communicate(timeout=240)
+            errors.append(err)
+            if watcher.returncode == 0:
+                finals.append(json.loads(out))
+    finally:
+        for watcher in watchers:
+            if watcher.poll() is None:
+                watcher.kill()
+    restarts = sum(mesh.mesh.children[r.name].restarts for r in mesh.mesh.plan.metadata)
+    completed = [job for job in finals if job["status"] == "JOB_STATUS_COMPLETED" and job["job_id"] == job_id]
+    print(f"\n{len(completed)}/{WATCHERS} `vtc watch` through Traefik reconnected after both metadata replicas "
+          f"were SIGKILLed ({restarts} restarts) and printed the final state")
+    assert restarts >= len(mesh.mesh.plan.metadata)
+    assert len(completed) == WATCHERS, errors
+    assert sum("reconnecting" in err for err in errors) == WATCHERS, errors

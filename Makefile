@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# docker-compose 1.29 (checks docker-compose.yml without a daemon) pins PyYAML < 6,
+# so it lives in a venv of its own; PyYAML 5.4.1 builds on Python 3.11 only this way.
+COMPOSE_VENV ?= .venv-compose
+DOCKER_COMPOSE := $(COMPOSE_VENV)/bin/docker-compose
 PROTOS := $(wildcard proto/vtc/v1/*.proto)
 GENERATED := vtc/v1/__init__.py gateway/vtc.pb
 
@@ -18,7 +22,7 @@ run: $(INSTALLED) $(GENERATED)
 run-mesh: $(INSTALLED) $(GENERATED)
 	$(PY) -m services.mesh
 
-test: $(INSTALLED) $(GENERATED)
+test: $(INSTALLED) $(GENERATED) $(DOCKER_COMPOSE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 proto: $(INSTALLED)
@@ -40,5 +44,11 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(DOCKER_COMPOSE):
+	$(PYTHON) -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/pip install --quiet 'cython<3' wheel setuptools
+	$(COMPOSE_VENV)/bin/pip install --quiet --no-build-isolation 'pyyaml==5.4.1'
+	$(COMPOSE_VENV)/bin/pip install --quiet 'docker-compose==1.29.2'
+
 clean:
-	rm -rf $(VENV) vtc/v1 gateway/vtc.pb *.egg-info
+	rm -rf $(VENV) $(COMPOSE_VENV) vtc/v1 gateway/vtc.pb *.egg-info

@@ -20,6 +20,7 @@ reconnect (the CLI reconnects by itself).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -39,21 +40,28 @@ class ReplicaFanout:
         self.hub = hub
         self.replica_id = replica_id or new_id("rep")
         self._bus = bus
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._bus.consume_broadcast([ROUTING_KEY], self._receive)
 
     async def publish(self, update: JobUpdate) -> None:
-        """Tells this replica's watchers, then every other replica's."""
+        """Tells this replica's watchers, then every other replica's. The broadcast
+        is sent in the background: the next job event need not wait for its confirm."""
         self.hub.publish(update)
-        await self._broadcast(events_pb2.JobWatchUpdate(replica_id=self.replica_id, job=update.job,
-                                                        event=update.event))
+        self._send(events_pb2.JobWatchUpdate(replica_id=self.replica_id, job=update.job, event=update.event))
 
     async def end(self, job_ids: Sequence[str]) -> None:
         """Ends the watches of deleted jobs on every replica."""
         self.hub.end(list(job_ids))
         if job_ids:
-            await self._broadcast(events_pb2.JobWatchUpdate(replica_id=self.replica_id, ended_job_ids=job_ids))
+            self._send(events_pb2.JobWatchUpdate(replica_id=self.replica_id, ended_job_ids=job_ids))
+
+    def _send(self, message: events_pb2.JobWatchUpdate) -> None:
+        # One channel publishes in call order, so the copies still leave in order.
+        task = asyncio.create_task(self._broadcast(message))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _broadcast(self, message: events_pb2.JobWatchUpdate) -> None:
         # Never raised: the event is committed; failing its delivery would only replay it as stale.

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,12 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=2.0, width=640, height=360)
 
 
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three rungs: still transcoding when the replicas are killed."""
+    return make_clip(tmp_path_factory.mktemp("media") / "long.mp4", seconds=4.0, width=1280, height=720)
+
+
 def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh, cli, clip: Path) -> None:  # type: ignore[no-untyped-def]
     done = cli("upload", str(clip), "--watch", "--json", timeout=300)
     assert done.returncode == 0, done.stderr
@@ -70,24 +77,55 @@ def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh,
     assert result["job"]["status"] == "JOB_STATUS_COMPLETED"
     assert [r["name"] for r in result["job"]["renditions"]] == ["360p"]
 
-    token = json.loads((Path(cli.env["VTC_CONFIG_DIR"]) / "credentials.json").read_text())["access_token"]
+    token = token_of(cli)
     reply = httpx.get(f"{mesh.rest_url}/v1/videos/{result['video_id']}", timeout=30,
                       headers={"authorization": f"Bearer {token}"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["job"]["status"] == "JOB_STATUS_COMPLETED"
 
 
+TERMINAL = {"JOB_STATUS_COMPLETED", "JOB_STATUS_FAILED", "JOB_STATUS_CANCELLED"}
+
+
+def token_of(cli) -> str:  # type: ignore[no-untyped-def]
+    return json.loads((Path(cli.env["VTC_CONFIG_DIR"]) / "credentials.json").read_text())["access_token"]
+
+
+class RestWatch:
+    """GET /v1/jobs/{id}:watch through Traefik, read line by line in a thread."""
+
+    def __init__(self, rest_url: str, job_id: str, token: str) -> None:
+        self.headers = {"authorization": f"Bearer {token}"}
+        self.url = f"{rest_url}/v1/jobs/{job_id}:watch"
+        self.lines: list[dict] = []
+        self.ending = "not ended"
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=self.headers, timeout=60) as reply:
+                for line in reply.iter_lines():
+                    if line.strip():
+                        self.lines.append(json.loads(line))
+            self.ending = "the end of the response"
+        except httpx.HTTPError as error:
+            self.ending = f"{type(error).__name__}: {error}"
+
+
 def test_five_watchers_reconnect_after_every_metadata_replica_is_sigkilled(mesh: RunningMesh, cli,  # type: ignore[no-untyped-def]
-                                                                          clip: Path) -> None:
-    uploaded = cli("upload", str(clip), "--json")
+                                                                          long_clip: Path) -> None:
+    uploaded = cli("upload", str(long_clip), "--json")
     assert uploaded.returncode == 0, uploaded.stderr
     job_id = json.loads(uploaded.stdout)["job_id"]
     watchers = [subprocess.Popen([str(VTC), "watch", job_id, "--json"], env=cli.env, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(WATCHERS)]
+    rest = RestWatch(mesh.rest_url, job_id, token_of(cli))
     try:
-        time.sleep(3)  # connected (one that was not yet would simply connect later)
+        time.sleep(2)  # connected (one that was not yet would simply connect later)
         for replica in mesh.mesh.plan.metadata:
             os.kill(mesh.mesh.children[replica.name].pid, signal.SIGKILL)
+        rest.thread.join(60)
         finals, errors = [], []
         for watcher in watchers:
             out, err = watcher.communicate(timeout=240)
@@ -103,5 +141,10 @@ def test_five_watchers_reconnect_after_every_metadata_replica_is_sigkilled(mesh:
     print(f"\n{len(completed)}/{WATCHERS} `vtc watch` through Traefik reconnected after both metadata replicas "
           f"were SIGKILLed ({restarts} restarts) and printed the final state")
     assert restarts >= len(mesh.mesh.plan.metadata)
+    # REST (docs/rest.md): the stream is cut without a terminal line; watching again gives the current state.
+    assert rest.lines and all(line["job"]["status"] not in TERMINAL for line in rest.lines)
+    print(f"REST watch through Traefik after the SIGKILL: {len(rest.lines)} lines, then {rest.ending}")
+    again = httpx.get(f"{mesh.rest_url}/v1/jobs/{job_id}:watch", headers=rest.headers, timeout=60)
+    assert json.loads(again.text.splitlines()[-1])["job"]["status"] == "JOB_STATUS_COMPLETED"
     assert len(completed) == WATCHERS, errors
     assert sum("reconnecting" in err for err in errors) == WATCHERS, errors

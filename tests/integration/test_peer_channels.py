@@ -18,7 +18,6 @@ from tests.tokens import TestKeys
 from vtc.v1 import process_pb2, process_pb2_grpc
 
 KEYS = TestKeys()
-AS_SERVICE = KEYS.metadata(tenant_id="ten_system", scopes=("service",), subject="service:upload")
 
 
 async def start_worker(tmp_path: Path, bus: InProcessBus) -> RunningServer:
@@ -41,7 +40,8 @@ async def test_profiles_are_served_while_one_of_two_workers_is_up(tmp_path: Path
     stub = process_pb2_grpc.ProcessServiceStub(channel)
 
     async def profiles() -> list[str]:
-        reply = await stub.ListProfiles(process_pb2.ListProfilesRequest(), metadata=AS_SERVICE, timeout=10)
+        as_service = KEYS.metadata(tenant_id="ten_system", scopes=("service",), subject="service:upload")
+        reply = await stub.ListProfiles(process_pb2.ListProfilesRequest(), metadata=as_service, timeout=10)
         return [p.name for p in reply.profiles]
 
     try:

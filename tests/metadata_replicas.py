@@ -46,7 +46,7 @@ class BrokerNamespace:
 
     def settings(self) -> dict[str, str]:
         """Settings that put a service on this namespace."""
-        return {}
+        return {"bus_namespace": self.name}
 
     def bus(self) -> Bus:
         return RabbitMqBus(AMQP_URL, namespace=self.namespace)

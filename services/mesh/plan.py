@@ -66,6 +66,8 @@ def plan_mesh(settings: MeshSettings, ports: Iterator[int], *, auth_database_url
         "VTC_STORAGE_URL": settings.resolved_storage_url,
         "VTC_GRPC_HOST": HOST,
         "VTC_BUS_URL": settings.mesh_bus_url,
+        "VTC_BUS_NAMESPACE": settings.bus_namespace,  # two meshes on one broker never share a queue
+        "VTC_LOG_LEVEL": settings.log_level,
         "VTC_AUTH_ADDR": auth.address,
         "VTC_METADATA_ADDR": _joined(metadata),
         "VTC_PROCESS_ADDR": _joined(process),

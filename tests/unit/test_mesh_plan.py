@@ -11,7 +11,7 @@ from services.mesh.settings import DEFAULT_BUS_URL, MeshSettings
 
 
 def test_two_replicas_each_know_every_peer_and_keep_their_own_scratch(tmp_path: Path) -> None:
-    settings = MeshSettings(data_dir=tmp_path, bus_url="memory://")
+    settings = MeshSettings(data_dir=tmp_path, bus_url="memory://", bus_namespace="mesh-a")
     plan = plan_mesh(settings, itertools.count(7001), auth_database_url="postgresql+asyncpg://h/a",
                      metadata_database_url="postgresql+asyncpg://h/m")
     assert [p.name for stage in plan.stages for p in stage] == [
@@ -22,6 +22,7 @@ def test_two_replicas_each_know_every_peer_and_keep_their_own_scratch(tmp_path: 
     assert upload["VTC_PROCESS_ADDR"] == "127.0.0.1:7004,127.0.0.1:7005"
     assert all(p.env["VTC_GRPC_PORT"] == str(p.port) for p in plan.services)
     assert all(p.env["VTC_BUS_URL"] == DEFAULT_BUS_URL for p in plan.services)  # memory:// cannot join processes
+    assert all(p.env["VTC_BUS_NAMESPACE"] == "mesh-a" for p in plan.services)
     assert len({p.env["VTC_PROCESS_WORK_DIR"] for p in plan.process}) == 2
     assert {p.env["VTC_DATA_DIR"] for p in plan.services} == {str(tmp_path.resolve())}
 

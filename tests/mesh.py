@@ -28,13 +28,14 @@ class RunningMesh:
         return self.mesh.rest_url
 
 
-def run_mesh(data_dir: Path, database_url: str, bus_url: str, **settings: object) -> Iterator[RunningMesh]:
+def run_mesh(data_dir: Path, database_url: str, bus_url: str, service_env: dict[str, str] | None = None,
+             **settings: object) -> Iterator[RunningMesh]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="vtc-mesh", daemon=True)
     thread.start()
     config = MeshSettings(data_dir=data_dir, mesh_grpc_port=0, mesh_rest_port=0, mesh_database_url=database_url,
                           bus_url=bus_url, log_level="INFO", **settings)
-    mesh = asyncio.run_coroutine_threadsafe(start_mesh(config), loop).result(timeout=300)
+    mesh = asyncio.run_coroutine_threadsafe(start_mesh(config, service_env=service_env), loop).result(timeout=300)
     try:
         yield RunningMesh(mesh, loop)
     finally:

@@ -118,6 +118,7 @@ class Mesh:
     envoy: EnvoyProcess | None
     grpc_port: int
     rest_port: int
+    held: set[str] = field(default_factory=set)  # stopped on purpose: not restarted
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, repr=False)
 
@@ -145,12 +146,22 @@ class Mesh:
             await asyncio.sleep(SUPERVISE_INTERVAL_SECONDS)
             for child in self.children.values():
                 code = child.exited()
-                if code is None or self._stopping:
+                if code is None or self._stopping or child.name in self.held:
                     continue
                 log.warning("%s exited with code %s; starting it again (see %s)", child.name, code, child.log_path)
                 child.stop()
                 child.restarts += 1
                 child.start()
+
+    async def hold(self, name: str) -> None:
+        """Stops one process and keeps it stopped (a worker taken out for maintenance)."""
+        self.held.add(name)
+        await asyncio.to_thread(self.children[name].stop)
+
+    async def release(self, name: str) -> None:
+        """Starts a held process again."""
+        self.held.discard(name)
+        self.children[name].start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -217,7 +228,8 @@ def traefik_binary() -> str:
     return found
 
 
-async def start_mesh(settings: MeshSettings | None = None) -> Mesh:
+async def start_mesh(settings: MeshSettings | None = None, *, service_env: Mapping[str, str] | None = None) -> Mesh:
+    """service_env: settings for every service, over the inherited environment."""
     settings = settings or MeshSettings()
     ports = free_ports()
     grpc_port = settings.mesh_grpc_port or next(ports)
@@ -232,7 +244,7 @@ async def start_mesh(settings: MeshSettings | None = None) -> Mesh:
     mesh = Mesh(settings=settings, plan=plan, children={}, envoy=None, grpc_port=grpc_port, rest_port=rest_port)
     try:
         for stage in plan.stages:
-            await asyncio.gather(*(_start_service(mesh, spec) for spec in stage))
+            await asyncio.gather(*(_start_service(mesh, spec, service_env or {}) for spec in stage))
         await _start_gateways(mesh, next(ports))
     except BaseException:
         await mesh.stop()
@@ -241,8 +253,9 @@ async def start_mesh(settings: MeshSettings | None = None) -> Mesh:
     return mesh
 
 
-async def _start_service(mesh: Mesh, spec: ServiceProcess) -> None:
-    child = Child(spec.name, [sys.executable, "-m", spec.module], spec.env, mesh.log_dir / f"{spec.name}.log")
+async def _start_service(mesh: Mesh, spec: ServiceProcess, extra_env: Mapping[str, str]) -> None:
+    child = Child(spec.name, [sys.executable, "-m", spec.module], {**extra_env, **spec.env},
+                  mesh.log_dir / f"{spec.name}.log")
     mesh.children[spec.name] = child
     child.start()
     await _wait_until(lambda: _serving(spec.port), child, "ready (gRPC health SERVING)")

@@ -37,8 +37,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
     database = private_postgres_database("vtc_mesh")
     database_url = asyncio.run(database.__aenter__())
     try:
+        # The upload service asks the workers for the profiles at every upload, not from a cache.
         yield from run_mesh(tmp_path_factory.mktemp("mesh") / "var", database_url, AMQP_URL,
-                            **namespace.settings())
+                            service_env={"VTC_UPLOAD_PROFILES_CACHE_SECONDS": "0"}, **namespace.settings())
     finally:
         asyncio.run(database.__aexit__(None, None, None))
         asyncio.run(namespace.cleanup())
@@ -82,6 +83,20 @@ def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh,
                       headers={"authorization": f"Bearer {token}"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["job"]["status"] == "JOB_STATUS_COMPLETED"
+
+
+def test_an_upload_succeeds_while_one_of_the_two_workers_is_down(mesh: RunningMesh, cli, clip: Path) -> None:  # type: ignore[no-untyped-def]
+    first, second = (p.name for p in mesh.mesh.plan.process)
+    asyncio.run_coroutine_threadsafe(mesh.mesh.hold(first), mesh.loop).result(60)
+    try:
+        # Twice: the upload service's calls alternate between the workers' addresses.
+        for _ in range(2):
+            done = cli("upload", str(clip), "--watch", "--json", timeout=300)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["job"]["status"] == "JOB_STATUS_COMPLETED"
+    finally:
+        asyncio.run_coroutine_threadsafe(mesh.mesh.release(first), mesh.loop).result(60)
+    assert mesh.mesh.children[second].exited() is None
 
 
 TERMINAL = {"JOB_STATUS_COMPLETED", "JOB_STATUS_FAILED", "JOB_STATUS_CANCELLED"}

@@ -330,6 +330,7 @@ def build_envoy_config(
     admin_socket: str | Path | None = None,
     upstream_tls: TlsFiles | None = None,
     access_log: bool = True,
+    files_upstream: str | None = None,
 ) -> dict[str, Any]:
     """Envoy's bootstrap config.
 
@@ -341,6 +342,8 @@ def build_envoy_config(
     reach that, and the admin API can stop Envoy and dumps its config.
     upstream_tls: the services' TLS settings when they serve TLS (Envoy then
     verifies them against the CA and presents their certificate).
+    files_upstream: "host:port" of the signed file server (local storage's
+    download URLs), routed at /files/; None when storage is B2.
     """
     clusters = _clusters_by_service(upstreams)
     unique = {name: address for name, address in clusters.values()}
@@ -366,7 +369,33 @@ def build_envoy_config(
     }
     if admin_socket is not None:
         config["admin"] = {"address": {"pipe": {"path": str(admin_socket), "mode": ADMIN_SOCKET_MODE}}}
+    if files_upstream is not None:
+        _add_files_route(config, Address.parse(files_upstream))
     return config
+
+
+FILES_PREFIX = "/files/"
+
+
+def _add_files_route(config: dict[str, Any], address: Address) -> None:
+    """/files/... to the signed file server as plain HTTP/1.1, past the transcoder
+    (it would refuse a path no RPC maps to). The server checks signatures itself."""
+    listener = config["static_resources"]["listeners"][0]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    manager["route_config"]["virtual_hosts"][0]["routes"].insert(0, {
+        "name": "files",
+        "match": {"prefix": FILES_PREFIX},
+        "route": {"cluster": "files", "timeout": "0s", "idle_timeout": "300s"},
+        "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
+            "@type": _TYPE + "envoy.config.route.v3.FilterConfig", "disabled": True}},
+    })
+    config["static_resources"]["clusters"].append({
+        "name": "files",
+        "type": "STATIC" if address.is_ip else "STRICT_DNS",
+        "connect_timeout": "5s",
+        "load_assignment": {"cluster_name": "files",
+                            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}]},
+    })
 
 
 def admin_socket_of(config: Mapping[str, Any]) -> Path | None:
@@ -420,6 +449,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--upstream-tls-cert", type=Path, help="services serve TLS: client certificate Envoy presents")
     parser.add_argument("--upstream-tls-key", type=Path, help="its private key")
     parser.add_argument("--upstream-tls-ca", type=Path, help="CA the services' certificates are checked against")
+    parser.add_argument("--files", default=None, metavar="HOST:PORT",
+                        help="the metadata service's signed file server (local storage), routed at /files/")
     return parser.parse_args(argv)
 
 
@@ -442,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listen = Address.parse(args.listen)
     config = build_envoy_config(descriptor_path=args.descriptor, upstreams=upstreams_from_args(args),
                                 listen_host=listen.host, listen_port=listen.port, admin_socket=args.admin_socket,
-                                upstream_tls=tls)
+                                upstream_tls=tls, files_upstream=args.files)
     sys.stdout.write(render_yaml(config))
     return 0
 

@@ -247,7 +247,8 @@ class _AllInOneSettings(Protocol):
 
 
 async def start_envoy_for_all_in_one(settings: _AllInOneSettings, *, grpc_address: str,
-                                     descriptor_path: Path = DESCRIPTOR_SET) -> EnvoyProcess:
+                                     descriptor_path: Path = DESCRIPTOR_SET,
+                                     files_address: str | None = None) -> EnvoyProcess:
     """The gateway of `make run`: all four services at `grpc_address`; config,
     log and admin socket under <data_dir>/envoy/."""
     if not descriptor_path.exists():
@@ -255,6 +256,7 @@ async def start_envoy_for_all_in_one(settings: _AllInOneSettings, *, grpc_addres
     workdir = Path(settings.data_dir).resolve() / "envoy"
     config = build_envoy_config(descriptor_path=descriptor_path, upstreams=grpc_address,
                                 listen_host=settings.rest_host, listen_port=settings.rest_port,
-                                admin_socket=workdir / "admin.sock", upstream_tls=settings.tls)
+                                admin_socket=workdir / "admin.sock", upstream_tls=settings.tls,
+                                files_upstream=files_address)
     return await start_envoy(config, workdir=workdir)
 

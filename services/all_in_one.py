@@ -24,6 +24,8 @@ from services.shared.channels import peer_channel
 from services.shared.server import RunningServer, start_server
 from services.shared.settings import CommonSettings
 from services.shared.storage import open_store
+from services.shared.storage.file_server import signed_file_server
+from services.shared.storage.local import LocalDirectoryStore
 from services.shared.tokens import ServiceToken, TokenVerifier
 from services.upload_svc.server import UploadComponent
 from services.upload_svc.settings import Settings as UploadSettings
@@ -91,6 +93,9 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         UploadComponent(upload_settings, store,
                         ServiceToken(upload_settings.read_service_api_key, peer_channel(own, tls=settings.tls))),
     ]
+    # Local storage's download URLs: served here, reached through the gateway's /files/ route.
+    file_servers = signed_file_server(store, "127.0.0.1", 0)
+    components += file_servers
     verifier = TokenVerifier(auth.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
     grpc_server = await start_server(components, verifier, settings.grpc_host, port, revocations=bus,
                                      tls=settings.tls)
@@ -100,10 +105,13 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         from gateway.envoy_process import start_envoy_for_all_in_one
 
         try:
-            gateway = await start_envoy_for_all_in_one(settings, grpc_address=own)
+            gateway = await start_envoy_for_all_in_one(
+                settings, grpc_address=own, files_address=file_servers[0].address if file_servers else None)
         except BaseException:
             await grpc_server.stop(0)
             await bus.close()
             raise
         rest_port = gateway.port
+        if isinstance(store, LocalDirectoryStore) and store.urls is not None and not settings.download_base_url:
+            store.urls.base_url = gateway.url  # its port is known only now
     return AllInOne(settings=settings, grpc=grpc_server, bus=bus, gateway=gateway, rest_port=rest_port)

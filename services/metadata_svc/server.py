@@ -26,6 +26,7 @@ from services.shared.db import create_engine, migrate
 from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
+from services.shared.storage.file_server import signed_file_server
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
 from vtc.v1 import metadata_pb2, metadata_pb2_grpc
 
@@ -56,7 +57,8 @@ class MetadataComponent:
         self.orphan_sources = OrphanSourceSweeper(
             self.catalog, store, grace_seconds=settings.metadata_orphan_source_grace_seconds,
             interval_seconds=settings.metadata_orphan_sweep_interval_seconds)
-        self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus, on_registered=self.relay.wake)
+        self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus, on_registered=self.relay.wake,
+                                          download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds)
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)
@@ -90,6 +92,7 @@ async def create_server(settings: Settings) -> RunningServer:
     store = open_store(settings)
     auth_channel = peer_channel(settings.require_peer("auth_addr"), tls=settings.tls)
     verifier = TokenVerifier(grpc_jwks_source(auth_channel), refresh_seconds=settings.token_keys_refresh_seconds)
-    components = [OwnedResources(bus, {"auth": auth_channel}), MetadataComponent(settings, bus, store)]
+    components = [OwnedResources(bus, {"auth": auth_channel}), MetadataComponent(settings, bus, store),
+                  *signed_file_server(store, settings.grpc_host, settings.metadata_files_port)]
     return await start_server(components, verifier, settings.grpc_host, settings.grpc_port, revocations=bus,
                               readiness_interval=settings.readiness_interval_seconds, tls=settings.tls)

@@ -26,6 +26,7 @@ from services.shared.storage import ObjectStore
 from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
 
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+MAX_DOWNLOAD_URL_TTL_SECONDS = 7 * 24 * 3600  # B2's limit for a download authorization
 
 
 def _tenant_with(scope: str) -> str:
@@ -43,8 +44,9 @@ def _required(value: str, name: str) -> str:
 
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Bus, *,
-                 on_registered: Callable[[], None] = lambda: None) -> None:
+                 on_registered: Callable[[], None] = lambda: None, download_url_ttl_seconds: int = 3600) -> None:
         self._catalog = catalog
+        self._download_url_ttl = download_url_ttl_seconds
         self._store = store
         self._fanout = fanout
         self._hub = fanout.hub
@@ -124,3 +126,19 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         rendition = await self._catalog.find_rendition(tenant, video_id, _required(request.rendition, "rendition"))
         async for chunk in self._store.read_chunks(rendition.storage_key, DOWNLOAD_CHUNK_BYTES):
             yield httpbody_pb2.HttpBody(content_type=rendition.content_type, data=chunk)
+
+    async def GetDownloadUrl(self, request: metadata_pb2.GetDownloadUrlRequest,
+                             context: grpc.aio.ServicerContext) -> metadata_pb2.GetDownloadUrlResponse:
+        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        video_id = _required(request.video_id, "video_id")
+        bind(video_id=video_id)
+        ttl = request.ttl_seconds or self._download_url_ttl
+        if not 0 < ttl <= MAX_DOWNLOAD_URL_TTL_SECONDS:
+            raise InvalidArgument(f"ttl_seconds must be between 1 and {MAX_DOWNLOAD_URL_TTL_SECONDS} (7 days), "
+                                  f"not {request.ttl_seconds}")
+        rendition = await self._catalog.find_rendition(tenant, video_id, _required(request.rendition, "rendition"))
+        shared = await self._store.download_url(rendition.storage_key, ttl)
+        reply = metadata_pb2.GetDownloadUrlResponse(url=shared.url, size_bytes=rendition.size_bytes,
+                                                    content_type=rendition.content_type)
+        reply.expires_at.FromDatetime(shared.expires_at)
+        return reply

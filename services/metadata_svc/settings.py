@@ -26,6 +26,11 @@ class Settings(CommonSettings):
         0, ge=0, description="Bytes a tenant may store (sources and renditions); 0: no limit.")
     metadata_quota_queued_jobs: int = Field(
         500, ge=0, description="Jobs a tenant may have queued at once; further uploads are refused; 0: no limit.")
+    metadata_download_url_ttl_seconds: int = Field(
+        3600, ge=1, le=7 * 24 * 3600, description="How long a GetDownloadUrl URL works when the caller does not say.")
+    metadata_files_port: int = Field(
+        0, ge=0, description="HTTP port (on VTC_GRPC_HOST) serving the local store's signed download URLs; "
+                             "route the gateway's /files/ to it (envoy_config --files). 0 picks one; b2://: unused.")
 
     @property
     def resolved_database_url(self) -> str:

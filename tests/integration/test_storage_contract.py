@@ -6,8 +6,11 @@ retried by b2sdk or resumed by us, permanent ones reported with B2's reason)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -17,6 +20,7 @@ from services.shared.errors import InvalidArgument, NotFound, StorageRejected, U
 from services.shared.storage import ObjectStore
 from services.shared.storage.b2 import STREAM_RESUMES, B2Store
 from services.shared.storage.local import LocalDirectoryStore
+from services.shared.storage.signed_urls import UrlSigner
 from tests.b2sim import SimulatedB2, simulated_b2
 
 KEY = "ten_a/vid_1/renditions/720p.mp4"
@@ -25,7 +29,7 @@ KEY = "ten_a/vid_1/renditions/720p.mp4"
 @pytest.fixture(params=["local", "b2"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
-        return LocalDirectoryStore(tmp_path / "objects")
+        return LocalDirectoryStore(tmp_path / "objects", UrlSigner(os.urandom(32), "http://gateway.test:8080"))
     return simulated_b2(large_file_threshold_bytes=4000).store
 
 
@@ -117,6 +121,33 @@ async def test_deleting_a_prefix_removes_that_video_only(store: ObjectStore, tmp
     assert await store.delete_prefix("ten_a/vid_1/") == 0
 
 
+async def test_listing_names_every_object_under_a_prefix(store: ObjectStore, tmp_path: Path) -> None:
+    for key, size in [("ten_a/vid_1/source.mov", 10), ("ten_a/vid_1/renditions/360p.mp4", 20),
+                      ("ten_a/vid_2/source.mov", 30), ("ten_b/vid_3/source.mov", 40)]:
+        await store.put_file(key, file_of(tmp_path, size), "video/mp4")
+
+    listed = {info.key: info async for info in store.list_objects("ten_a/")}
+
+    assert {k: i.size_bytes for k, i in listed.items()} == {
+        "ten_a/vid_1/source.mov": 10, "ten_a/vid_1/renditions/360p.mp4": 20, "ten_a/vid_2/source.mov": 30}
+    # When each was stored (the sweeper's grace period counts from it); b2sdk's simulator counts
+    # milliseconds from 5 s after the epoch rather than reading the clock.
+    assert all(isinstance(i.modified_at, datetime) and i.modified_at.tzinfo is UTC for i in listed.values())
+    assert len([i async for i in store.list_objects()]) == 4
+
+
+async def test_a_download_url_is_absolute_and_expires_when_asked(store: ObjectStore, tmp_path: Path) -> None:
+    await store.put_file(KEY, file_of(tmp_path, 100), "video/mp4")
+
+    shared = await store.download_url(KEY, 600)
+
+    assert urlsplit(shared.url).scheme in ("http", "https") and urlsplit(shared.url).netloc
+    assert KEY in urlsplit(shared.url).path
+    assert abs(shared.expires_at.timestamp() - (time.time() + 600)) < 5
+    with pytest.raises(NotFound):
+        await store.download_url("ten_a/vid_1/renditions/1080p.mp4", 600)
+
+
 # --- B2 only: large files, versions ---------------------------------------------------------
 
 
@@ -142,6 +173,19 @@ async def test_b2_prefix_delete_removes_every_version(b2: SimulatedB2, tmp_path:
     assert await b2.store.delete_prefix("ten_a/vid_1/") == 1
 
     assert b2.versions() == [], "old versions and hide markers are billed too"
+
+
+async def test_b2_download_url_carries_an_authorization_for_that_file_only(b2: SimulatedB2,
+                                                                          tmp_path: Path) -> None:
+    await b2.store.put_file(KEY, file_of(tmp_path, 100), "video/mp4")
+
+    shared = await b2.store.download_url(KEY, 900)
+
+    url = urlsplit(shared.url)
+    assert url.path == f"/file/{b2.bucket_name}/{KEY}"
+    # The simulator's token spells out what B2 was asked to authorize: this bucket, this name, 900 s.
+    token = parse_qs(url.query)["Authorization"][0]
+    assert token == f"fake_download_auth_token_{b2.bucket.bucket_id}_{KEY}_900"
 
 
 # --- B2 only: errors ------------------------------------------------------------------------

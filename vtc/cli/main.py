@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     download = command("download", run_download, "save one rendition of a video to a file")
     download.add_argument("video_id", metavar="VIDEO_ID")
     download.add_argument("--rendition", required=True, metavar="NAME", help="e.g. 720p")
-    download.add_argument("-o", "--output", metavar="FILE", help="target file (default: VIDEO_ID_NAME.mp4)")
+    target = download.add_mutually_exclusive_group()
+    target.add_argument("-o", "--output", metavar="FILE", help="target file (default: VIDEO_ID_NAME.mp4)")
+    target.add_argument("--url", action="store_true",
+                        help="print a time-limited URL to fetch it from instead (curl, players); nothing is saved")
+    download.add_argument("--ttl", type=_positive, metavar="SECONDS",
+                          help="with --url: how long the URL works (default: the server's, an hour; at most 7 days)")
 
     rm = command("rm", run_rm, "delete a video, its jobs and its files (a running job is cancelled first)")
     rm.add_argument("video_id", metavar="VIDEO_ID")

@@ -158,6 +158,22 @@ class B2Store:
 
         return await self._run(f"delete {prefix!r}", delete)
 
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        doing = f"list {prefix!r}"
+        bucket = await self._run(doing, self._bucket)
+        start: str | None = None
+        while True:
+            # The latest version of each name, a page (up to 1000 names) per call.
+            page = await self._run(doing, partial(self._api.session.list_file_names, bucket.id_, start, 1000,
+                                                  prefix or None))
+            for item in page["files"]:
+                if item["action"] == "upload":
+                    yield ObjectInfo(item["fileName"], int(item["contentLength"]),
+                                     datetime.fromtimestamp(item["uploadTimestamp"] / 1000, UTC))
+            start = page.get("nextFileName")
+            if start is None:
+                return
+
     async def download_url(self, key: str, ttl_seconds: int) -> DownloadUrl:
         validate_key(key)
         ttl = max(1, min(ttl_seconds, MAX_URL_TTL_SECONDS))

@@ -5,18 +5,27 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.shared.errors import NotFound
-from services.shared.storage._base import ObjectInfo, validate_key
+from services.shared.errors import FailedPrecondition, NotFound
+from services.shared.storage._base import DownloadUrl, ObjectInfo, validate_key
+from services.shared.storage.signed_urls import UrlSigner
 
 
 class LocalDirectoryStore:
-    def __init__(self, root: Path) -> None:
+    """`urls` signs the URLs download_url hands out (SignedFileServer serves them); without it there are none."""
+
+    def __init__(self, root: Path, urls: UrlSigner | None = None) -> None:
         self._root = root.resolve()
         self._root.mkdir(parents=True, exist_ok=True)
+        self.urls = urls
+
+    @property
+    def root(self) -> Path:
+        return self._root
 
     def _path(self, key: str) -> Path:
         return self._root / validate_key(key)
@@ -90,3 +99,10 @@ class LocalDirectoryStore:
 
         for info in await asyncio.to_thread(listing):
             yield info
+
+    async def download_url(self, key: str, ttl_seconds: int) -> DownloadUrl:
+        if self.urls is None:
+            raise FailedPrecondition("this local store has no URL signing key, so it hands out no download URLs")
+        await self.stat(key)  # NotFound rather than a URL that 404s
+        expires = int(time.time()) + max(ttl_seconds, 1)
+        return DownloadUrl(self.urls.url(key, expires), datetime.fromtimestamp(expires, UTC))

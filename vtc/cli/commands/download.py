@@ -1,6 +1,9 @@
 """`vtc download VIDEO_ID --rendition NAME [-o FILE]`: stream a rendition to a
 file. Bytes land in a temporary name beside the target, renamed only when
-complete, so an interrupted download never leaves a truncated file that looks whole."""
+complete, so an interrupted download never leaves a truncated file that looks whole.
+
+`vtc download VIDEO_ID --rendition NAME --url [--ttl SECONDS]`: print a
+time-limited URL instead (GetDownloadUrl), for curl, a player or a browser."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
 from vtc.cli.errors import CliError
-from vtc.cli.output import Output, human_bytes
+from vtc.cli.output import Output, human_bytes, to_dict
 from vtc.cli.progress import byte_progress
 from vtc.v1 import metadata_pb2
 
@@ -54,7 +57,25 @@ def download_rendition(session: Session, video_id: str, rendition: str, target: 
     return written, digest.hexdigest()
 
 
+def run_download_url(args: argparse.Namespace, out: Output) -> int:
+    with Session.open(args.addr) as session:
+        reply = session.videos.GetDownloadUrl(
+            metadata_pb2.GetDownloadUrlRequest(video_id=args.video_id, rendition=args.rendition,
+                                               ttl_seconds=args.ttl or 0),
+            metadata=session.metadata(), timeout=UNARY_TIMEOUT_SECONDS)
+    if out.json_mode:
+        out.json({"video_id": args.video_id, "rendition": args.rendition, **to_dict(reply)})
+    else:
+        # The URL alone on stdout, so `curl -o out.mp4 "$(vtc download ID --rendition 720p --url)"` works.
+        out.say(reply.url)
+    return 0
+
+
 def run_download(args: argparse.Namespace, out: Output) -> int:
+    if args.url:
+        return run_download_url(args, out)
+    if args.ttl is not None:
+        raise CliError("--ttl goes with --url")
     target = Path(args.output) if args.output else default_output(args.video_id, args.rendition)
     if not target.parent.is_dir():
         raise CliError(f"no such directory: {target.parent}")

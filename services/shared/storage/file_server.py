@@ -1,0 +1,212 @@
+"""The HTTP end of the local store's signed URLs: GET and HEAD of /files/<key>,
+with Range and Content-Length, CORS for players on other origins. The gateway
+(Envoy) routes /files/ here; the metadata service runs it beside its gRPC
+server. Plain HTTP/1.1 on 127.0.0.1 from the standard library, in threads of
+its own: serving a file is blocking disk reads and socket writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import mimetypes
+import re
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import grpc
+
+from services.shared.errors import NotFound, PermissionDenied, VtcError
+from services.shared.storage._base import ObjectStore
+from services.shared.storage.local import LocalDirectoryStore
+from services.shared.storage.signed_urls import UrlSigner
+
+log = logging.getLogger("vtc.storage.files")
+
+SEND_CHUNK_BYTES = 1024 * 1024
+_CONTENT_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".m3u8": "application/vnd.apple.mpegurl",
+                  ".mpd": "application/dash+xml", ".jpg": "image/jpeg", ".webp": "image/webp",
+                  ".vtt": "text/vtt", ".json": "application/json"}
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class Unsatisfiable(Exception):
+    """A Range that starts past the end of the file (HTTP 416)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte, both included, for a single-range `Range` header; None
+    means the whole file (no header, several ranges, or one we do not parse:
+    RFC 9110 lets a server ignore Range)."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":  # bytes=-N: the last N bytes
+        if int(last) == 0 or size == 0:
+            raise Unsatisfiable()
+        return max(size - int(last), 0), size - 1
+    if int(first) >= size:
+        raise Unsatisfiable()
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if end < int(first):
+        return None
+    return int(first), end
+
+
+def content_type(path: Path) -> str:
+    return _CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: Envoy reuses its upstream connections
+    server_version = "vtc-files"
+    sys_version = ""
+    server: _Server
+
+    _CORS: ClassVar[dict[str, str]] = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges",
+    }
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
+        self._reply_empty(HTTPStatus.NO_CONTENT, {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+                                                  "Access-Control-Allow-Headers": "Range",
+                                                  "Access-Control-Max-Age": "86400"})
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._serve(body=False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve(body=True)
+
+    def _serve(self, *, body: bool) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        try:
+            key = self.server.signer.verify(url.path, query.get("expires", [""])[0],
+                                            query.get("signature", [""])[0])
+        except VtcError as error:
+            self._reply_error(error)
+            return
+        path = self.server.root / key
+        try:
+            file = path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            self._reply_error(NotFound("no such file: it was deleted"))
+            return
+        with file:
+            size = path.stat().st_size
+            try:
+                wanted = byte_range(self.headers.get("Range"), size)
+            except Unsatisfiable:
+                self._reply_empty(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, {"Content-Range": f"bytes */{size}"})
+                return
+            first, last = wanted or (0, size - 1)
+            headers = {"Content-Type": content_type(path), "Accept-Ranges": "bytes",
+                       "Content-Length": str(last - first + 1),
+                       "Cache-Control": f"private, max-age={self._seconds_left(query)}"}
+            if wanted is not None:
+                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+            self._start(HTTPStatus.PARTIAL_CONTENT if wanted is not None else HTTPStatus.OK, headers)
+            if body:
+                self._send(file, first, last - first + 1)
+
+    def _send(self, file: BinaryIO, offset: int, length: int) -> None:
+        file.seek(offset)
+        try:
+            while length > 0:
+                chunk = file.read(min(SEND_CHUNK_BYTES, length))
+                if not chunk:  # the file shrank under us: the client sees a short body and retries
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+                length -= len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the player moved on (seeked): nothing to do
+
+    @staticmethod
+    def _seconds_left(query: dict[str, list[str]]) -> int:
+        return max(int(query["expires"][0]) - int(time.time()), 0)
+
+    def _start(self, status: HTTPStatus, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {**self._CORS, **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _reply_empty(self, status: HTTPStatus, headers: dict[str, str]) -> None:
+        self._start(status, {"Content-Length": "0", **headers})
+
+    def _reply_error(self, error: VtcError) -> None:
+        # The same JSON the gateway gives for a gRPC error: {"code": <gRPC code>, "message": ...}.
+        status = HTTPStatus.FORBIDDEN if isinstance(error, PermissionDenied) else HTTPStatus.NOT_FOUND
+        body = json.dumps({"code": error.code.value[0], "message": error.message}).encode()
+        self._start(status, {"Content-Type": "application/json", "Content-Length": str(len(body))})
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        log.debug("files: " + format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], root: Path, signer: UrlSigner) -> None:
+        self.root = root
+        self.signer = signer
+        super().__init__(address, _Handler)
+
+
+class SignedFileServer:
+    """A component (see services.shared.server) serving `root` by signed URL on host:port."""
+
+    service_names: tuple[str, ...] = ()
+    public_methods: frozenset[str] = frozenset()
+
+    def __init__(self, root: Path, signer: UrlSigner, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._root = root.resolve()
+        self._signer = signer
+        self._host, self._requested_port = host, port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port where the gateway reaches it (after start)."""
+        assert self._server is not None, "not started"
+        return f"{self._host}:{self._server.server_address[1]}"
+
+    def register(self, server: grpc.aio.Server) -> None:
+        return None
+
+    async def start(self) -> None:
+        try:
+            self._server = _Server((self._host, self._requested_port), self._root, self._signer)
+        except OSError as error:
+            raise RuntimeError(f"cannot serve signed file URLs on {self._host}:{self._requested_port}: "
+                               f"{error.strerror}") from error
+        self._thread = threading.Thread(target=self._server.serve_forever, name="vtc-files", daemon=True)
+        self._thread.start()
+        log.info("serving signed file URLs on %s", self.address)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+
+
+def signed_file_server(store: ObjectStore, host: str, port: int) -> list[SignedFileServer]:
+    """The server a store's download URLs need, if any: local stores sign theirs, B2 serves its own."""
+    if isinstance(store, LocalDirectoryStore) and store.urls is not None:
+        return [SignedFileServer(store.root, store.urls, host, port)]
+    return []

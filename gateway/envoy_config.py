@@ -342,8 +342,8 @@ def build_envoy_config(
     reach that, and the admin API can stop Envoy and dumps its config.
     upstream_tls: the services' TLS settings when they serve TLS (Envoy then
     verifies them against the CA and presents their certificate).
-    files_upstream: "host:port" of the signed file server (local storage's
-    download URLs), routed at /files/; None when storage is B2.
+    files_upstream: "host:port[,host:port]" of the signed file servers (local
+    storage's download URLs), routed at /files/; None when storage is B2.
     """
     clusters = _clusters_by_service(upstreams)
     unique = {name: address for name, address in clusters.values()}
@@ -370,14 +370,14 @@ def build_envoy_config(
     if admin_socket is not None:
         config["admin"] = {"address": {"pipe": {"path": str(admin_socket), "mode": ADMIN_SOCKET_MODE}}}
     if files_upstream is not None:
-        _add_files_route(config, Address.parse(files_upstream))
+        _add_files_route(config, Address.parse_list(files_upstream))
     return config
 
 
 FILES_PREFIX = "/files/"
 
 
-def _add_files_route(config: dict[str, Any], address: Address) -> None:
+def _add_files_route(config: dict[str, Any], addresses: tuple[Address, ...]) -> None:
     """/files/... to the signed file server as plain HTTP/1.1, past the transcoder
     (it would refuse a path no RPC maps to). The server checks signatures itself."""
     listener = config["static_resources"]["listeners"][0]
@@ -391,10 +391,11 @@ def _add_files_route(config: dict[str, Any], address: Address) -> None:
     })
     config["static_resources"]["clusters"].append({
         "name": "files",
-        "type": "STATIC" if address.is_ip else "STRICT_DNS",
+        "type": "STATIC" if all(a.is_ip for a in addresses) else "STRICT_DNS",
         "connect_timeout": "5s",
-        "load_assignment": {"cluster_name": "files",
-                            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}]},
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {"cluster_name": "files", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": a.socket_address()}} for a in addresses]}]},
     })
 
 

@@ -238,7 +238,8 @@ async def start_mesh(settings: MeshSettings | None = None, *, service_env: Mappi
     for url in {auth_url, metadata_url}:
         if await ensure_database(url):
             log.info("created the database %s", url.rsplit("/", 1)[-1])
-    plan = plan_mesh(settings, ports, auth_database_url=auth_url, metadata_database_url=metadata_url)
+    plan = plan_mesh(settings, ports, auth_database_url=auth_url, metadata_database_url=metadata_url,
+                     edge_rest_url=f"http://{HOST}:{rest_port}")
     workdir = work_dir(settings)
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     mesh = Mesh(settings=settings, plan=plan, children={}, envoy=None, grpc_port=grpc_port, rest_port=rest_port)
@@ -266,7 +267,8 @@ async def _start_gateways(mesh: Mesh, ping_port: int) -> None:
     addresses = mesh.plan.addresses()
     envoy_config = build_envoy_config(
         descriptor_path=DESCRIPTOR_SET, listen_host=HOST, listen_port=0, admin_socket=workdir / "envoy.sock",
-        upstreams={f"vtc.v1.{name}": ",".join(replicas) for name, replicas in addresses.items()})
+        upstreams={f"vtc.v1.{name}": ",".join(replicas) for name, replicas in addresses.items()},
+        files_upstream=",".join(mesh.plan.files_addresses()) or None)
     mesh.envoy = await start_envoy(envoy_config, workdir=workdir / "envoy", log_path=mesh.log_dir / "envoy.log")
     dynamic_file = workdir / "traefik-dynamic.yml"
     dynamic_file.write_text(yaml.safe_dump(dynamic_config(services=addresses, envoy=f"{HOST}:{mesh.envoy.port}"),

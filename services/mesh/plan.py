@@ -41,6 +41,11 @@ class MeshPlan:
     def services(self) -> list[ServiceProcess]:
         return [p for stage in self.stages for p in stage]
 
+    def files_addresses(self) -> list[str]:
+        """Where the metadata replicas serve local storage's signed download URLs (none with B2)."""
+        return [f"{HOST}:{p.env['VTC_METADATA_FILES_PORT']}" for p in self.metadata
+                if "VTC_METADATA_FILES_PORT" in p.env]
+
     def addresses(self) -> dict[str, list[str]]:
         """gRPC service short name -> its replicas' addresses."""
         return {"AuthService": [self.auth.address], "MetadataService": [p.address for p in self.metadata],
@@ -53,7 +58,7 @@ def _replicas(name: str, module: str, count: int, ports: Iterator[int],
 
 
 def plan_mesh(settings: MeshSettings, ports: Iterator[int], *, auth_database_url: str,
-              metadata_database_url: str) -> MeshPlan:
+              metadata_database_url: str, edge_rest_url: str = "") -> MeshPlan:
     data_dir = settings.data_dir.resolve()
     auth = ServiceProcess("auth", "services.auth_svc", next(ports))
     metadata = _replicas("metadata", "services.metadata_svc", settings.mesh_metadata_replicas, ports)
@@ -61,6 +66,12 @@ def plan_mesh(settings: MeshSettings, ports: Iterator[int], *, auth_database_url
         ServiceProcess(p.name, p.module, p.port, {"VTC_PROCESS_WORK_DIR": str(data_dir / "mesh" / p.name / "work")})
         for p in _replicas("process", "services.process_svc", settings.mesh_process_workers, ports))
     upload = ServiceProcess("upload", "services.upload_svc", next(ports))
+    if settings.resolved_storage_url.startswith("file:"):
+        # Local storage: each replica serves the signed download URLs (same directory, same
+        # secret under keys/), which point at the edge; Envoy balances /files/ over them.
+        metadata = tuple(ServiceProcess(p.name, p.module, p.port, {
+            **p.env, "VTC_METADATA_FILES_PORT": str(next(ports)),
+            **({"VTC_DOWNLOAD_BASE_URL": edge_rest_url} if edge_rest_url else {})}) for p in metadata)
     common = {
         "VTC_DATA_DIR": str(data_dir),  # one keys/ folder (auth writes, all read) and one objects/ store
         "VTC_STORAGE_URL": settings.resolved_storage_url,

@@ -84,6 +84,15 @@ def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh,
     assert reply.status_code == 200, reply.text
     assert reply.json()["job"]["status"] == "JOB_STATUS_COMPLETED"
 
+    # A download URL from either metadata replica is served at the edge (Traefik -> Envoy -> /files/).
+    for _ in mesh.mesh.plan.metadata:
+        link = cli("download", result["video_id"], "--rendition", "360p", "--url")
+        assert link.returncode == 0, link.stderr
+        url = link.stdout.strip()
+        assert url.startswith(f"{mesh.rest_url}/files/"), url
+        fetched = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=30)
+        assert fetched.status_code == 206 and len(fetched.content) == 100, fetched.text
+
 
 def test_an_upload_succeeds_while_one_of_the_two_workers_is_down(mesh: RunningMesh, cli, clip: Path) -> None:  # type: ignore[no-untyped-def]
     first, second = (p.name for p in mesh.mesh.plan.process)

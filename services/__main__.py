@@ -20,6 +20,7 @@ async def main() -> None:
         f"  REST      http://{settings.rest_host}:{vtc.rest_port}   (Envoy log: {vtc.gateway.log_path})"
         if vtc.gateway else "  REST      off",
         f"  admin key {vtc.admin_key_file.resolve()}   (then: vtc login)",
+        f"  operator  {vtc.operator_key_file.resolve()}   (tenants and their keys: docs/auth.md)",
         f"  data      {settings.data_dir.resolve()}",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)

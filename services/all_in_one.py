@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from services.auth_svc.bootstrap import ADMIN, OPERATOR
 from services.auth_svc.server import AuthComponent
 from services.auth_svc.settings import Settings as AuthSettings
 from services.metadata_svc.server import MetadataComponent
@@ -56,7 +57,13 @@ class AllInOne:
 
     @property
     def admin_key_file(self) -> Path:
-        return self.settings.keys_dir / "admin.key"
+        """The default tenant's admin key: `vtc login` and uploads."""
+        return self.settings.keys_dir / ADMIN.file_name
+
+    @property
+    def operator_key_file(self) -> Path:
+        """The platform operator's key: tenants and their keys, no videos."""
+        return self.settings.keys_dir / OPERATOR.file_name
 
     async def stop(self) -> None:
         if self.gateway is not None:

@@ -1,10 +1,14 @@
 """First start: the identities a fresh installation needs, each with its API key
 in a file only this user can read.
 
-  <keys_dir>/admin.key    tenant "default", scopes admin videos:read videos:write
-                          (what `vtc login` uses)
-  <keys_dir>/service.key  tenant "system", scope service (what the services use
-                          to call each other)
+  <keys_dir>/operator.key  tenant "platform", scope operator: creates tenants
+                           and manages any tenant's keys (no videos)
+  <keys_dir>/admin.key     tenant "default", scopes admin videos:read videos:write:
+                           the admin of a first customer tenant (what `vtc login` uses)
+  <keys_dir>/service.key   tenant "system", scope service (what the services use
+                           to call each other)
+
+The operator and service identities exist only here: no API call makes one.
 
 Idempotent: a file holding a live key is left alone. A missing file gets a new
 key. A file whose key the DB does not know (the DB was reset or replaced) gets
@@ -23,12 +27,11 @@ from pathlib import Path
 from services.auth_svc.api_keys import InvalidApiKey, RevokedApiKey
 from services.auth_svc.directory import TenantDirectory
 from services.auth_svc.private_files import ensure_private_dir, read_private_file, write_private_file
-from services.shared.principal import SCOPE_ADMIN, SCOPE_SERVICE, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE
+from services.shared.principal import PLATFORM_TENANT_ID, SYSTEM_TENANT_ID, Role
 
 log = logging.getLogger("vtc.auth.bootstrap")
 
 DEFAULT_TENANT_ID = "default"
-SYSTEM_TENANT_ID = "system"
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,15 @@ class BootstrapIdentity:
     scopes: tuple[str, ...]
 
 
+OPERATOR = BootstrapIdentity("operator.key", PLATFORM_TENANT_ID, "platform operator", (Role.OPERATOR,))
 ADMIN = BootstrapIdentity("admin.key", DEFAULT_TENANT_ID, "bootstrap admin",
-                          (SCOPE_ADMIN, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE))
-SERVICE = BootstrapIdentity("service.key", SYSTEM_TENANT_ID, "service identity", (SCOPE_SERVICE,))
+                          (Role.ADMIN, Role.VIDEOS_READ, Role.VIDEOS_WRITE))
+SERVICE = BootstrapIdentity("service.key", SYSTEM_TENANT_ID, "service identity", (Role.SERVICE,))
 
 
 async def bootstrap(directory: TenantDirectory, keys_dir: Path) -> None:
     await asyncio.to_thread(ensure_private_dir, keys_dir)
-    for identity in (ADMIN, SERVICE):
+    for identity in (OPERATOR, ADMIN, SERVICE):
         await _ensure_identity(directory, keys_dir / identity.file_name, identity)
 
 

@@ -90,13 +90,6 @@ class TenantDirectory:
                                          .order_by(ApiKeyRow.created_at, ApiKeyRow.key_id))
             return [_api_key(row) for row in rows]
 
-    async def get_api_key(self, tenant_id: str, key_id: str) -> ApiKey:
-        async with self._sessions() as session:
-            row = await session.get(ApiKeyRow, key_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise api_key_not_found(key_id)
-        return _api_key(row)
-
     async def revoke_api_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey:
         """Revokes the key; revoking it again changes nothing (it keeps its first revoked_at)."""
         async with self._sessions.begin() as session:

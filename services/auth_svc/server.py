@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from services.auth_svc.bootstrap import ADMIN, bootstrap
+from services.auth_svc.bootstrap import ADMIN, OPERATOR, bootstrap
 from services.auth_svc.directory import TenantDirectory
 from services.auth_svc.key_set import PublishedKeySet
 from services.auth_svc.rate_limits import IssueTokenLimits, TokenBucket
@@ -36,9 +36,6 @@ _SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
 
 class AuthComponent:
     service_names: Sequence[str] = (_SERVICE.full_name,)
-    # Getting a token and the keys to check one cannot need a token.
-    public_methods: frozenset[str] = frozenset(
-        f"/{_SERVICE.full_name}/{method}" for method in ("IssueToken", "GetJwks"))
 
     def __init__(self, settings: Settings, bus: Bus | None = None) -> None:
         """bus: where revocations are announced, so every service drops a revoked key's tokens at once."""
@@ -60,6 +57,10 @@ class AuthComponent:
     @property
     def admin_key_file(self) -> Path:
         return self._settings.keys_dir / ADMIN.file_name
+
+    @property
+    def operator_key_file(self) -> Path:
+        return self._settings.keys_dir / OPERATOR.file_name
 
     def register(self, server: grpc.aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self._servicer, server)

@@ -38,7 +38,6 @@ VERSION_TABLE = "alembic_version_metadata"
 
 class MetadataComponent:
     service_names: Sequence[str] = (metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name,)
-    public_methods: frozenset[str] = frozenset()
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
         self._settings = settings

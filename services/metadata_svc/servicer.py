@@ -1,5 +1,6 @@
-"""The gRPC face of the metadata service: parse, check scope and tenant, call
-the domain, build the reply. Errors are domain exceptions, mapped once by
+"""The gRPC face of the metadata service: parse, keep the call to the caller's
+tenant, call the domain, build the reply (who may call each RPC at all is
+services/shared/access_policy.py). Errors are domain exceptions, mapped once by
 ErrorMappingInterceptor."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from services.metadata_svc.watch import JobGone
 from services.shared.bus import Bus
 from services.shared.errors import InvalidArgument
 from services.shared.logs import bind
-from services.shared.principal import SCOPE_SERVICE, SCOPE_VIDEOS_READ, SCOPE_VIDEOS_WRITE, current_principal
+from services.shared.principal import current_principal
 from services.shared.storage import ObjectStore
 from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
 
@@ -29,11 +30,9 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_DOWNLOAD_URL_TTL_SECONDS = 7 * 24 * 3600  # B2's limit for a download authorization
 
 
-def _tenant_with(scope: str) -> str:
-    """The caller's tenant, once it is known to hold `scope`."""
-    principal = current_principal()
-    principal.require(scope)
-    return principal.tenant_id
+def _own_tenant() -> str:
+    """The tenant every video call acts for: the caller's own."""
+    return current_principal().tenant_id
 
 
 def _required(value: str, name: str) -> str:
@@ -55,10 +54,8 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
                             context: grpc.aio.ServicerContext) -> metadata_pb2.RegisterVideoResponse:
-        principal = current_principal()
-        principal.require(SCOPE_SERVICE)
         new = NewVideo(video_id=request.video_id, job_id=request.job_id,
-                       tenant_id=principal.tenant_for(request.tenant_id), title=request.title,
+                       tenant_id=current_principal().tenant_acted_for(request.tenant_id), title=request.title,
                        filename=request.filename, size_bytes=request.size_bytes, sha256=request.sha256,
                        probe=request.probe, source_key=request.source_key,
                        profile=request.profile or DEFAULT_PROFILE).validate()
@@ -69,13 +66,13 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def GetVideo(self, request: metadata_pb2.GetVideoRequest,
                        context: grpc.aio.ServicerContext) -> common_pb2.Video:
-        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        tenant = _own_tenant()
         video = await self._catalog.get_video(tenant, _required(request.video_id, "video_id"))
         return video.to_proto()
 
     async def ListVideos(self, request: metadata_pb2.ListVideosRequest,
                          context: grpc.aio.ServicerContext) -> metadata_pb2.ListVideosResponse:
-        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        tenant = _own_tenant()
         page = await self._catalog.list_videos(tenant, page_size(request.page_size),
                                                PageCursor.from_token(request.page_token))
         return metadata_pb2.ListVideosResponse(
@@ -84,7 +81,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def DeleteVideo(self, request: metadata_pb2.DeleteVideoRequest,
                           context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
-        tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
+        tenant = _own_tenant()
         video_id = _required(request.video_id, "video_id")
         bind(video_id=video_id)
         await remove_video(self._catalog, self._store, self._fanout, self._bus, tenant, video_id)
@@ -92,7 +89,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def GetJob(self, request: metadata_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.Job:
-        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        tenant = _own_tenant()
         job = await self._catalog.get_job(tenant, _required(request.job_id, "job_id"))
         return job.to_proto()
 
@@ -106,7 +103,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def WatchJob(self, request: metadata_pb2.WatchJobRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[metadata_pb2.WatchJobResponse]:
-        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        tenant = _own_tenant()
         job_id = _required(request.job_id, "job_id")
         bind(job_id=job_id)
         with self._hub.subscribe(job_id) as subscription:
@@ -120,7 +117,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def DownloadRendition(self, request: metadata_pb2.DownloadRenditionRequest,
                                 context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        tenant = _own_tenant()
         video_id = _required(request.video_id, "video_id")
         bind(video_id=video_id)
         rendition = await self._catalog.find_rendition(tenant, video_id, _required(request.rendition, "rendition"))

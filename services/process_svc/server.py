@@ -26,7 +26,6 @@ log = logging.getLogger("vtc.process")
 
 class ProcessComponent:
     service_names = (process_pb2.DESCRIPTOR.services_by_name["ProcessService"].full_name,)
-    public_methods: frozenset[str] = frozenset()
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
         self._settings = settings

@@ -16,6 +16,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from services.shared.access_policy import access_rule, check_access
 from services.shared.errors import RateLimited, Unauthenticated, VtcError
 from services.shared.logs import bind, looks_like_secret
 from services.shared.principal import reset_principal, set_principal
@@ -156,21 +157,22 @@ def _log_call(method: str, context: grpc.aio.ServicerContext, started: float) ->
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Checks the bearer token of every call (locally, against the cached key
-    set) and makes its Principal current for the call. Health, reflection and
-    the methods in `public_methods` need no token.
+    set), lets it through only if the access policy allows the caller's roles,
+    and makes its Principal current for the call. Health, reflection and the
+    methods the policy leaves public need no token.
 
     A streaming call is checked again at every message in either direction, so
     revoking its API key or withdrawing its signing key ends an open upload,
     download or watch too; its expiry does not (a long upload outlives a token)."""
 
-    def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str]) -> None:
+    def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
-        self._public = public_methods
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES):
+        rule = access_rule(method)
+        if handler is None or method.startswith(ALWAYS_PUBLIC_PREFIXES) or (rule is not None and rule.public):
             return handler
         headers = [str(value) for key, value in handler_call_details.invocation_metadata or ()
                    if key == "authorization"]
@@ -187,6 +189,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     raise Unauthenticated(
                         "missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")
                 principal = await verifier.verify(token)
+                check_access(method, principal)
             except VtcError as error:
                 await _abort(context, error)
             bind(tenant=principal.tenant_id)

@@ -1,9 +1,10 @@
 """Builds a gRPC server from service components and runs it until a signal.
 
 A component is one service's contribution to a server: it registers its
-servicer, names its methods that need no token, and has start/stop hooks for
-background work (consumers, DB connections). The all-in-one process puts the
-four components on one server; `python -m services.<name>` puts one.
+servicer and has start/stop hooks for background work (consumers, DB
+connections). Who may call its methods is services/shared/access_policy.py.
+The all-in-one process puts the four components on one server;
+`python -m services.<name>` puts one.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # chunks are at most 1 MiB; headroom for en
 
 class Component(Protocol):
     service_names: Sequence[str]  # full names, e.g. "vtc.v1.UploadService"
-    public_methods: frozenset[str]  # e.g. "/vtc.v1.AuthService/IssueToken"
 
     def register(self, server: grpc.aio.Server) -> None: ...
     async def start(self) -> None: ...
@@ -69,7 +69,6 @@ class OwnedResources:
     first and closes last. It is ready while the broker and the peers answer."""
 
     service_names: Sequence[str] = ()
-    public_methods: frozenset[str] = frozenset()
 
     def __init__(self, bus: Bus, peers: Mapping[str, grpc.aio.Channel] | None = None) -> None:
         self._bus = bus
@@ -99,9 +98,8 @@ async def start_server(components: Sequence[Component], verifier: TokenVerifier,
     signing key changes). Health follows the components' readiness checks
     every `readiness_interval` seconds. With a certificate in `tls` it serves
     TLS only (and mutual TLS when `tls` names a CA)."""
-    public = frozenset().union(*(c.public_methods for c in components))
     server = grpc.aio.server(
-        interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier, public)],
+        interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.so_reuseport", 0)],

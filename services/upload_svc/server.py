@@ -29,7 +29,6 @@ log = logging.getLogger("vtc.upload")
 
 class UploadComponent:
     service_names: Sequence[str] = (upload_pb2.DESCRIPTOR.services_by_name["UploadService"].full_name,)
-    public_methods: frozenset[str] = frozenset()
 
     def __init__(self, settings: Settings, store: ObjectStore, service_token: ServiceToken) -> None:
         self._settings = settings

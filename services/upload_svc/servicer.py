@@ -1,5 +1,5 @@
-"""The UploadService gRPC servicer: checks the caller's scope, takes one of the
-tenant's upload slots, hands the stream to the intake."""
+"""The UploadService gRPC servicer: takes one of the caller's tenant's upload
+slots, hands the stream to the intake."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from services.shared.principal import SCOPE_VIDEOS_WRITE, current_principal
+from services.shared.principal import current_principal
 from services.upload_svc.intake import UploadIntake
 from services.upload_svc.slots import UploadSlots
 from vtc.v1 import upload_pb2, upload_pb2_grpc
@@ -21,6 +21,5 @@ class UploadServicer(upload_pb2_grpc.UploadServiceServicer):
     async def Upload(self, request_iterator: AsyncIterator[upload_pb2.UploadRequest],  # noqa: N802 (gRPC name)
                      context: grpc.aio.ServicerContext) -> upload_pb2.UploadResponse:
         principal = current_principal()
-        principal.require(SCOPE_VIDEOS_WRITE)
         with self._slots.hold(principal.tenant_id):
             return await self._intake.accept(request_iterator, tenant_id=principal.tenant_id)

@@ -164,7 +164,6 @@ class ServicerComponent:
     service_names: list[str]
     add: object
     servicer: object
-    public_methods: frozenset[str] = frozenset()
 
     def register(self, server: grpc.aio.Server) -> None:
         self.add(self.servicer, server)  # type: ignore[operator]
@@ -225,8 +224,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         ServicerComponent(["vtc.v1.UploadService"], upload_pb2_grpc.add_UploadServiceServicer_to_server, uploads),
         ServicerComponent(["vtc.v1.MetadataService"], metadata_pb2_grpc.add_MetadataServiceServicer_to_server,
                   ScriptedMetadata()),
-        ServicerComponent(["vtc.v1.AuthService"], auth_pb2_grpc.add_AuthServiceServicer_to_server, ScriptedAuth(),
-                  public_methods=frozenset({"/vtc.v1.AuthService/IssueToken"})),
+        ServicerComponent(["vtc.v1.AuthService"], auth_pb2_grpc.add_AuthServiceServicer_to_server, ScriptedAuth()),
     ], keys)
     envoy = _envoy(server.address, tmp_path_factory.mktemp("envoy"))
     try:

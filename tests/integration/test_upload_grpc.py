@@ -106,19 +106,21 @@ class Stack:
     def metadata(self) -> metadata_pb2_grpc.MetadataServiceStub:
         return metadata_pb2_grpc.MetadataServiceStub(self.channel)
 
-    async def admin_token(self) -> str:
-        admin_key = (self.data_dir / "keys" / "admin.key").read_text().strip()
+    async def bootstrap_token(self, key_file: str) -> str:
+        """A token for one of the keys the bootstrap wrote (admin.key, operator.key, service.key)."""
+        api_key = (self.data_dir / "keys" / key_file).read_text().strip()
         reply = await auth_pb2_grpc.AuthServiceStub(self.channel).IssueToken(
-            auth_pb2.IssueTokenRequest(api_key=admin_key), timeout=10)
+            auth_pb2.IssueTokenRequest(api_key=api_key), timeout=10)
         return reply.access_token
 
     async def tenant_token(self, name: str, scopes: tuple[str, ...] = ()) -> Caller:
-        """A new tenant with one API key (default scopes unless given), exchanged for a token."""
+        """A new tenant (made by the operator) with one API key (default scopes unless
+        given), exchanged for a token."""
         auth = auth_pb2_grpc.AuthServiceStub(self.channel)
-        admin = bearer(await self.admin_token())
-        tenant = await auth.CreateTenant(auth_pb2.CreateTenantRequest(name=name), metadata=admin, timeout=10)
+        operator = bearer(await self.bootstrap_token("operator.key"))
+        tenant = await auth.CreateTenant(auth_pb2.CreateTenantRequest(name=name), metadata=operator, timeout=10)
         key = await auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(
-            tenant_id=tenant.tenant_id, name=f"{name} uploads", scopes=list(scopes)), metadata=admin, timeout=10)
+            tenant_id=tenant.tenant_id, name=f"{name} uploads", scopes=list(scopes)), metadata=operator, timeout=10)
         reply = await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=key.secret), timeout=10)
         return Caller(tenant_id=tenant.tenant_id, token=reply.access_token)
 

@@ -74,18 +74,26 @@ class Auth:
     def admin_key(self) -> str:
         return (self.keys_dir / "admin.key").read_text().strip()
 
+    def operator_key(self) -> str:
+        return (self.keys_dir / "operator.key").read_text().strip()
+
     async def token(self, api_key: str) -> auth_pb2.IssueTokenResponse:
         return await self.stub.IssueToken(auth_pb2.IssueTokenRequest(api_key=api_key), timeout=10)
 
     async def as_admin(self) -> list[tuple[str, str]]:
+        """The default tenant's admin (admin.key)."""
         return bearer((await self.token(self.admin_key())).access_token)
+
+    async def as_operator(self) -> list[tuple[str, str]]:
+        return bearer((await self.token(self.operator_key())).access_token)
 
     async def tenant_with_key(self, name: str,
                               scopes: tuple[str, ...] = ()) -> tuple[str, auth_pb2.CreateApiKeyResponse]:
-        admin = await self.as_admin()
-        tenant = await self.stub.CreateTenant(auth_pb2.CreateTenantRequest(name=name), metadata=admin, timeout=10)
+        """A new tenant and one key of it (default scopes unless given), made by the operator."""
+        operator = await self.as_operator()
+        tenant = await self.stub.CreateTenant(auth_pb2.CreateTenantRequest(name=name), metadata=operator, timeout=10)
         created = await self.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(
-            tenant_id=tenant.tenant_id, name=f"{name} uploads", scopes=list(scopes)), metadata=admin, timeout=10)
+            tenant_id=tenant.tenant_id, name=f"{name} uploads", scopes=list(scopes)), metadata=operator, timeout=10)
         return tenant.tenant_id, created
 
     async def as_key(self, api_key: str) -> list[tuple[str, str]]:
@@ -125,14 +133,15 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-de
 
 # --- bootstrap -----------------------------------------------------------------------------------
 
-async def test_first_start_writes_an_admin_key_only_its_owner_can_read(
+async def test_first_start_writes_operator_admin_and_service_keys_only_their_owner_can_read(
         data_dir: Path, database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="vtc")
     auth = await start_auth(data_dir, database_url)
     try:
         admin_file, service_file = auth.keys_dir / "admin.key", auth.keys_dir / "service.key"
-        assert admin_file.stat().st_mode & 0o777 == 0o600
-        assert service_file.stat().st_mode & 0o777 == 0o600
+        operator_file = auth.keys_dir / "operator.key"
+        for key_file in (admin_file, service_file, operator_file):
+            assert key_file.stat().st_mode & 0o777 == 0o600
         assert auth.keys_dir.stat().st_mode & 0o777 == 0o700
 
         admin = await auth.token(auth.admin_key())
@@ -142,11 +151,14 @@ async def test_first_start_writes_an_admin_key_only_its_owner_can_read(
         assert admin.expires_in == TTL_SECONDS
         service = await auth.token(service_file.read_text().strip())
         assert service.tenant_id == "system" and list(service.scopes) == ["service"]
+        operator = await auth.token(auth.operator_key())
+        assert operator.tenant_id == "platform" and list(operator.scopes) == ["operator"]
 
-        # The log says where the key is, and never what it is.
+        # The log says where the keys are, and never what they are.
         log_text = "\n".join(record.getMessage() for record in caplog.records)
-        assert str(admin_file.resolve()) in log_text
-        assert auth.admin_key() not in log_text and service_file.read_text().strip() not in log_text
+        assert str(admin_file.resolve()) in log_text and str(operator_file.resolve()) in log_text
+        for key_file in (admin_file, service_file, operator_file):
+            assert key_file.read_text().strip() not in log_text
     finally:
         await auth.stop()
 
@@ -170,12 +182,12 @@ async def test_tokens_verify_in_other_services_against_the_published_jwks(auth: 
 # --- tenants and keys ----------------------------------------------------------------------------
 
 async def test_a_new_tenant_gets_a_key_that_is_exchanged_for_a_token(auth: Auth) -> None:
-    admin = await auth.as_admin()
-    tenant = await auth.stub.CreateTenant(auth_pb2.CreateTenantRequest(name="  Acme Video  "), metadata=admin)
+    operator = await auth.as_operator()
+    tenant = await auth.stub.CreateTenant(auth_pb2.CreateTenantRequest(name="  Acme Video  "), metadata=operator)
     assert tenant.tenant_id.startswith("ten_") and tenant.name == "Acme Video"
 
     created = await auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(
-        tenant_id=tenant.tenant_id, name="ingest"), metadata=admin)
+        tenant_id=tenant.tenant_id, name="ingest"), metadata=operator)
     assert created.secret.startswith(f"vtc_{created.key.key_id}_") and created.secret.startswith(created.key.prefix)
     assert list(created.key.scopes) == ["videos:read", "videos:write"]
     assert created.key.tenant_id == tenant.tenant_id and not created.key.HasField("revoked_at")
@@ -184,56 +196,59 @@ async def test_a_new_tenant_gets_a_key_that_is_exchanged_for_a_token(auth: Auth)
     assert reply.tenant_id == tenant.tenant_id
     assert list(reply.scopes) == ["videos:read", "videos:write"]
 
-    # The tenant's own token lists its keys; the secret is not in the listing.
+    # The listing shows the key, never its secret.
     listed = await auth.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id=tenant.tenant_id),
-                                         metadata=bearer(reply.access_token))
+                                         metadata=operator)
     assert [key.key_id for key in listed.keys] == [created.key.key_id]
     assert created.secret not in str(listed)
 
-    again = await rpc_error(auth.stub.CreateTenant(auth_pb2.CreateTenantRequest(name="Acme Video"), metadata=admin))
+    again = await rpc_error(auth.stub.CreateTenant(auth_pb2.CreateTenantRequest(name="Acme Video"),
+                                                   metadata=operator))
     assert again.code() == grpc.StatusCode.ALREADY_EXISTS and "Acme Video" in again.details()
 
 
-async def test_a_tenant_manages_its_own_keys_within_its_own_scopes(auth: Auth) -> None:
-    tenant_id, writer = await auth.tenant_with_key("Writers Inc")
-    as_writer = await auth.as_key(writer.secret)
+async def test_a_tenant_admin_manages_its_own_keys_and_hands_out_tenant_scopes_only(auth: Auth) -> None:
+    tenant_id, admin = await auth.tenant_with_key("Admins Inc", scopes=("admin",))
+    as_admin = await auth.as_key(admin.secret)
 
     reader = await auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(name="dashboards", scopes=["videos:read"]),
-                                          metadata=as_writer)
+                                          metadata=as_admin)
     assert reader.key.tenant_id == tenant_id and list(reader.key.scopes) == ["videos:read"]
-    as_reader = await auth.as_key(reader.secret)
-
-    more = await rpc_error(auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(scopes=["videos:write"]),
-                                                  metadata=as_reader))
-    assert more.code() == grpc.StatusCode.PERMISSION_DENIED and "'videos:write'" in more.details()
-    admin_key = await rpc_error(auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(scopes=["admin"]),
-                                                       metadata=as_writer))
-    assert admin_key.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert admin_key.details() == "only an admin may grant the 'admin' scope"
+    deputy = await auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(name="deputy", scopes=["admin"]),
+                                          metadata=as_admin)
+    assert list(deputy.key.scopes) == ["admin"]
+    for scope in ("service", "operator"):
+        refused = await rpc_error(auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(scopes=[scope]),
+                                                         metadata=as_admin))
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED and "only by the bootstrap" in refused.details()
     unknown = await rpc_error(auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(scopes=["root"]),
-                                                     metadata=as_writer))
+                                                     metadata=as_admin))
     assert unknown.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown scope 'root'" in unknown.details()
-    lockout = await rpc_error(auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=writer.key.key_id),
+
+    # Keys without `admin` manage no keys, not even to lock out their admin.
+    as_reader = await auth.as_key(reader.secret)
+    lockout = await rpc_error(auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=admin.key.key_id),
                                                      metadata=as_reader))
     assert lockout.code() == grpc.StatusCode.PERMISSION_DENIED
+    more = await rpc_error(auth.stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(), metadata=as_reader))
+    assert more.code() == grpc.StatusCode.PERMISSION_DENIED
 
-    keys = await auth.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=as_reader)
-    assert {key.key_id for key in keys.keys} == {writer.key.key_id, reader.key.key_id}
+    keys = await auth.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=as_admin)
+    assert {key.key_id for key in keys.keys} == {admin.key.key_id, reader.key.key_id, deputy.key.key_id}
 
 
-async def test_non_admin_cannot_create_tenants(auth: Auth) -> None:
-    _, key = await auth.tenant_with_key("Tenant Admin Wannabe")
+async def test_only_the_operator_creates_tenants(auth: Auth) -> None:
+    _, key = await auth.tenant_with_key("Tenant Admin Wannabe", scopes=("admin",))
 
-    denied = await rpc_error(auth.stub.CreateTenant(auth_pb2.CreateTenantRequest(name="Mine"),
-                                                    metadata=await auth.as_key(key.secret)))
-
-    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert denied.details() == "this token lacks the 'admin' scope"
+    for caller in (await auth.as_key(key.secret), await auth.as_admin()):
+        denied = await rpc_error(auth.stub.CreateTenant(auth_pb2.CreateTenantRequest(name="Mine"), metadata=caller))
+        assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert denied.details().startswith("CreateTenant needs the 'operator' scope; this token has 'admin'")
 
 
 async def test_tenant_b_cannot_see_or_touch_tenant_a_keys(auth: Auth) -> None:
     tenant_a, key_a = await auth.tenant_with_key("Tenant A")
-    _, key_b = await auth.tenant_with_key("Tenant B")
+    _, key_b = await auth.tenant_with_key("Tenant B", scopes=("admin",))
     as_b = await auth.as_key(key_b.secret)
 
     listed = await rpc_error(auth.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id=tenant_a), metadata=as_b))
@@ -245,7 +260,7 @@ async def test_tenant_b_cannot_see_or_touch_tenant_a_keys(auth: Auth) -> None:
     own_tenant = await rpc_error(auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key_a.key.key_id),
                                                         metadata=as_b))
     missing = await rpc_error(auth.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id="ten_nobody"),
-                                                    metadata=await auth.as_admin()))
+                                                    metadata=await auth.as_operator()))
 
     for error in (listed, revoked, created):
         assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -260,7 +275,7 @@ async def test_tenant_b_cannot_see_or_touch_tenant_a_keys(auth: Auth) -> None:
 
 async def test_revoked_key_gets_no_token_but_says_why(auth: Auth) -> None:
     tenant_id, key = await auth.tenant_with_key("Revokers")
-    admin = await auth.as_admin()
+    admin = await auth.as_operator()
 
     first = await auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=tenant_id, key_id=key.key.key_id),
                                          metadata=admin)
@@ -355,8 +370,8 @@ async def test_the_migrated_schema_matches_the_models(auth: Auth) -> None:
 async def test_restart_keeps_tenants_keys_and_signing_keys(data_dir: Path, database_url: str) -> None:
     first = await start_auth(data_dir, database_url)
     try:
-        admin_key = first.admin_key()
-        tenant_id, key = await first.tenant_with_key("Persistent Co")
+        admin_key, operator_key = first.admin_key(), first.operator_key()
+        tenant_id, key = await first.tenant_with_key("Persistent Co", scopes=("admin",))
         old_token = (await first.token(key.secret)).access_token
         old_jwks = await first.stub.GetJwks(auth_pb2.GetJwksRequest())
     finally:
@@ -364,7 +379,8 @@ async def test_restart_keeps_tenants_keys_and_signing_keys(data_dir: Path, datab
 
     second = await start_auth(data_dir, database_url)
     try:
-        assert second.admin_key() == admin_key, "a restart must not replace the bootstrap key"
+        assert second.admin_key() == admin_key, "a restart must not replace the bootstrap keys"
+        assert second.operator_key() == operator_key
         assert (await second.token(key.secret)).tenant_id == tenant_id
         # A token from before the restart still opens doors: same signing keys.
         listed = await second.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(old_token))
@@ -383,8 +399,8 @@ async def test_restart_rewrites_missing_or_stale_key_files_but_respects_a_revoca
         admin_file, service_file = first.keys_dir / "admin.key", first.keys_dir / "service.key"
         old_admin_key = first.admin_key()
         old_service_key = service_file.read_text().strip()
-        # The service key gets revoked; the admin key file is lost.
-        admin = await first.as_admin()
+        # The operator revokes the service key; the admin key file is lost.
+        admin = await first.as_operator()
         [service_key] = (await first.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id="system"),
                                                       metadata=admin)).keys
         await first.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id="system", key_id=service_key.key_id),

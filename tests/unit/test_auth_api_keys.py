@@ -1,5 +1,5 @@
 """API key text and the rules for handing out keys: what a key looks like,
-what is stored of it, who may manage which tenant's keys and grant which scopes."""
+what is stored of it, whose keys a caller manages and which scopes the API grants."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import re
 
 import pytest
 
-from services.auth_svc.access import check_may_revoke, grantable_scopes, managed_tenant
+from services.auth_svc.access import grantable_scopes, managed_tenant
 from services.auth_svc.api_keys import InvalidApiKey, api_key_matches, hash_api_key, key_id_of, mint_api_key
 from services.auth_svc.tenants import tenant_not_found
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied
 from services.shared.principal import Principal
 
-ADMIN = Principal(subject="key_admin", tenant_id="default", scopes=frozenset({"admin", "videos:read", "videos:write"}))
+OPERATOR = Principal(subject="key_operator", tenant_id="platform", scopes=frozenset({"operator"}))
+ADMIN = Principal(subject="key_admin", tenant_id="ten_a", scopes=frozenset({"admin"}))
 WRITER = Principal(subject="key_writer", tenant_id="ten_a", scopes=frozenset({"videos:read", "videos:write"}))
-READER = Principal(subject="key_reader", tenant_id="ten_a", scopes=frozenset({"videos:read"}))
 SERVICE = Principal(subject="key_service", tenant_id="system", scopes=frozenset({"service"}))
+ROGUE_OPERATOR = Principal(subject="key_rogue", tenant_id="ten_a", scopes=frozenset({"operator"}))
 
 
 def test_minted_key_text_names_its_id_and_carries_256_random_bits() -> None:
@@ -49,58 +50,51 @@ def test_text_not_shaped_like_a_key_is_an_invalid_key(text: str) -> None:
         key_id_of(text)
 
 
-def test_a_caller_manages_their_own_tenant_and_an_admin_any() -> None:
-    assert managed_tenant(WRITER, "") == "ten_a"
-    assert managed_tenant(WRITER, "ten_a") == "ten_a"
-    assert managed_tenant(ADMIN, "ten_b") == "ten_b"
-    assert managed_tenant(ADMIN, "") == "default"
-    # A service may act for tenants on other services, but not mint their keys.
-    with pytest.raises(NotFound, match="tenant 'ten_a' not found"):
-        managed_tenant(SERVICE, "ten_a")
+def test_a_tenant_admin_manages_its_own_tenant_and_the_operator_any() -> None:
+    assert managed_tenant(ADMIN, "") == "ten_a"
+    assert managed_tenant(ADMIN, "ten_a") == "ten_a"
+    assert managed_tenant(OPERATOR, "ten_b") == "ten_b"
+    assert managed_tenant(OPERATOR, "") == "platform"
+    with pytest.raises(NotFound, match="tenant 'ten_b' not found"):
+        managed_tenant(ADMIN, "ten_b")
+
+
+@pytest.mark.parametrize("caller", [WRITER, SERVICE, ROGUE_OPERATOR], ids=["writer", "service", "rogue operator"])
+def test_everyone_else_manages_no_keys(caller: Principal) -> None:
+    with pytest.raises(PermissionDenied, match="managing API keys needs the 'admin' scope"):
+        managed_tenant(caller, "")
 
 
 def test_another_tenant_reads_exactly_like_a_missing_one() -> None:
     with pytest.raises(NotFound) as other:
-        managed_tenant(WRITER, "ten_b")
+        managed_tenant(ADMIN, "ten_b")
     # The same words the directory uses for a tenant id that does not exist.
     assert str(other.value) == str(tenant_not_found("ten_b"))
 
 
 def test_new_keys_default_to_read_and_write() -> None:
-    assert grantable_scopes(WRITER, []) == ("videos:read", "videos:write")
-    assert grantable_scopes(WRITER, ["", " "]) == ("videos:read", "videos:write")
+    assert grantable_scopes("ten_a", []) == ("videos:read", "videos:write")
+    assert grantable_scopes("ten_a", ["", " "]) == ("videos:read", "videos:write")
 
 
 def test_scopes_come_back_deduplicated_in_a_stable_order() -> None:
-    assert grantable_scopes(ADMIN, ["videos:write", "admin", "videos:write"]) == ("admin", "videos:write")
+    assert grantable_scopes("ten_a", ["videos:write", "admin", "videos:write"]) == ("admin", "videos:write")
 
 
-def test_a_key_cannot_get_more_than_its_creator_holds() -> None:
-    assert grantable_scopes(READER, ["videos:read"]) == ("videos:read",)
-    with pytest.raises(PermissionDenied, match="lacks the 'videos:write' scope"):
-        grantable_scopes(READER, ["videos:read", "videos:write"])
-    with pytest.raises(PermissionDenied, match="lacks the 'videos:write' scope"):
-        grantable_scopes(READER, [])  # the default includes write
+@pytest.mark.parametrize("scope", ["operator", "service"])
+def test_platform_scopes_are_never_handed_out_through_the_api(scope: str) -> None:
+    with pytest.raises(PermissionDenied, match=f"the '{scope}' scope is given only by the bootstrap; "
+                                               "API keys may hold admin, videos:read, videos:write"):
+        grantable_scopes("ten_a", ["videos:read", scope])
 
 
-@pytest.mark.parametrize("scope", ["admin", "service"])
-def test_only_an_admin_grants_admin_or_service(scope: str) -> None:
-    assert grantable_scopes(ADMIN, [scope]) == (scope,)
-    with pytest.raises(PermissionDenied, match=f"only an admin may grant the '{scope}' scope"):
-        grantable_scopes(WRITER, [scope])
-    with pytest.raises(PermissionDenied):
-        grantable_scopes(SERVICE, [scope])
+@pytest.mark.parametrize("tenant_id", ["platform", "system"])
+def test_the_platform_tenants_get_no_api_keys(tenant_id: str) -> None:
+    with pytest.raises(PermissionDenied, match=f"tenant '{tenant_id}' holds only the identities the bootstrap"):
+        grantable_scopes(tenant_id, ["videos:read"])
 
 
 def test_unknown_scopes_are_named_with_the_known_ones() -> None:
-    with pytest.raises(InvalidArgument, match="unknown scope 'videos:delete'; known scopes: admin, service"):
-        grantable_scopes(ADMIN, ["videos:delete"])
-
-
-def test_a_key_is_revoked_only_by_someone_holding_all_its_scopes() -> None:
-    check_may_revoke(WRITER, ("videos:read",))
-    check_may_revoke(ADMIN, ("admin", "videos:read"))
-    with pytest.raises(PermissionDenied, match="this key holds the 'admin' scope"):
-        check_may_revoke(WRITER, ("admin", "videos:read"))
-    with pytest.raises(PermissionDenied, match="'videos:write'"):
-        check_may_revoke(READER, ("videos:read", "videos:write"))
+    with pytest.raises(InvalidArgument, match="unknown scope 'videos:delete'; known scopes: admin, operator, service, "
+                                              "videos:read, videos:write"):
+        grantable_scopes("ten_a", ["videos:delete"])

@@ -39,11 +39,19 @@ class Stack:
         return grpc.insecure_channel(self.grpc_address)
 
     def admin_token(self) -> str:
+        """A token of the default tenant's admin (what `vtc login` uses)."""
+        return self._token(self.admin_key)
+
+    def operator_token(self) -> str:
+        """A token of the platform operator: tenants and their keys."""
+        return self._token(self.vtc.operator_key_file.read_text().strip())
+
+    def _token(self, api_key: str) -> str:
         from vtc.v1 import auth_pb2, auth_pb2_grpc
 
         with self.channel() as channel:
             reply = auth_pb2_grpc.AuthServiceStub(channel).IssueToken(
-                auth_pb2.IssueTokenRequest(api_key=self.admin_key), timeout=10)
+                auth_pb2.IssueTokenRequest(api_key=api_key), timeout=10)
         return reply.access_token
 
 

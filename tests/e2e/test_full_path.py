@@ -125,12 +125,12 @@ def test_rest_errors_are_json_with_the_grpc_code_and_a_reason(stack: Stack) -> N
 
 
 def test_another_tenant_cannot_see_or_fetch_a_video(stack: Stack, clip_640x360: Path) -> None:
-    admin = stack.admin_token()
+    admin, operator = stack.admin_token(), stack.operator_token()
     with stack.channel() as channel:
         auth = auth_pb2_grpc.AuthServiceStub(channel)
-        tenant = auth.CreateTenant(auth_pb2.CreateTenantRequest(name="tenant-b"), metadata=bearer(admin))
+        tenant = auth.CreateTenant(auth_pb2.CreateTenantRequest(name="tenant-b"), metadata=bearer(operator))
         key = auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=tenant.tenant_id, name="b"),
-                                metadata=bearer(admin))
+                                metadata=bearer(operator))
         other = auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=key.secret)).access_token
 
         reply = upload_pb2_grpc.UploadServiceStub(channel).Upload(

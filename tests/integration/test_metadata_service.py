@@ -67,7 +67,7 @@ class Metadata:
         return self.keys.metadata(tenant_id=tenant, scopes=scopes)
 
     def as_upload_service(self) -> list[tuple[str, str]]:
-        return self.keys.metadata(tenant_id="ten_system", scopes=("service",), subject="service:upload")
+        return self.keys.metadata(tenant_id="system", scopes=("service",), subject="service:upload")
 
     async def stop(self) -> None:
         await self.channel.close()

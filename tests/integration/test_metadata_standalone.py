@@ -64,7 +64,7 @@ async def test_create_server_checks_tokens_against_the_auth_jwks_and_keeps_data_
             await stub.RegisterVideo(metadata_pb2.RegisterVideoRequest(
                 video_id=video_id, job_id="job_standalone000000000", tenant_id="ten_a", title="alone",
                 source_key=source_key("ten_a", video_id, "a.mp4")),
-                metadata=keys.metadata(tenant_id="ten_system", scopes=("service",)))
+                metadata=keys.metadata(tenant_id="system", scopes=("service",)))
             video = await stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=video_id),
                                         metadata=keys.metadata(tenant_id="ten_a"))
             assert video.title == "alone" and video.job.profile == "default"

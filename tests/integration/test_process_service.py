@@ -38,7 +38,7 @@ async def list_profiles(port: int, metadata: list[tuple[str, str]] | None) -> pr
 
 
 async def test_list_profiles_shows_the_default_ladder(server: RunningServer) -> None:
-    reply = await list_profiles(server.port, KEYS.metadata(scopes=()))  # any token, whatever its scopes
+    reply = await list_profiles(server.port, KEYS.metadata(scopes=("videos:read",)))
 
     [profile] = reply.profiles
     assert profile.name == "default" and "1080p" in profile.description

@@ -189,10 +189,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     raise Unauthenticated(
                         "missing bearer token: run `vtc login` or send 'authorization: Bearer <token>'")
                 principal = await verifier.verify(token)
+                bind(tenant=principal.tenant_id)  # a refused call is logged with who tried it
                 check_access(method, principal)
             except VtcError as error:
                 await _abort(context, error)
-            bind(tenant=principal.tenant_id)
             return set_principal(principal)
 
         async def still_trusted() -> None:

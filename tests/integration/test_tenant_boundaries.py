@@ -6,6 +6,9 @@ only from the bootstrap, and every RPC answers every role as the access policy
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +20,7 @@ import pytest_asyncio
 from services.auth_svc.server import AuthComponent
 from services.shared.access_policy import ACCESS_POLICY
 from services.shared.ids import new_id
+from services.shared.logs import JsonFormatter
 from services.shared.principal import Role
 from services.shared.storage.keys import source_key
 from tests.integration.test_upload_grpc import Stack, bearer, start_stack, upload
@@ -216,6 +220,25 @@ async def test_a_tenant_admin_cannot_create_tenants(world: World) -> None:
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error.details() == ("CreateTenant needs the 'operator' scope; "
                                "this token has 'admin', 'videos:read', 'videos:write'")
+
+
+async def test_a_refused_call_is_logged_with_the_tenant_that_tried(world: World) -> None:
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("vtc.rpc")
+    logger.addHandler(handler)
+    previous_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        await rpc_error(world.auth.CreateTenant(auth_pb2.CreateTenantRequest(name="Mine"), metadata=world.b.as_me))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+    [refused] = [json.loads(line) for line in lines.getvalue().splitlines()
+                 if json.loads(line).get("method") == "/vtc.v1.AuthService/CreateTenant"]
+    assert refused["code"] == "PERMISSION_DENIED" and refused["tenant"] == world.b.tenant_id
 
 
 # --- what each role may do ----------------------------------------------------------------------

@@ -173,7 +173,7 @@ async def test_a_revocation_outlives_a_restart_of_the_auth_service_and_reaches_n
         tenant_id, key = await first.tenant_with_key("Revoked Before Restart")
         live = (await first.token(key.secret)).access_token
         await first.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=tenant_id, key_id=key.key.key_id),
-                                      metadata=await first.as_admin(), timeout=10)
+                                      metadata=await first.as_operator(), timeout=10)
     finally:
         await first.stop()
 
@@ -202,7 +202,7 @@ async def test_a_service_started_after_a_revocation_refuses_the_keys_tokens(auth
     revoked_token = (await auth.token(revoked_key.secret)).access_token
     kept_token = (await auth.token(kept_key.secret)).access_token
     await auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=tenant_id, key_id=revoked_key.key.key_id),
-                                 metadata=await auth.as_admin(), timeout=10)
+                                 metadata=await auth.as_operator(), timeout=10)
 
     # The metadata service starts now, on a bus of its own: it never hears the broadcast.
     metadata = await create_metadata_server(MetadataSettings(
@@ -249,7 +249,7 @@ async def test_over_rabbitmq_another_services_verifier_drops_a_deleted_key_and_a
         await verifier.verify(tenant_token)
 
         await auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=tenant_id, key_id=tenant_key.key.key_id),
-                                     metadata=await auth.as_admin(), timeout=10)
+                                     metadata=await auth.as_operator(), timeout=10)
         await retire_and_delete(auth, key)
 
         async def refused(token: str) -> float:

@@ -95,7 +95,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def CancelJob(self, request: metadata_pb2.CancelJobRequest,
                         context: grpc.aio.ServicerContext) -> common_pb2.Job:
-        tenant = _tenant_with(SCOPE_VIDEOS_WRITE)
+        tenant = _own_tenant()
         job_id = _required(request.job_id, "job_id")
         bind(job_id=job_id)
         job = await cancel_job(self._catalog, self._bus, self._fanout, tenant, job_id)

@@ -51,6 +51,7 @@ ACCESS_POLICY: Mapping[str, AccessRule] = {
     "/vtc.v1.MetadataService/DeleteVideo": only(_WRITE, _ADMIN),
     "/vtc.v1.MetadataService/GetJob": only(_READ, _ADMIN),
     "/vtc.v1.MetadataService/WatchJob": only(_READ, _ADMIN),
+    "/vtc.v1.MetadataService/CancelJob": only(_WRITE, _ADMIN),
     "/vtc.v1.MetadataService/DownloadRendition": only(_READ, _ADMIN),
     "/vtc.v1.ProcessService/ListProfiles": only(_READ, _WRITE, _ADMIN, _SERVICE),  # upload checks profiles
     "/vtc.v1.UploadService/Upload": only(_WRITE, _ADMIN),

@@ -100,7 +100,7 @@ async def register_job(replica: Replica, keys: TestKeys) -> events_pb2.JobReques
         size_bytes=1000, sha256="ab" * 32, source_key=source_key(TENANT, video_id, "clip.mp4"), profile="default",
         probe=common_pb2.MediaProbe(container="mov,mp4,m4a,3gp,3g2,mj2", duration_seconds=2.0, width=640,
                                     height=360, fps=30.0, video_codec="h264", video_frames=60)),
-        metadata=keys.metadata(tenant_id="ten_system", scopes=("service",), subject="service:upload"))
+        metadata=keys.metadata(tenant_id="system", scopes=("service",), subject="service:upload"))
     return events_pb2.JobRequested(job_id=job_id, video_id=video_id, tenant_id=TENANT, profile="default",
                                    attempt=1)
 

@@ -40,7 +40,7 @@ async def test_profiles_are_served_while_one_of_two_workers_is_up(tmp_path: Path
     stub = process_pb2_grpc.ProcessServiceStub(channel)
 
     async def profiles() -> list[str]:
-        as_service = KEYS.metadata(tenant_id="ten_system", scopes=("service",), subject="service:upload")
+        as_service = KEYS.metadata(tenant_id="system", scopes=("service",), subject="service:upload")
         reply = await stub.ListProfiles(process_pb2.ListProfilesRequest(), metadata=as_service, timeout=10)
         return [p.name for p in reply.profiles]
 

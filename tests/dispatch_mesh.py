@@ -62,7 +62,7 @@ class DispatchMesh:
             video_id=video_id, job_id=job_id, tenant_id=tenant, title=title, filename=clip.name,
             size_bytes=clip.stat().st_size if size_bytes is None else size_bytes, sha256="ab" * 32,
             probe=clip_probe(), source_key=key, profile="default"),
-            metadata=self.keys.metadata(tenant_id="ten_system", scopes=("service",), subject="service:upload"),
+            metadata=self.keys.metadata(tenant_id="system", scopes=("service",), subject="service:upload"),
             timeout=30)
 
     async def job(self, tenant: str, job_id: str) -> common_pb2.Job:

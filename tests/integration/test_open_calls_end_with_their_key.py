@@ -36,8 +36,8 @@ async def test_revoking_a_key_ends_its_upload_in_progress(vtc: AllInOne, tmp_pat
     assert len(data) > 2 * CHUNK
     async with grpc.aio.insecure_channel(vtc.grpc_address) as channel:
         auth = auth_pb2_grpc.AuthServiceStub(channel)
-        admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(
-            api_key=vtc.admin_key_file.read_text().strip()), timeout=10)).access_token)
+        admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(  # the operator: tenants and their keys
+            api_key=vtc.operator_key_file.read_text().strip()), timeout=10)).access_token)
         tenant = await auth.CreateTenant(auth_pb2.CreateTenantRequest(name="Leaky Co"), metadata=admin, timeout=10)
         key = await auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=tenant.tenant_id), metadata=admin,
                                       timeout=10)

@@ -81,13 +81,15 @@ async def test_a_service_whose_own_key_was_revoked_gets_the_peers_refusal_once_n
     channel = peer_channel(f"127.0.0.1:{auth.running.port}", token.renewal_interceptors())
     try:
         peer = auth_pb2_grpc.AuthServiceStub(channel)
-        [own] = (await peer.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=await token.metadata(),
-                                        timeout=10)).keys
+        await token.metadata()  # the service holds a live token
+        operator = await auth.as_operator()
+        [own] = (await auth.stub.ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id="system"), metadata=operator,
+                                             timeout=10)).keys
         await auth.stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=own.tenant_id, key_id=own.key_id),
-                                     metadata=await auth.as_admin(), timeout=10)
+                                     metadata=operator, timeout=10)
 
         started = time.monotonic()
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:  # any call that checks the token
             await peer.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=await token.metadata(), timeout=10)
 
         assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -126,7 +126,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def GetDownloadUrl(self, request: metadata_pb2.GetDownloadUrlRequest,
                              context: grpc.aio.ServicerContext) -> metadata_pb2.GetDownloadUrlResponse:
-        tenant = _tenant_with(SCOPE_VIDEOS_READ)
+        tenant = _own_tenant()
         video_id = _required(request.video_id, "video_id")
         bind(video_id=video_id)
         ttl = request.ttl_seconds or self._download_url_ttl

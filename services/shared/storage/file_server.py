@@ -169,7 +169,6 @@ class SignedFileServer:
     """A component (see services.shared.server) serving `root` by signed URL on host:port."""
 
     service_names: tuple[str, ...] = ()
-    public_methods: frozenset[str] = frozenset()
 
     def __init__(self, root: Path, signer: UrlSigner, host: str = "127.0.0.1", port: int = 0) -> None:
         self._root = root.resolve()

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from services.shared.errors import InvalidArgument, PermissionDenied
+from services.shared.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.shared.storage.file_server import Unsatisfiable, byte_range
 from services.shared.storage.signed_urls import UrlSigner, load_or_create_secret
 
@@ -82,3 +82,17 @@ def test_byte_ranges(header: str | None, expected: tuple[int, int] | None) -> No
 def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(Unsatisfiable):
         byte_range(header, 1000)
+
+
+def test_the_secret_is_made_only_when_a_url_is_signed_and_a_failure_names_the_setting(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("")  # a keys folder the service cannot write in (a read-only mount in compose)
+    signer = UrlSigner(lambda: load_or_create_secret(keys / "url-signing.key"))  # starting needs nothing
+
+    with pytest.raises(FailedPrecondition, match="cannot make .*url-signing.key .*set VTC_URL_SIGNING_KEY"):
+        signer.url(KEY, int(time.time()) + 60)
+
+
+def test_a_short_configured_secret_is_refused() -> None:
+    with pytest.raises(FailedPrecondition, match="at least 16 bytes"):
+        UrlSigner(b"short").url(KEY, int(time.time()) + 60)

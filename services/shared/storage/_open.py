@@ -19,9 +19,10 @@ def open_store(settings: CommonSettings) -> ObjectStore:
         from services.shared.storage.local import LocalDirectoryStore
         from services.shared.storage.signed_urls import DEFAULT_BASE_URL, UrlSigner, load_or_create_secret
 
-        secret = settings.url_signing_key.get_secret_value().encode() or load_or_create_secret(
-            settings.keys_dir / "url-signing.key")
-        urls = UrlSigner(secret, settings.download_base_url or DEFAULT_BASE_URL)
+        configured = settings.url_signing_key.get_secret_value().encode()
+        key_file = settings.keys_dir / "url-signing.key"
+        urls = UrlSigner(configured or (lambda: load_or_create_secret(key_file)),
+                         settings.download_base_url or DEFAULT_BASE_URL)
         return LocalDirectoryStore(Path(unquote(parsed.path)), urls)
     if parsed.scheme == "b2":
         from services.shared.storage.b2 import B2Store

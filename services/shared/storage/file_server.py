@@ -146,7 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply_error(self, error: VtcError) -> None:
         # The same JSON the gateway gives for a gRPC error: {"code": <gRPC code>, "message": ...}.
-        status = HTTPStatus.FORBIDDEN if isinstance(error, PermissionDenied) else HTTPStatus.NOT_FOUND
+        status = (HTTPStatus.FORBIDDEN if isinstance(error, PermissionDenied) else
+                  HTTPStatus.NOT_FOUND if isinstance(error, NotFound) else HTTPStatus.SERVICE_UNAVAILABLE)
         body = json.dumps({"code": error.code.value[0], "message": error.message}).encode()
         self._start(status, {"Content-Type": "application/json", "Content-Length": str(len(body))})
         if self.command != "HEAD":

@@ -16,10 +16,11 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from services.shared.errors import PermissionDenied
+from services.shared.errors import FailedPrecondition, PermissionDenied
 from services.shared.storage._base import validate_key
 
 FILES_PREFIX = "/files/"
@@ -27,14 +28,21 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 
 
 class UrlSigner:
-    def __init__(self, secret: bytes, base_url: str = DEFAULT_BASE_URL) -> None:
-        if len(secret) < 16:
-            raise ValueError("the URL signing secret must be at least 16 bytes")
-        self._secret = secret
+    """`secret`: the bytes, or how to get them on first use (so a service that
+    never signs never needs a writable keys folder)."""
+
+    def __init__(self, secret: bytes | Callable[[], bytes], base_url: str = DEFAULT_BASE_URL) -> None:
+        self._secret_source = secret if callable(secret) else (lambda: secret)
+        self._secret: bytes | None = None
         # The all-in-one learns its gateway's port only after Envoy started: it sets this then.
         self.base_url = base_url.rstrip("/")
 
     def _signature(self, key: str, expires: int) -> str:
+        if self._secret is None:
+            secret = self._secret_source()
+            if len(secret) < 16:
+                raise FailedPrecondition("the URL signing key (VTC_URL_SIGNING_KEY) must be at least 16 bytes")
+            self._secret = secret
         return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
     def url(self, key: str, expires: int) -> str:
@@ -58,6 +66,14 @@ class UrlSigner:
 
 def load_or_create_secret(path: Path) -> bytes:
     """The secret in `path`, made (32 random bytes, hex, mode 0600) if there is none."""
+    try:
+        return _load_or_create(path)
+    except OSError as error:
+        raise FailedPrecondition(f"no URL signing key: cannot make {path} ({error.strerror}); set "
+                                 "VTC_URL_SIGNING_KEY, the same for every metadata replica") from error
+
+
+def _load_or_create(path: Path) -> bytes:
     with contextlib.suppress(FileNotFoundError):
         if text := path.read_text().strip():
             return bytes.fromhex(text)

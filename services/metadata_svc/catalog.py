@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metadata_svc.dispatch import job_request_row, job_requested
-from services.metadata_svc.job import UNFINISHED, Job, JobStatus, Progress, Rendition
+from services.metadata_svc.job import UNFINISHED, Job, JobStatus, Progress, Quality, Rendition
 from services.metadata_svc.models import JobRow, OutboxRow, RenditionRow, VideoRow
 from services.metadata_svc.paging import PageCursor
 from services.metadata_svc.quotas import TenantQuota
@@ -227,7 +227,14 @@ def _rendition(row: RenditionRow) -> Rendition:
     return Rendition(name=row.name, width=row.width, height=row.height, bitrate=row.bitrate,
                      size_bytes=row.size_bytes, duration_seconds=row.duration_seconds, storage_key=row.storage_key,
                      container=row.container, video_codec=row.video_codec, audio_codec=row.audio_codec,
-                     content_type=row.content_type)
+                     content_type=row.content_type, quality=_quality(row))
+
+
+def _quality(row: RenditionRow) -> Quality | None:
+    if row.quality_frames is None:
+        return None
+    return Quality(psnr_db=row.quality_psnr_db or 0.0, ssim=row.quality_ssim or 0.0,
+                   xpsnr_db=row.quality_xpsnr_db or 0.0, frames_compared=row.quality_frames)
 
 
 def _new_job_row(job: Job) -> JobRow:
@@ -254,5 +261,9 @@ def _rendition_rows(job_id: str, renditions: Sequence[Rendition]) -> list[Rendit
     return [RenditionRow(job_id=job_id, position=i, name=r.name, width=r.width, height=r.height, bitrate=r.bitrate,
                          size_bytes=r.size_bytes, duration_seconds=r.duration_seconds, storage_key=r.storage_key,
                          container=r.container, video_codec=r.video_codec, audio_codec=r.audio_codec,
-                         content_type=r.content_type)
+                         content_type=r.content_type,
+                         quality_psnr_db=r.quality.psnr_db if r.quality else None,
+                         quality_ssim=r.quality.ssim if r.quality else None,
+                         quality_xpsnr_db=r.quality.xpsnr_db if r.quality else None,
+                         quality_frames=r.quality.frames_compared if r.quality else None)
             for i, r in enumerate(renditions)]

@@ -52,6 +52,24 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """A rendition against the source scaled to its size (process_svc/execute/quality.py)."""
+    psnr_db: float
+    ssim: float
+    xpsnr_db: float
+    frames_compared: int
+
+    @classmethod
+    def from_proto(cls, message: common_pb2.RenditionQuality) -> Quality:
+        return cls(psnr_db=message.psnr_db, ssim=message.ssim, xpsnr_db=message.xpsnr_db,
+                   frames_compared=message.frames_compared)
+
+    def to_proto(self) -> common_pb2.RenditionQuality:
+        return common_pb2.RenditionQuality(psnr_db=self.psnr_db, ssim=self.ssim, xpsnr_db=self.xpsnr_db,
+                                           frames_compared=self.frames_compared)
+
+
+@dataclass(frozen=True)
 class Rendition:
     name: str
     width: int
@@ -64,6 +82,7 @@ class Rendition:
     video_codec: str = "h264"
     audio_codec: str = ""
     content_type: str = "video/mp4"
+    quality: Quality | None = None  # None when not measured
 
     @classmethod
     def from_proto(cls, message: common_pb2.Rendition) -> Rendition:
@@ -71,14 +90,15 @@ class Rendition:
                    size_bytes=message.size_bytes, duration_seconds=message.duration_seconds,
                    storage_key=message.storage_key, container=message.container or "mp4",
                    video_codec=message.video_codec, audio_codec=message.audio_codec,
-                   content_type=message.content_type or "video/mp4")
+                   content_type=message.content_type or "video/mp4",
+                   quality=Quality.from_proto(message.quality) if message.HasField("quality") else None)
 
     def to_proto(self) -> common_pb2.Rendition:
         return common_pb2.Rendition(
             name=self.name, width=self.width, height=self.height, bitrate=self.bitrate,
             size_bytes=self.size_bytes, duration_seconds=self.duration_seconds, storage_key=self.storage_key,
             container=self.container, video_codec=self.video_codec, audio_codec=self.audio_codec,
-            content_type=self.content_type)
+            content_type=self.content_type, quality=self.quality.to_proto() if self.quality else None)
 
 
 # The status each kind of event leaves the job in.

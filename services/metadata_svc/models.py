@@ -85,6 +85,11 @@ class RenditionRow(Base):
     video_codec: Mapped[str] = mapped_column(String(32))
     audio_codec: Mapped[str] = mapped_column(String(32))
     content_type: Mapped[str] = mapped_column(String(64))
+    # The quality report (job.Quality); NULL when it was not measured.
+    quality_psnr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_ssim: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_xpsnr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class OutboxRow(Base):

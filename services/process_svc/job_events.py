@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.process_svc.execute import ProducedRendition, TranscodeProgress
+from services.process_svc.execute.quality import RenditionQuality
 from services.shared.bus import Bus
 from services.shared.bus.contract import job_event_key
 from vtc.v1 import common_pb2, events_pb2
@@ -68,4 +69,11 @@ def rendition_message(produced: ProducedRendition, storage_key: str) -> common_p
         name=produced.name, width=produced.width, height=produced.height, bitrate=produced.bitrate,
         size_bytes=produced.size_bytes, duration_seconds=produced.duration_seconds, storage_key=storage_key,
         container=produced.container, video_codec=produced.video_codec, audio_codec=produced.audio_codec,
-        content_type=produced.content_type)
+        content_type=produced.content_type, quality=_quality_message(produced.quality))
+
+
+def _quality_message(quality: RenditionQuality | None) -> common_pb2.RenditionQuality | None:
+    if quality is None:
+        return None
+    return common_pb2.RenditionQuality(psnr_db=quality.psnr_db, ssim=quality.ssim, xpsnr_db=quality.xpsnr_db,
+                                       frames_compared=quality.frames_compared)

@@ -36,6 +36,7 @@ class ProcessComponent:
         self.worker = TranscodeWorker(
             bus, store, self.catalog, settings.work_dir,
             progress_interval_seconds=settings.process_progress_interval_seconds,
+            quality_sample_every=settings.process_quality_sample_every,
             max_deliveries=bus.max_deliveries,
             time_limit=TimeLimit(settings.process_time_limit_factor, settings.process_time_limit_min_seconds))
 

@@ -22,6 +22,9 @@ class Settings(CommonSettings):
         10.0, gt=0, description="A job's wall-time limit per second of source (with at least the minimum below).")
     process_time_limit_min_seconds: float = Field(
         300.0, gt=0, description="Least wall-time limit of a job, whatever its source's duration.")
+    process_quality_sample_every: int = Field(
+        5, ge=0, description="Quality report: compare every Nth frame of each rendition with its reference; "
+                             "1: every frame, 0: no report (cost in docs/transcoding-profiles.md).")
 
     @property
     def work_dir(self) -> Path:

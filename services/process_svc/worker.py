@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.process_svc.execute import ProducedRendition, execute, probe_source
+from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.failures import JobFailure
 from services.process_svc.job_events import JobEventPublisher, rendition_message
 from services.process_svc.plan import EncodePlan, plan_encode
@@ -67,7 +68,7 @@ class _RunningJob:
 class TranscodeWorker:
     def __init__(self, bus: Bus, store: ObjectStore, catalog: ProfileCatalog, work_dir: Path, *,
                  worker_name: str = "", progress_interval_seconds: float = 0.5, max_deliveries: int = 5,
-                 time_limit: TimeLimit = DEFAULT_TIME_LIMIT) -> None:
+                 time_limit: TimeLimit = DEFAULT_TIME_LIMIT, quality_sample_every: int = DEFAULT_SAMPLE_EVERY) -> None:
         self._bus = bus
         self._store = store
         self._catalog = catalog
@@ -76,6 +77,7 @@ class TranscodeWorker:
         self._progress_interval = progress_interval_seconds
         self.max_deliveries = max_deliveries
         self._time_limit = time_limit
+        self._quality_sample_every = quality_sample_every
         self._running: dict[str, _RunningJob] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
 
@@ -203,7 +205,7 @@ class TranscodeWorker:
         cancel = threading.Event()
         encoding = asyncio.ensure_future(asyncio.to_thread(
             execute, plan, source, out_dir, relay.report, cancel=cancel,
-            progress_interval_seconds=self._progress_interval))
+            progress_interval_seconds=self._progress_interval, quality_sample_every=self._quality_sample_every))
         try:
             return await asyncio.shield(encoding)
         except asyncio.CancelledError:

@@ -81,6 +81,23 @@ def test_video_summary_has_source_job_and_renditions() -> None:
     assert "198.7 KiB" in rendition_row and "812 kb/s" in rendition_row and "640x360" in rendition_row
 
 
+def test_video_summary_shows_each_renditions_quality() -> None:
+    video = _video()
+    video.job.renditions[0].quality.CopyFrom(common_pb2.RenditionQuality(psnr_db=41.237, ssim=0.98765,
+                                                                         xpsnr_db=38.504, frames_compared=12))
+    text = _render(video_summary(video))
+    assert "PSNR dB" in text and "SSIM" in text and "XPSNR dB" in text
+    rendition_row = next(line for line in text.splitlines() if "360p" in line and "kb/s" in line)
+    assert "41.24" in rendition_row and "0.9877" in rendition_row and "38.50" in rendition_row
+    assert to_dict(video)["job"]["renditions"][0]["quality"]["frames_compared"] == 12
+
+
+def test_a_rendition_without_a_quality_report_shows_dashes() -> None:
+    rendition_row = next(line for line in _render(video_summary(_video())).splitlines()
+                         if "360p" in line and "kb/s" in line)
+    assert rendition_row.split()[-3:] == ["-", "-", "-"]
+
+
 def test_video_summary_of_a_failed_job_shows_why() -> None:
     assert "the source has no video stream" in _render(video_summary(_video(status=common_pb2.JOB_STATUS_FAILED)))
 

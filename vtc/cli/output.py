@@ -83,11 +83,22 @@ def renditions_table(renditions: Iterable[common_pb2.Rendition]) -> Table:
     table.add_column("BITRATE", justify="right", no_wrap=True)
     table.add_column("RESOLUTION", justify="right", no_wrap=True)
     table.add_column("CODECS", no_wrap=True)
+    # Against the source scaled to the rendition's size; "-" where it was not measured.
+    table.add_column("PSNR dB", justify="right", no_wrap=True)
+    table.add_column("SSIM", justify="right", no_wrap=True)
+    table.add_column("XPSNR dB", justify="right", no_wrap=True)
     for rendition in renditions:
         codecs = " + ".join(c for c in (rendition.video_codec, rendition.audio_codec) if c)
         table.add_row(rendition.name, human_bytes(rendition.size_bytes), human_bitrate(rendition.bitrate),
-                      f"{rendition.width}x{rendition.height}", codecs or "-")
+                      f"{rendition.width}x{rendition.height}", codecs or "-", *_quality_cells(rendition))
     return table
+
+
+def _quality_cells(rendition: common_pb2.Rendition) -> tuple[str, str, str]:
+    if not rendition.HasField("quality"):
+        return "-", "-", "-"
+    quality = rendition.quality
+    return f"{quality.psnr_db:.2f}", f"{quality.ssim:.4f}", f"{quality.xpsnr_db:.2f}"
 
 
 def probe_summary(probe: common_pb2.MediaProbe) -> str:

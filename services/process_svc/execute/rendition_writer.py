@@ -19,13 +19,16 @@ import av
 from av.video.frame import PictureType
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
+from services.process_svc.execute.quality import QualityMeter, RenditionQuality
 from services.process_svc.plan import RenditionPlan
 
 _FINISH = object()
 
 
 class RenditionWriter:
-    def __init__(self, plan: RenditionPlan, path: Path, time_base: Fraction, *, queue_depth: int = 4) -> None:
+    def __init__(self, plan: RenditionPlan, path: Path, time_base: Fraction, *, queue_depth: int = 4,
+                 quality_sample_every: int = 0) -> None:
+        """quality_sample_every: compare every Nth frame with what was encoded (quality.py); 0: no report."""
         self.plan = plan
         self.path = path
         # faststart puts the index up front, so players start before the whole file arrives.
@@ -44,6 +47,8 @@ class RenditionWriter:
         context.thread_type = "AUTO"
         context.options = plan.encoder_options()
         self._video = stream
+        self._quality = (QualityMeter(plan.codec, context, sample_every=quality_sample_every)
+                         if quality_sample_every else None)
         self.audio_stream: av.AudioStream | None = None  # set by SharedAudioTrack before start()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
         self._error: BaseException | None = None
@@ -66,6 +71,10 @@ class RenditionWriter:
         self._stop()
         if self._error is not None:
             raise self._error
+
+    def quality(self) -> RenditionQuality | None:
+        """The rendition's quality report, once finish() returned; None when not measured."""
+        return self._quality.result() if self._quality is not None else None
 
     def close(self) -> None:
         self._stop()
@@ -98,4 +107,11 @@ class RenditionWriter:
         if frame is not None:
             # Decoded frames keep the source's picture type and x264 would copy the source's GOP.
             frame.pict_type = PictureType.NONE
-        self.container.mux(self._video.encode(frame))
+            if self._quality is not None:
+                self._quality.reference(frame)
+        packets = self._video.encode(frame)
+        if self._quality is not None:
+            self._quality.encoded(packets)  # before the muxer takes them
+            if frame is None:
+                self._quality.flush()
+        self.container.mux(packets)

@@ -19,6 +19,7 @@ from services.process_svc.execute.audio_track import SharedAudioTrack
 from services.process_svc.execute.ladder_graph import LadderGraph
 from services.process_svc.execute.probe import ffmpeg_reason, open_source
 from services.process_svc.execute.progress import ProgressMeter, TranscodeProgress
+from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.execute.rendition_writer import RenditionWriter
 from services.process_svc.execute.verify import ProducedRendition, inspect_rendition
 from services.process_svc.failures import SourceUnreadable, TranscodeCancelled, clock
@@ -31,8 +32,11 @@ ProgressCallback = Callable[[TranscodeProgress], None]
 
 def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: ProgressCallback | None = None, *,
             cancel: threading.Event | None = None, progress_interval_seconds: float = 0.5,
-            graph_threads: int = 1) -> list[ProducedRendition]:
+            graph_threads: int = 1, quality_sample_every: int = DEFAULT_SAMPLE_EVERY) -> list[ProducedRendition]:
     """Writes one file per rendition into out_dir and returns what each turned out to be.
+
+    quality_sample_every: each rendition's quality report compares every Nth frame
+    with its reference (quality.py); 0: no report.
 
     graph_threads: slice threads for the scaler. One: the rung encoders already keep
     every core busy, and scaler slices cost about 5% more CPU in decode+scale
@@ -50,7 +54,8 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
             audio.thread_type = "AUTO"
         writers: list[RenditionWriter] = []
         try:
-            writers = [RenditionWriter(r, out_dir / r.file_name, video.time_base) for r in plan.renditions]
+            writers = [RenditionWriter(r, out_dir / r.file_name, video.time_base,
+                                       quality_sample_every=quality_sample_every) for r in plan.renditions]
             track = SharedAudioTrack(plan.audio, writers) if audio and plan.audio else None
             for writer in writers:
                 writer.start()
@@ -62,11 +67,13 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
             for writer in writers:
                 writer.finish()
                 writer.close()  # writes the index (moved to the front: faststart)
+            qualities = [writer.quality() for writer in writers]
         finally:
             for writer in writers:  # after a failure: stop the threads, leave the files to the caller
                 with contextlib.suppress(Exception):
                     writer.close()
-    produced = [inspect_rendition(r, out_dir / r.file_name, expect_audio=track is not None) for r in plan.renditions]
+    produced = [inspect_rendition(r, out_dir / r.file_name, expect_audio=track is not None, quality=quality)
+                for r, quality in zip(plan.renditions, qualities, strict=True)]
     _report(on_progress, run.meter.finished())
     return produced
 

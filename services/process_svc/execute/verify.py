@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 
+from services.process_svc.execute.quality import RenditionQuality
 from services.process_svc.plan import RenditionPlan
 
 CONTENT_TYPES = {"mp4": "video/mp4"}
@@ -30,9 +31,12 @@ class ProducedRendition:
     video_codec: str
     audio_codec: str  # empty when there is no audio
     content_type: str
+    quality: RenditionQuality | None = None  # None when not measured
 
 
-def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool) -> ProducedRendition:
+
+def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool,
+                      quality: RenditionQuality | None = None) -> ProducedRendition:
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -53,5 +57,5 @@ def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool) ->
         name=plan.name, path=path, width=width, height=height, duration_seconds=duration,
         size_bytes=size, bitrate=round(size * 8 / duration), container=plan.container,
         video_codec=video_codec, audio_codec=audio_codec,
-        content_type=CONTENT_TYPES.get(plan.container, "application/octet-stream"),
+        content_type=CONTENT_TYPES.get(plan.container, "application/octet-stream"), quality=quality,
     )

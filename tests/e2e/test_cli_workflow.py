@@ -79,6 +79,11 @@ def test_upload_watch_list_status_download_delete(cli: Cli, clip_640x360: Path, 
     video = cli.json("status", video_id)
     assert (video["probe"]["width"], video["probe"]["height"]) == (640, 360)
     assert video["job"]["renditions"][0]["name"] == "360p"
+    quality = video["job"]["renditions"][0]["quality"]
+    assert 25 <= quality["psnr_db"] <= 60 and 0.8 <= quality["ssim"] <= 1.0 and quality["frames_compared"] == 12
+    shown = cli.run("status", video_id)
+    row = next(line for line in shown.stdout.splitlines() if "640x360" in line and "kb/s" in line)
+    assert f"{quality['psnr_db']:.2f}" in row and f"{quality['ssim']:.4f}" in row
 
     # People's output: a late watcher gets the final state and the rendition table.
     watched = cli.run("watch", uploaded["job_id"], timeout=60)

@@ -117,7 +117,10 @@ class ScriptedMetadata(metadata_pb2_grpc.MetadataServiceServicer):
     async def GetVideo(self, request, context):  # type: ignore[no-untyped-def]
         if request.video_id != "vid_known":
             raise NotFound(f"no video {request.video_id}")
-        return common_pb2.Video(video_id=request.video_id, tenant_id=current_principal().tenant_id)
+        measured = common_pb2.Rendition(name="720p", quality=common_pb2.RenditionQuality(
+            psnr_db=42.91, ssim=0.9909, xpsnr_db=39.69, frames_compared=60))
+        return common_pb2.Video(video_id=request.video_id, tenant_id=current_principal().tenant_id,
+                                job=common_pb2.Job(renditions=[measured]))
 
     async def ListVideos(self, request, context):  # type: ignore[no-untyped-def]
         # Echoes the paging it was asked for, so a test sees how the query string bound.
@@ -457,6 +460,13 @@ def test_unary_reply_prints_fields_with_default_values(gateway: Gateway, client:
     video = reply.json()
     assert video["videoId"] == "vid_known" and video["tenantId"] == TENANT
     assert video["sizeBytes"] == "0" and video["title"] == ""
+
+
+def test_rest_video_carries_each_renditions_quality_report(gateway: Gateway, client: httpx.Client) -> None:
+    reply = client.get("/v1/videos/vid_known", headers=gateway.auth())
+
+    assert reply.json()["job"]["renditions"][0]["quality"] == {"psnrDb": 42.91, "ssim": 0.9909, "xpsnrDb": 39.69,
+                                                               "framesCompared": 60}
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "code"), [

@@ -347,6 +347,22 @@ async def test_a_completed_job_keeps_its_warnings(metadata: Metadata) -> None:
     assert list(video.job.warnings) == list(event.completed.warnings)
 
 
+async def test_each_renditions_quality_report_reads_back_through_get_video(metadata: Metadata) -> None:
+    job = (await register(metadata)).job
+    measured, unmeasured = renditions_of(job, ("720p", 1280, 720), ("360p", 640, 360))
+    measured.quality.CopyFrom(common_pb2.RenditionQuality(psnr_db=42.91, ssim=0.9909, xpsnr_db=39.69,
+                                                          frames_compared=60))
+    await publish(metadata, started(job, 1), completed(job, 2, [measured, unmeasured]))
+    await wait_for_job(metadata, job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_COMPLETED)
+
+    video = await metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=job.video_id),
+                                         metadata=metadata.as_user())
+
+    first, second = video.job.renditions
+    assert first.quality == measured.quality
+    assert not second.HasField("quality"), "a rendition nobody measured does not claim a perfect score"
+
+
 async def test_an_event_for_an_unknown_job_is_acked_and_the_consumer_goes_on(metadata: Metadata) -> None:
     barrier = (await register(metadata)).job
     ghost = common_pb2.Job(job_id="job_deleted", video_id="vid_deleted", tenant_id=TENANT_A)

@@ -137,6 +137,9 @@ async def test_job_runs_to_completion_with_progress_and_stored_renditions(
     assert (summary["width"], summary["height"], summary["frames"], summary["has_audio"]) == (640, 360, 60, True)
     assert abs(summary["duration"] - 2.0) <= 0.1
     assert abs(rendition.duration_seconds - summary["duration"]) < 0.01
+    # The quality report, every 5th frame by default: frames 0, 5, ..., 55 of 60.
+    assert rendition.quality.frames_compared == 12
+    assert 25 <= rendition.quality.psnr_db <= 60 and 0.8 <= rendition.quality.ssim <= 1.0
     assert harness.scratch_files() == [], "scratch files removed"
 
 

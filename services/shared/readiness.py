@@ -35,7 +35,12 @@ def peer_check(service: str, channel: grpc.aio.Channel) -> ReadinessCheck:
     stub = health_pb2_grpc.HealthStub(channel)
 
     async def probe() -> None:
-        await stub.Check(health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT_SECONDS)
+        try:
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            # Any other answer (even UNIMPLEMENTED) came from the peer: it is there.
 
     return ReadinessCheck(f"peer {service}", probe)
 

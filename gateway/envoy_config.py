@@ -421,6 +421,8 @@ COMPOSE_UPSTREAMS: Mapping[str, str] = {
     "vtc.v1.ProcessService": "process:50051",
 }
 COMPOSE_DESCRIPTOR = "/app/gateway/vtc.pb"
+# The metadata replicas' signed file servers (VTC_METADATA_FILES_PORT in docker-compose.yml).
+COMPOSE_FILES = "metadata:8081"
 COMPOSE_ADMIN_SOCKET = "/tmp/envoy-admin.sock"
 COMPOSE_HEADER = ("# Envoy's config for docker-compose.yml. Generated: do not edit.\n"
                   "#   python -m gateway.envoy_config --compose > deploy/envoy.yaml\n")
@@ -430,7 +432,7 @@ def compose_config(upstream_tls: TlsFiles | None = None) -> dict[str, Any]:
     """deploy/envoy.yaml; with upstream_tls, for a mesh whose services serve TLS (docs/tls.md)."""
     return build_envoy_config(descriptor_path=COMPOSE_DESCRIPTOR, upstreams=COMPOSE_UPSTREAMS,
                               listen_host="0.0.0.0", listen_port=8080, admin_socket=COMPOSE_ADMIN_SOCKET,
-                              upstream_tls=upstream_tls)
+                              upstream_tls=upstream_tls, files_upstream=COMPOSE_FILES)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

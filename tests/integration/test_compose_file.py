@@ -75,6 +75,9 @@ def test_every_setting_is_read_by_the_service_it_is_given_to(compose: dict[str, 
         fields = {f"VTC_{field.upper()}" for field in settings.model_fields}
         unknown = sorted(k for k in environment if k.startswith("VTC_") and k not in fields)
         assert not unknown, f"{name} is given settings it does not have: {unknown}"
+        if "VTC_METADATA_FILES_PORT" in environment:
+            from gateway.envoy_config import COMPOSE_FILES
+            assert f"{name}:{environment['VTC_METADATA_FILES_PORT']}" == COMPOSE_FILES
         for peer in ("auth", "metadata", "process"):
             address = environment.get(f"VTC_{peer.upper()}_ADDR")
             if address:

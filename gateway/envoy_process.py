@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from gateway.envoy_config import admin_socket_of, build_envoy_config, render_yaml
+from services.shared.private_files import create_private_dirs, open_private
 from services.shared.tls import TlsFiles
 
 DESCRIPTOR_SET = Path(__file__).resolve().parent / "vtc.pb"
@@ -129,7 +130,7 @@ def _spawn(config: Mapping[str, Any], workdir: Path, log_path: Path | None,
     if len(bytes(admin_socket)) > _MAX_SOCKET_PATH_BYTES:
         raise EnvoyError(f"the admin socket path {admin_socket} is longer than the {_MAX_SOCKET_PATH_BYTES} bytes "
                          "a unix socket path may have: use a shorter data directory")
-    workdir.mkdir(parents=True, exist_ok=True)
+    create_private_dirs(workdir)  # its log holds every request's path and peer
     config_path = workdir / "envoy.yaml"
     config_path.write_text(render_yaml(config))
     admin_socket.unlink(missing_ok=True)  # left by an Envoy that was killed
@@ -142,7 +143,7 @@ def _spawn(config: Mapping[str, Any], workdir: Path, log_path: Path | None,
         "--concurrency", str(concurrency),
         "--log-level", "warn",
     ]
-    log = open(log_path, "ab")  # noqa: SIM115 - EnvoyProcess closes it
+    log = open_private(log_path, append=True)  # EnvoyProcess closes it
     try:
         # Its own session: a Ctrl-C meant for us does not kill Envoy mid-request;
         # we stop it, first, when we shut down.

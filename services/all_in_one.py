@@ -22,6 +22,7 @@ from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings as ProcessSettings
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
+from services.shared.private_files import create_private_dirs
 from services.shared.server import RunningServer, start_server
 from services.shared.settings import CommonSettings
 from services.shared.storage import open_store
@@ -85,7 +86,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
     own = f"{settings.grpc_host}:{port}"
     settings = settings.model_copy(update={"grpc_port": port, "auth_addr": own, "metadata_addr": own,
                                            "process_addr": own})
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_private_dirs(settings.data_dir)
     shared = settings.model_dump(include=set(CommonSettings.model_fields))
 
     bus = open_bus_for(settings)

@@ -13,6 +13,7 @@ manage which keys and grant which scopes), directory.py (tenants and keys in
 SQL), signing_keys.py (Ed25519 keys on disk, JWKS, rotation), key_set.py (what GetJwks
 publishes: keys, recent revocations, the longest token lifetime), signing_key_watch.py
 (announces key changes on the bus), rate_limits.py (IssueToken's limits), token_issuer.py
-(JWTs), bootstrap.py (first-start admin and service keys), private_files.py
-(0600 key files), servicer.py (the thin gRPC layer), migrations/ (Alembic).
+(JWTs), bootstrap.py (first-start admin and service keys), servicer.py (the thin
+gRPC layer), migrations/ (Alembic). Key files are written with
+services/shared/private_files.py (0600).
 """

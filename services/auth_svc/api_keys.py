@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.auth_svc.timestamps import to_timestamp
-from services.shared.errors import InvalidArgument, Unauthenticated
+from services.shared.errors import Unauthenticated
 from services.shared.ids import new_id
+from services.shared.validation import free_text
 from vtc.v1 import auth_pb2
 
 API_KEY_TEXT_PREFIX = "vtc_"
@@ -90,8 +91,5 @@ def api_key_matches(text: str, secret_hash: str) -> bool:
 
 
 def key_name(name: str) -> str:
-    name = name.strip()
-    if len(name) > MAX_KEY_NAME_CHARS:
-        raise InvalidArgument(f"the key name is {len(name)} characters long; at most {MAX_KEY_NAME_CHARS} are allowed")
-    return name
+    return free_text(name, "the key name", max_chars=MAX_KEY_NAME_CHARS)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from services.auth_svc.api_keys import InvalidApiKey, RevokedApiKey
 from services.auth_svc.directory import TenantDirectory
-from services.auth_svc.private_files import ensure_private_dir, read_private_file, write_private_file
 from services.shared.principal import PLATFORM_TENANT_ID, SYSTEM_TENANT_ID, Role
+from services.shared.private_files import ensure_private_dir, read_private_file, write_private_file
 
 log = logging.getLogger("vtc.auth.bootstrap")
 

@@ -3,6 +3,7 @@ create_server (the service running alone, checking tokens against its own keys).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.token_issuer import TokenIssuer
 from services.shared.bus import Bus, open_bus_for
 from services.shared.db import create_engine, migrate
+from services.shared.private_files import ensure_private_file
 from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.tokens import TokenVerifier
@@ -71,7 +73,7 @@ class AuthComponent:
     async def start(self) -> None:
         sqlite_file = self._settings.sqlite_file
         if sqlite_file is not None:
-            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(ensure_private_file, sqlite_file)
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
         await self.keyring.open()
         await bootstrap(self.directory, self._settings.keys_dir)

@@ -19,10 +19,20 @@ from services.auth_svc.signing_keys import SigningKeyring
 from services.auth_svc.tenants import tenant_name
 from services.auth_svc.timestamps import to_timestamp
 from services.auth_svc.token_issuer import TokenIssuer
-from services.shared.errors import InvalidArgument, Unauthenticated
+from services.shared.errors import Unauthenticated
+from services.shared.ids import require_id, require_tenant_id
 from services.shared.logs import bind
 from services.shared.principal import current_principal
+from services.shared.validation import bounded_list
 from vtc.v1 import auth_pb2, auth_pb2_grpc
+
+MAX_SCOPES = 8
+MAX_SCOPE_CHARS = 32
+
+
+def _named_tenant(tenant_id: str) -> str:
+    """The tenant_id a request names: empty (the caller's own) or a well-formed id."""
+    return require_tenant_id(tenant_id) if tenant_id else tenant_id
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -61,23 +71,23 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def CreateApiKey(self, request: auth_pb2.CreateApiKeyRequest,
                            context: grpc.aio.ServicerContext) -> auth_pb2.CreateApiKeyResponse:
-        tenant_id = managed_tenant(current_principal(), request.tenant_id)
-        scopes = grantable_scopes(tenant_id, request.scopes)
+        tenant_id = managed_tenant(current_principal(), _named_tenant(request.tenant_id))
+        scopes = grantable_scopes(tenant_id, bounded_list(request.scopes, "scopes", max_items=MAX_SCOPES,
+                                                           max_chars=MAX_SCOPE_CHARS))
         key, minted = await self._directory.create_api_key(tenant_id, key_name(request.name), scopes,
                                                            datetime.now(UTC))
         return auth_pb2.CreateApiKeyResponse(key=key.to_proto(), secret=minted.text)
 
     async def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest,
                           context: grpc.aio.ServicerContext) -> auth_pb2.ListApiKeysResponse:
-        tenant_id = managed_tenant(current_principal(), request.tenant_id)
+        tenant_id = managed_tenant(current_principal(), _named_tenant(request.tenant_id))
         keys = await self._directory.list_api_keys(tenant_id)
         return auth_pb2.ListApiKeysResponse(keys=[key.to_proto() for key in keys])
 
     async def RevokeApiKey(self, request: auth_pb2.RevokeApiKeyRequest,
                            context: grpc.aio.ServicerContext) -> auth_pb2.ApiKey:
-        tenant_id = managed_tenant(current_principal(), request.tenant_id)
-        if not request.key_id:
-            raise InvalidArgument("key_id is required")
+        tenant_id = managed_tenant(current_principal(), _named_tenant(request.tenant_id))
+        require_id(request.key_id, "key", "key_id")
         key = await self._directory.revoke_api_key(tenant_id, request.key_id, datetime.now(UTC))
         await self._revocations.announce(key)
         return key.to_proto()

@@ -26,8 +26,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auth_svc.private_files import ensure_private_dir, is_private, write_private_file
 from services.shared.errors import Unavailable
+from services.shared.private_files import ensure_private_dir, is_private, write_private_file
 
 log = logging.getLogger("vtc.auth.keys")
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from services.auth_svc.timestamps import to_timestamp
 from services.shared.errors import InvalidArgument, NotFound
+from services.shared.validation import free_text
 from vtc.v1 import auth_pb2
 
 MAX_TENANT_NAME_CHARS = 100
@@ -23,14 +24,10 @@ class Tenant:
 
 
 def tenant_name(name: str) -> str:
-    """A tenant's name as stored: trimmed, present, not too long."""
-    name = name.strip()
-    if not name:
+    """A tenant's name as stored: trimmed, present, printable, not too long."""
+    if not name.strip():
         raise InvalidArgument("a tenant needs a name")
-    if len(name) > MAX_TENANT_NAME_CHARS:
-        raise InvalidArgument(f"the tenant name is {len(name)} characters long; "
-                              f"at most {MAX_TENANT_NAME_CHARS} are allowed")
-    return name
+    return free_text(name, "the tenant name", max_chars=MAX_TENANT_NAME_CHARS)
 
 
 def tenant_not_found(tenant_id: str) -> NotFound:

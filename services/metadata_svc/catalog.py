@@ -36,6 +36,13 @@ class VideoPage:
     videos: list[Video]
     next_cursor: PageCursor | None
 
+    def first(self, count: int) -> VideoPage:
+        """The first `count` videos, with the cursor after the last of them."""
+        if count >= len(self.videos):
+            return self
+        last = self.videos[count - 1]
+        return VideoPage(self.videos[:count], PageCursor(last.created_at, last.video_id))
+
 
 class VideoCatalog:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], quota: TenantQuota | None = None) -> None:

@@ -16,10 +16,12 @@ from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.watch import JobUpdate
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.bus.contract import METADATA_JOB_EVENTS
-from services.shared.errors import NotFound
+from services.shared.errors import InvalidArgument, NotFound
+from services.shared.ids import require_id, require_tenant_id
 from services.shared.logs import log_context
-from services.shared.storage import ObjectStore
+from services.shared.storage import ObjectStore, validate_key
 from services.shared.storage.keys import video_prefix
+from services.shared.validation import slug
 from vtc.v1 import events_pb2
 
 log = logging.getLogger("vtc.metadata.events")
@@ -42,6 +44,11 @@ class JobEventConsumer:
         event = delivery.decode()
         if not isinstance(event, events_pb2.JobEvent):
             raise Reject(f"{delivery.routing_key} carries {delivery.message_type}, not vtc.v1.JobEvent")
+        try:
+            check_job_event(event)
+        except InvalidArgument as error:
+            # Its ids would reach SQL lookups and storage prefixes (a late completion deletes one).
+            raise Reject(f"job event refused: {error.message}") from None
         with log_context(job_id=event.job_id, video_id=event.video_id, tenant=event.tenant_id):
             try:
                 job = await self._catalog.apply_event(event)
@@ -75,3 +82,15 @@ class JobEventConsumer:
             for rendition in event.completed.renditions:
                 await self._store.delete_prefix(rendition.storage_key)
             log.info("removed %d renditions a cancelled job stored", len(event.completed.renditions))
+
+
+def check_job_event(event: events_pb2.JobEvent) -> None:
+    """InvalidArgument unless the event's ids are well formed and its renditions lie under its video."""
+    require_id(event.job_id, "job", "job_id")
+    require_id(event.video_id, "vid", "video_id")
+    require_tenant_id(event.tenant_id)
+    prefix = video_prefix(event.tenant_id, event.video_id)
+    for rendition in event.completed.renditions:
+        slug(rendition.name, "rendition name")
+        if not validate_key(rendition.storage_key).startswith(prefix):
+            raise InvalidArgument(f"rendition {rendition.name!r} is stored outside its video's prefix {prefix!r}")

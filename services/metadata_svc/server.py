@@ -3,6 +3,7 @@ and create_server (the service running alone, with its own bus and store)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from services.metadata_svc.watch import JobWatchHub
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
 from services.shared.db import create_engine, migrate
+from services.shared.private_files import create_private_dirs
 from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
@@ -57,7 +59,8 @@ class MetadataComponent:
             self.catalog, store, grace_seconds=settings.metadata_orphan_source_grace_seconds,
             interval_seconds=settings.metadata_orphan_sweep_interval_seconds)
         self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus, on_registered=self.relay.wake,
-                                          download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds)
+                                          download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds,
+                                          page_max_bytes=settings.metadata_list_page_max_bytes)
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)
@@ -67,7 +70,7 @@ class MetadataComponent:
 
     async def start(self) -> None:
         if not self._settings.metadata_database_url:
-            self._settings.data_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite file
+            await asyncio.to_thread(create_private_dirs, self._settings.data_dir)  # home of the default SQLite file
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
         # Listen to the other replicas before taking events.
         await self.fanout.start()

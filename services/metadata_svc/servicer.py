@@ -14,16 +14,17 @@ from google.protobuf import empty_pb2
 
 from services.metadata_svc.cancel import cancel_job
 from services.metadata_svc.catalog import VideoCatalog, job_not_found
-from services.metadata_svc.paging import PageCursor, page_size
+from services.metadata_svc.paging import DEFAULT_PAGE_MAX_BYTES, PageCursor, fitting_count, page_size
 from services.metadata_svc.removal import remove_video
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
 from services.metadata_svc.watch import JobGone
 from services.shared.bus import Bus
-from services.shared.errors import InvalidArgument
+from services.shared.ids import require_id
 from services.shared.logs import bind
 from services.shared.principal import current_principal
 from services.shared.storage import ObjectStore
+from services.shared.validation import slug
 from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
 
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
@@ -35,15 +36,10 @@ def _own_tenant() -> str:
     return current_principal().tenant_id
 
 
-def _required(value: str, name: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{name} is required")
-    return value
-
-
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Bus, *,
-                 on_registered: Callable[[], None] = lambda: None, download_url_ttl_seconds: int = 3600) -> None:
+                 on_registered: Callable[[], None] = lambda: None, download_url_ttl_seconds: int = 3600,
+                 page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES) -> None:
         self._catalog = catalog
         self._download_url_ttl = download_url_ttl_seconds
         self._store = store
@@ -51,6 +47,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self._hub = fanout.hub
         self._bus = bus
         self._on_registered = on_registered  # the outbox holds a new job request: relay it now
+        self._page_max_bytes = page_max_bytes
 
     async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
                             context: grpc.aio.ServicerContext) -> metadata_pb2.RegisterVideoResponse:
@@ -67,7 +64,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def GetVideo(self, request: metadata_pb2.GetVideoRequest,
                        context: grpc.aio.ServicerContext) -> common_pb2.Video:
         tenant = _own_tenant()
-        video = await self._catalog.get_video(tenant, _required(request.video_id, "video_id"))
+        video = await self._catalog.get_video(tenant, require_id(request.video_id, "vid", "video_id"))
         return video.to_proto()
 
     async def ListVideos(self, request: metadata_pb2.ListVideosRequest,
@@ -75,14 +72,16 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         tenant = _own_tenant()
         page = await self._catalog.list_videos(tenant, page_size(request.page_size),
                                                PageCursor.from_token(request.page_token))
+        videos = [v.to_proto() for v in page.videos]
+        page = page.first(fitting_count((v.ByteSize() for v in videos), self._page_max_bytes))
         return metadata_pb2.ListVideosResponse(
-            videos=[v.to_proto() for v in page.videos],
+            videos=videos[:len(page.videos)],
             next_page_token=page.next_cursor.token() if page.next_cursor else "")
 
     async def DeleteVideo(self, request: metadata_pb2.DeleteVideoRequest,
                           context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
         tenant = _own_tenant()
-        video_id = _required(request.video_id, "video_id")
+        video_id = require_id(request.video_id, "vid", "video_id")
         bind(video_id=video_id)
         await remove_video(self._catalog, self._store, self._fanout, self._bus, tenant, video_id)
         return empty_pb2.Empty()
@@ -90,13 +89,13 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def GetJob(self, request: metadata_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.Job:
         tenant = _own_tenant()
-        job = await self._catalog.get_job(tenant, _required(request.job_id, "job_id"))
+        job = await self._catalog.get_job(tenant, require_id(request.job_id, "job", "job_id"))
         return job.to_proto()
 
     async def CancelJob(self, request: metadata_pb2.CancelJobRequest,
                         context: grpc.aio.ServicerContext) -> common_pb2.Job:
         tenant = _own_tenant()
-        job_id = _required(request.job_id, "job_id")
+        job_id = require_id(request.job_id, "job", "job_id")
         bind(job_id=job_id)
         job = await cancel_job(self._catalog, self._bus, self._fanout, tenant, job_id)
         return job.to_proto()
@@ -104,7 +103,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def WatchJob(self, request: metadata_pb2.WatchJobRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[metadata_pb2.WatchJobResponse]:
         tenant = _own_tenant()
-        job_id = _required(request.job_id, "job_id")
+        job_id = require_id(request.job_id, "job", "job_id")
         bind(job_id=job_id)
         with self._hub.subscribe(job_id) as subscription:
             snapshot = await self._catalog.get_job(tenant, job_id)
@@ -118,9 +117,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def DownloadRendition(self, request: metadata_pb2.DownloadRenditionRequest,
                                 context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
         tenant = _own_tenant()
-        video_id = _required(request.video_id, "video_id")
+        video_id = require_id(request.video_id, "vid", "video_id")
         bind(video_id=video_id)
-        rendition = await self._catalog.find_rendition(tenant, video_id, _required(request.rendition, "rendition"))
+        rendition = await self._catalog.find_rendition(tenant, video_id, slug(request.rendition, "rendition"))
         async for chunk in self._store.read_chunks(rendition.storage_key, DOWNLOAD_CHUNK_BYTES):
             yield httpbody_pb2.HttpBody(content_type=rendition.content_type, data=chunk)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.metadata_svc.paging import DEFAULT_PAGE_MAX_BYTES
 from services.shared.db import sqlite_url
 from services.shared.settings import CommonSettings
 
@@ -31,6 +32,9 @@ class Settings(CommonSettings):
     metadata_files_port: int = Field(
         0, ge=0, description="HTTP port (on VTC_GRPC_HOST) serving the local store's signed download URLs; "
                              "route the gateway's /files/ to it (envoy_config --files). 0 picks one; b2://: unused.")
+    metadata_list_page_max_bytes: int = Field(
+        DEFAULT_PAGE_MAX_BYTES, ge=64 * 1024,
+        description="Largest encoded ListVideos page in bytes; a page ends there even before page_size videos.")
 
     @property
     def resolved_database_url(self) -> str:

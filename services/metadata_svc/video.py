@@ -7,10 +7,15 @@ from datetime import datetime
 
 from services.metadata_svc.job import Job
 from services.shared.errors import InvalidArgument
+from services.shared.ids import require_id, require_tenant_id
+from services.shared.storage import validate_key
 from services.shared.storage.keys import video_prefix
+from services.shared.validation import MAX_TITLE_CHARS, bounded_message, file_name, free_text, sha256_hex, slug
 from vtc.v1 import common_pb2
 
 DEFAULT_PROFILE = "default"
+# What upload's probe says of a source is a few hundred bytes; a cap keeps every listing bounded.
+MAX_PROBE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -57,11 +62,24 @@ class NewVideo:
     profile: str
 
     def validate(self) -> NewVideo:
-        for name in ("video_id", "job_id", "tenant_id", "source_key"):
-            if not getattr(self, name):
-                raise InvalidArgument(f"{name} is required")
+        """Checks every field as if a client had sent it: the caller is a service, but
+        ids reach storage paths and text reaches every listing."""
+        require_id(self.video_id, "vid", "video_id")
+        require_id(self.job_id, "job", "job_id")
+        require_tenant_id(self.tenant_id)
         if self.size_bytes < 0:
             raise InvalidArgument("size_bytes must not be negative")
+        if self.filename and file_name(self.filename) != self.filename:
+            raise InvalidArgument("filename must be a base name without surrounding spaces")
+        if free_text(self.title, "title", max_chars=MAX_TITLE_CHARS) != self.title:
+            raise InvalidArgument("title must not have surrounding spaces")
+        if sha256_hex(self.sha256, "sha256") != self.sha256:
+            raise InvalidArgument("sha256 must be lower-case hex")
+        slug(self.profile, "profile")
+        bounded_message(self.probe, "probe", max_bytes=MAX_PROBE_BYTES)
+        if not self.source_key:
+            raise InvalidArgument("source_key is required")
+        validate_key(self.source_key)
         # DeleteVideo removes the video's prefix; a source stored elsewhere would outlive it.
         prefix = video_prefix(self.tenant_id, self.video_id)
         if not self.source_key.startswith(prefix):

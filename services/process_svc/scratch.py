@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from services.shared.private_files import create_private_dirs
+
 log = logging.getLogger("vtc.process.scratch")
 
 LOCK_NAME = ".owner.lock"
@@ -28,7 +30,7 @@ class ScratchDir:
     """One job's scratch space, locked until `remove()`."""
 
     def __init__(self, work_dir: Path, job_id: str) -> None:
-        work_dir.mkdir(parents=True, exist_ok=True)
+        create_private_dirs(work_dir)
         self.path = Path(tempfile.mkdtemp(prefix=f"{job_id or 'job'}-", dir=work_dir))
         # Locked under another name, then renamed: a visible lock file is always held.
         pending = self.path / (LOCK_NAME + ".new")

@@ -16,6 +16,7 @@ from services.process_svc.worker import TranscodeWorker
 from services.shared.bus import Bus, open_bus_for
 from services.shared.bus.contract import JOB_CANCEL, METADATA_JOB_EVENTS, PROCESS_JOBS
 from services.shared.channels import peer_channel
+from services.shared.private_files import create_private_dirs
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
@@ -44,7 +45,7 @@ class ProcessComponent:
         process_pb2_grpc.add_ProcessServiceServicer_to_server(ProcessServicer(self.catalog), server)
 
     async def start(self) -> None:
-        self._settings.work_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(create_private_dirs, self._settings.work_dir)
         await asyncio.to_thread(self.worker.remove_abandoned_scratch)
         # Cancels first: a job taken is one that can be cancelled.
         await self._bus.consume_broadcast([JOB_CANCEL], self.worker.cancel)

@@ -35,9 +35,11 @@ from services.process_svc.time_limit import TimeLimit
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.bus.contract import JOB_CANCEL, PROCESS_JOBS
 from services.shared.errors import InvalidArgument, NotFound, StorageRejected, Unavailable, VtcError
+from services.shared.ids import require_id, require_tenant_id
 from services.shared.logs import log_context
-from services.shared.storage import ObjectStore
-from services.shared.storage.keys import rendition_key
+from services.shared.storage import ObjectStore, validate_key
+from services.shared.storage.keys import rendition_key, video_prefix
+from services.shared.validation import slug
 from vtc.v1 import common_pb2, events_pb2
 
 log = logging.getLogger("vtc.process.worker")
@@ -104,6 +106,11 @@ class TranscodeWorker:
         request = delivery.decode()
         if not isinstance(request, events_pb2.JobRequested):
             raise Reject(f"{PROCESS_JOBS.name} takes JobRequested, got {delivery.message_type}")
+        try:
+            check_job_request(request)
+        except InvalidArgument as error:
+            # Its ids name the scratch folder and the storage keys: nothing of it may reach a path.
+            raise Reject(f"job request refused: {error.message}") from None
         # A redelivered request is a new attempt: its events must order after the earlier delivery's.
         attempt = request.attempt + delivery.delivery_count - 1
         with log_context(job_id=request.job_id, video_id=request.video_id, tenant=request.tenant_id):
@@ -234,6 +241,18 @@ class TranscodeWorker:
                 await self._store.delete_prefix(key)
             except Exception:  # the job's outcome stands; the object is logged for an operator
                 log.warning("could not remove the stored output %s", key, exc_info=True)
+
+
+def check_job_request(request: events_pb2.JobRequested) -> None:
+    """InvalidArgument unless the request's ids are well formed and its source lies under its video."""
+    require_id(request.job_id, "job", "job_id")
+    require_id(request.video_id, "vid", "video_id")
+    require_tenant_id(request.tenant_id)
+    if request.profile:
+        slug(request.profile, "profile")
+    prefix = video_prefix(request.tenant_id, request.video_id)
+    if not validate_key(request.source_key).startswith(prefix):
+        raise InvalidArgument(f"source_key must lie under {prefix!r}")
 
 
 def _describe(error: BaseException) -> str:

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from services.shared.private_files import ensure_private_file
+
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path.resolve()}"
@@ -27,6 +29,15 @@ def sqlite_url(path: Path) -> str:
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
+        database = engine.url.database
+        if database and database != ":memory:":
+            path = Path(database)
+
+            @event.listens_for(engine.sync_engine, "do_connect")
+            def _private_file(*_args):  # type: ignore[no-untyped-def]
+                # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+                ensure_private_file(path)
+
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from services.shared.errors import DeadlineExceeded, InvalidArgument
+from services.shared.validation import MAX_TITLE_CHARS, file_name, free_text, sha256_hex, slug
 from vtc.v1 import upload_pb2
 
 SPOOL_PREFIX = "upload-"
 DEFAULT_PROFILE = "default"
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,7 @@ class UploadHeader:
 
     @classmethod
     def from_proto(cls, header: upload_pb2.UploadHeader, limits: UploadLimits) -> UploadHeader:
-        filename = PurePosixPath(header.filename.replace("\\", "/")).name.strip()
-        if not filename:
-            raise InvalidArgument("header.filename is required: the source's file name, e.g. clip.mov")
+        filename = file_name(header.filename, "header.filename")
         if header.size_bytes == 0:
             raise InvalidArgument("the file is empty (header.size_bytes is 0): there is nothing to transcode")
         if header.size_bytes < 0:
@@ -54,11 +51,10 @@ class UploadHeader:
         if header.size_bytes > limits.max_bytes:
             raise InvalidArgument(
                 f"the file is {header.size_bytes} bytes; uploads may be at most {limits.max_bytes} bytes")
-        sha256 = header.sha256.strip().lower()
-        if sha256 and not _SHA256_HEX.fullmatch(sha256):
-            raise InvalidArgument("header.sha256 must be the file's SHA-256 as 64 hex digits, or empty")
-        return cls(filename=filename, size_bytes=header.size_bytes, sha256=sha256,
-                   profile=header.profile.strip() or DEFAULT_PROFILE, title=header.title.strip() or filename)
+        profile = header.profile.strip()
+        return cls(filename=filename, size_bytes=header.size_bytes, sha256=sha256_hex(header.sha256, "header.sha256"),
+                   profile=slug(profile, "header.profile") if profile else DEFAULT_PROFILE,
+                   title=free_text(header.title, "header.title", max_chars=MAX_TITLE_CHARS) or filename)
 
 
 @dataclass(frozen=True)

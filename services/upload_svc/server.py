@@ -12,6 +12,7 @@ import grpc
 
 from services.shared.bus import open_bus_for
 from services.shared.channels import peer_channel
+from services.shared.private_files import create_private_dirs
 from services.shared.readiness import ReadinessCheck, peer_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
@@ -55,7 +56,7 @@ class UploadComponent:
 
     async def start(self) -> None:
         spool_dir = self._settings.upload_spool_dir
-        await asyncio.to_thread(spool_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(create_private_dirs, spool_dir)
         if removed := await asyncio.to_thread(remove_stale_spool_files, spool_dir):
             log.info("removed %d spool files left by an earlier run", removed)
 

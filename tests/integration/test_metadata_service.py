@@ -263,15 +263,15 @@ async def test_another_tenant_sees_nothing_of_tenant_a(metadata: Metadata) -> No
     registered = await register(metadata, tenant=TENANT_A)
     as_b = metadata.as_user(TENANT_B)
     video_id, job_id = registered.video.video_id, registered.job.job_id
-    missing_video = await rpc_error(metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id="vid_x"),
+    missing_video = await rpc_error(metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id="vid_00000000000000000000"),
                                                            metadata=as_b))
-    missing_job = await rpc_error(metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id="job_x"), metadata=as_b))
+    missing_job = await rpc_error(metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id="job_00000000000000000000"), metadata=as_b))
     for call, missing, real_id, absent_id in [
         (metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=video_id), metadata=as_b),
-         missing_video, video_id, "vid_x"),
-        (metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=job_id), metadata=as_b), missing_job, job_id, "job_x"),
+         missing_video, video_id, "vid_00000000000000000000"),
+        (metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=job_id), metadata=as_b), missing_job, job_id, "job_00000000000000000000"),
         (metadata.stub.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=video_id), metadata=as_b),
-         missing_video, video_id, "vid_x"),
+         missing_video, video_id, "vid_00000000000000000000"),
     ]:
         error = await rpc_error(call)
         assert error.code() == missing.code() == grpc.StatusCode.NOT_FOUND
@@ -365,7 +365,7 @@ async def test_each_renditions_quality_report_reads_back_through_get_video(metad
 
 async def test_an_event_for_an_unknown_job_is_acked_and_the_consumer_goes_on(metadata: Metadata) -> None:
     barrier = (await register(metadata)).job
-    ghost = common_pb2.Job(job_id="job_deleted", video_id="vid_deleted", tenant_id=TENANT_A)
+    ghost = common_pb2.Job(job_id=new_id("job"), video_id=new_id("vid"), tenant_id=TENANT_A)  # well formed, unknown
     await publish(metadata, started(ghost, 1), progress(ghost, 2, 50.0))
     await drain_events(metadata, barrier, 1)
     assert metadata.bus.dead_letters(METADATA_JOB_EVENTS) == []

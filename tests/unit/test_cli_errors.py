@@ -89,3 +89,21 @@ def test_a_failed_job_reads_as_its_reason() -> None:
         check_outcome(job)
     assert error_line(failed.value) == "vtc: error: job job_1 failed: the source's video stream cannot be decoded"
     check_outcome(common_pb2.Job(job_id="job_2", status=common_pb2.JOB_STATUS_COMPLETED))  # no raise
+
+
+def test_a_server_message_with_escape_sequences_is_printed_harmless() -> None:
+    hostile = "no video \x1b]0;owned\x07\x1b[2J\x9b1A\u202evom.exe"
+
+    def abort(request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.abort(grpc.StatusCode.NOT_FOUND, hostile)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "vtc.v1.MetadataService", {"GetVideo": grpc.unary_unary_rpc_method_handler(abort)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        line = error_line(_call(f"127.0.0.1:{port}"))
+    finally:
+        server.stop(0)
+    assert line == "vtc: error: NOT_FOUND: no video \\x1b]0;owned\\x07\\x1b[2J\\x9b1A\\u202evom.exe"

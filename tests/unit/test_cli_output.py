@@ -120,3 +120,31 @@ def test_json_output_is_one_parseable_document_even_when_long() -> None:
     buffer = io.StringIO()
     Output(json_mode=True, stdout=buffer).json({"videos": [to_dict(_video(title="x" * 500))] * 3})
     assert json.loads(buffer.getvalue())["videos"][2]["title"] == "x" * 500
+
+
+HOSTILE = "evil\x1b]0;owned\x07\x1b[2J\x1b[1A\r\x9b31m\u202eexe.mov"
+
+
+def test_server_text_never_reaches_the_terminal_with_raw_control_characters() -> None:
+    video = _video(title=HOSTILE)
+    video.filename = HOSTILE
+    video.job.error = HOSTILE
+    video.job.renditions[0].name = HOSTILE
+    buffer = io.StringIO()
+    out = Output(json_mode=False, stdout=buffer)
+    out.show(videos_table([video]))
+    out.show(video_summary(video))
+    out.say(f"deleted {HOSTILE}")
+    printed = buffer.getvalue()
+    for raw in ("\x1b", "\x07", "\r", "\x9b", "\u202e"):
+        assert raw not in printed, repr(raw)
+    assert "evil\\x1b]0;owned\\x07\\x1b[2J" in printed  # shown, visibly, instead
+
+
+def test_json_output_escapes_every_control_character_and_still_parses() -> None:
+    buffer = io.StringIO()
+    Output(json_mode=True, stdout=buffer).json(to_dict(_video(title=HOSTILE)))
+    printed = buffer.getvalue()
+    assert not any(raw in printed for raw in ("\x1b", "\x07", "\r", "\x9b", "\u202e"))
+    assert json.loads(printed)["title"] == HOSTILE
+

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from vtc.cli.output import printable
+
 
 class CliError(Exception):
     """A failure with a message meant for the user as it stands."""
@@ -15,7 +17,7 @@ class NotLoggedIn(CliError):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))
 
 
 def describe(error: BaseException, *, addr: str | None = None) -> str:

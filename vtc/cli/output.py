@@ -1,9 +1,15 @@
 """What commands print: JSON for scripts (--json), tables and summaries for
-people. Results go to stdout; progress bars and errors go to stderr."""
+people. Results go to stdout; progress bars and errors go to stderr.
+
+Text from the server (titles, file names, errors) is never written to the
+terminal raw: control characters in it (ESC, NUL, CR, C1 controls, bidi
+overrides) could move the cursor, rewrite earlier lines or retitle the
+window. `printable` shows them as visible escapes instead."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -15,11 +21,34 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from vtc.v1 import common_pb2
 
 _STATUS_PREFIX = "JOB_STATUS_"
 _PIPE_WIDTH = 240
+# C0 controls, DEL, C1 controls, line/paragraph separators and the bidi controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Of those, what json.dumps leaves raw (it escapes C0 itself).
+_JSON_RAW_CONTROL = re.compile("[\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """text with each control character shown as an escape: "a\x1b[2J" -> "a\\x1b[2J"."""
+    return _CONTROL.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def json_text(data: Mapping[str, Any] | list[Any]) -> str:
+    """Indented JSON with every control character escaped (still the same data once parsed)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _JSON_RAW_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+class _PrintableConsole(Console):
+    """A Console that passes every string it renders (table cells, sentences) through printable()."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(printable(text), **options)
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -144,7 +173,7 @@ class Output:
     def __init__(self, json_mode: bool, stdout: TextIO | None = None) -> None:
         self.json_mode = json_mode
         self._stdout = stdout or sys.stdout
-        self.console = Console(file=self._stdout, highlight=False, markup=False)  # titles are user text
+        self.console = _PrintableConsole(file=self._stdout, highlight=False, markup=False)  # titles are user text
         if not self.console.is_terminal:
             # Into a pipe or file nothing needs wrapping at 80 columns: keep each row on one line for grep.
             self.console.width = _PIPE_WIDTH
@@ -156,7 +185,7 @@ class Output:
 
     def json(self, data: Mapping[str, Any] | list[Any]) -> None:
         # Plain write, not rich: rich would wrap long lines and break the JSON.
-        self._stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self._stdout.write(json_text(data) + "\n")
         self._stdout.flush()
 
     def show(self, renderable: RenderableType) -> None:

@@ -27,6 +27,8 @@ PLANNED_OUTPUT_TYPES = ("audio", "thumbnail", "hls")
 # YAML key -> RenditionSpec field, where the YAML speaks ffmpeg's words.
 _VIDEO_KEYS = {"maxrate": "max_bitrate", "bufsize": "buffer_size"}
 _BITRATE_FIELDS = {"max_bitrate", "buffer_size", "bitrate"}
+# Profile and rendition names travel in requests and become parts of storage keys.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class ProfileError(ValueError):
@@ -76,7 +78,7 @@ def parse_profile(document: Mapping[str, Any], source: str = "<profile>") -> Pro
     """A Profile from one profile document (already parsed YAML)."""
     _check_keys(document, {"name", "description", "video_defaults", "audio", "outputs"}, source)
     name = document.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ProfileError(f"{source}: 'name' must be lower-case letters, digits, '-' or '_'; got {name!r}")
     defaults = document.get("video_defaults") or {}
     outputs = document.get("outputs")
@@ -95,6 +97,10 @@ def parse_profile(document: Mapping[str, Any], source: str = "<profile>") -> Pro
         merged = {**defaults, **{k: v for k, v in output.items() if k != "type"}}
         renditions.append(_build(RenditionSpec, merged, _VIDEO_KEYS, where))
     names = [r.name for r in renditions]
+    for rendition_name in names:  # part of each rendition's storage key and file name
+        if not _NAME.fullmatch(rendition_name):
+            raise ProfileError(f"{source}: rendition 'name' must be lower-case letters, digits, '-' or '_'; "
+                               f"got {rendition_name!r}")
     if len(set(names)) != len(names):
         raise ProfileError(f"{source}: rendition names must be unique; got {names}")
     audio = document.get("audio")

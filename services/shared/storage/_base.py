@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Protocol
 
 from services.shared.errors import InvalidArgument
+from services.shared.ids import shown
+
+MAX_KEY_CHARS = 1024  # S3's and B2's limit, in bytes; ours are far shorter
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ class ObjectStore(Protocol):
 
 
 def validate_key(key: str) -> str:
+    """The key, once it is relative, '/'-separated, without empty, '.' or '..' parts and printable."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise InvalidArgument(f"bad storage key {key!r}")
+    if (not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts)
+            or not key.isprintable() or len(key) > MAX_KEY_CHARS):
+        raise InvalidArgument(f"bad storage key {shown(key)}")
     return key

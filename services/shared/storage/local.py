@@ -1,4 +1,5 @@
-"""Objects as files under one directory: the embedded default."""
+"""Objects as files under one directory: the embedded default. Objects are
+0600 files in 0700 folders, and no key resolves to a path outside the root."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.shared.errors import FailedPrecondition, NotFound
+from services.shared.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.shared.private_files import create_private_dirs, open_private
 from services.shared.storage._base import DownloadUrl, ObjectInfo, validate_key
 from services.shared.storage.signed_urls import UrlSigner
 
@@ -20,7 +22,7 @@ class LocalDirectoryStore:
 
     def __init__(self, root: Path, urls: UrlSigner | None = None) -> None:
         self._root = root.resolve()
-        self._root.mkdir(parents=True, exist_ok=True)
+        create_private_dirs(self._root)
         self.urls = urls
 
     @property
@@ -28,15 +30,19 @@ class LocalDirectoryStore:
         return self._root
 
     def _path(self, key: str) -> Path:
-        return self._root / validate_key(key)
+        path = self._root / validate_key(key)
+        if not path.resolve().is_relative_to(self._root):  # a symlink inside the root pointing out
+            raise InvalidArgument(f"storage key {key!r} leads outside the store")
+        return path
 
     async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
         target = self._path(key)
 
         def copy() -> int:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            create_private_dirs(target.parent)
             partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(path, partial)
+            with open(path, "rb") as source, open_private(partial) as stored:
+                shutil.copyfileobj(source, stored, 1024 * 1024)
             os.replace(partial, target)  # readers never see half an object
             return target.stat().st_size
 

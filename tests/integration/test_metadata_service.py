@@ -34,6 +34,7 @@ from tests.tokens import TestKeys
 from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc
 
 TENANT_A, TENANT_B = "ten_a", "ten_b"
+ABSENT_VIDEO, ABSENT_JOB = "vid_" + "0" * 20, "job_" + "0" * 20  # well formed, never made
 READ_WRITE = ("videos:read", "videos:write")
 
 
@@ -263,15 +264,15 @@ async def test_another_tenant_sees_nothing_of_tenant_a(metadata: Metadata) -> No
     registered = await register(metadata, tenant=TENANT_A)
     as_b = metadata.as_user(TENANT_B)
     video_id, job_id = registered.video.video_id, registered.job.job_id
-    missing_video = await rpc_error(metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id="vid_00000000000000000000"),
+    missing_video = await rpc_error(metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=ABSENT_VIDEO),
                                                            metadata=as_b))
-    missing_job = await rpc_error(metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id="job_00000000000000000000"), metadata=as_b))
+    missing_job = await rpc_error(metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=ABSENT_JOB), metadata=as_b))
     for call, missing, real_id, absent_id in [
         (metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=video_id), metadata=as_b),
-         missing_video, video_id, "vid_00000000000000000000"),
-        (metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=job_id), metadata=as_b), missing_job, job_id, "job_00000000000000000000"),
+         missing_video, video_id, ABSENT_VIDEO),
+        (metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=job_id), metadata=as_b), missing_job, job_id, ABSENT_JOB),
         (metadata.stub.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=video_id), metadata=as_b),
-         missing_video, video_id, "vid_00000000000000000000"),
+         missing_video, video_id, ABSENT_VIDEO),
     ]:
         error = await rpc_error(call)
         assert error.code() == missing.code() == grpc.StatusCode.NOT_FOUND

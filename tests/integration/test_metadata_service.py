@@ -270,7 +270,8 @@ async def test_another_tenant_sees_nothing_of_tenant_a(metadata: Metadata) -> No
     for call, missing, real_id, absent_id in [
         (metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=video_id), metadata=as_b),
          missing_video, video_id, ABSENT_VIDEO),
-        (metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=job_id), metadata=as_b), missing_job, job_id, ABSENT_JOB),
+        (metadata.stub.GetJob(metadata_pb2.GetJobRequest(job_id=job_id), metadata=as_b), missing_job, job_id,
+         ABSENT_JOB),
         (metadata.stub.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=video_id), metadata=as_b),
          missing_video, video_id, ABSENT_VIDEO),
     ]:

@@ -86,7 +86,7 @@ def test_cancel_job_on_a_running_1080p_job_stops_its_encoder_within_2_s(stack: S
         again = metadata.CancelJob(metadata_pb2.CancelJobRequest(job_id=reply.job_id), metadata=bearer(token))
         assert again.status == common_pb2.JOB_STATUS_CANCELLED, "cancelling twice is harmless"
         with pytest.raises(grpc.RpcError) as missing:
-            metadata.CancelJob(metadata_pb2.CancelJobRequest(job_id="job_nope"), metadata=bearer(token))
+            metadata.CancelJob(metadata_pb2.CancelJobRequest(job_id="job_" + "0" * 20), metadata=bearer(token))
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 

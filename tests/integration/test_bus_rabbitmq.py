@@ -16,6 +16,7 @@ from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings as ProcessSettings
 from services.shared.bus import Delivery
 from services.shared.bus.contract import JOB_EVENTS, JOB_REQUESTED
+from services.shared.ids import new_id
 from services.shared.storage.local import LocalDirectoryStore
 from tests.buses import Backend, backend
 from tests.media import make_clip
@@ -33,7 +34,8 @@ async def broker() -> AsyncIterator[Backend]:
 async def test_the_transcode_worker_runs_a_job_over_rabbitmq(broker: Backend, tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path / "objects")
     clip = make_clip(tmp_path / "clip.mp4", seconds=1.0, width=320, height=180)
-    await store.put_file("ten_a/vid_1/source.mp4", clip, "video/mp4")
+    video_id = new_id("vid")
+    await store.put_file(f"ten_a/{video_id}/source.mp4", clip, "video/mp4")
     bus = broker.bus()
     await bus.start()
     events: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -41,9 +43,9 @@ async def test_the_transcode_worker_runs_a_job_over_rabbitmq(broker: Backend, tm
     try:
         await bus.consume(broker.queue("events", JOB_EVENTS), events.put)
         await component.start()
-        job = events_pb2.JobRequested(event_id=uuid.uuid4().hex, job_id="job_rmq", video_id="vid_1",
-                                      tenant_id="ten_a", source_key="ten_a/vid_1/source.mp4", profile="default",
-                                      attempt=1)
+        job = events_pb2.JobRequested(event_id=uuid.uuid4().hex, job_id=new_id("job"), video_id=video_id,
+                                      tenant_id="ten_a", source_key=f"ten_a/{video_id}/source.mp4",
+                                      profile="default", attempt=1)
         job.probe.width, job.probe.height, job.probe.fps, job.probe.duration_seconds = 320, 180, 30, 1.0
         await bus.publish(JOB_REQUESTED, job)
         while True:

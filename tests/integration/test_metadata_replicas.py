@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from services.process_svc.execute import TranscodeProgress
+from services.shared.storage.keys import rendition_key
 from tests.databases import private_postgres_database
 from tests.metadata_replicas import (
     BrokerNamespace,
@@ -56,7 +57,8 @@ async def run_job(publisher_bus, request: events_pb2.JobRequested) -> None:  # t
     for percent in (25.0, 50.0, 75.0):
         await events.progress(TranscodeProgress(percent=percent, frames=int(percent), total_frames=100,
                                                 fps=30.0, speed=1.0, eta_seconds=1.0))
-    await events.completed([common_pb2.Rendition(name="360p", width=640, height=360, storage_key="k")])
+    key = rendition_key(request.tenant_id, request.video_id, "360p")
+    await events.completed([common_pb2.Rendition(name="360p", width=640, height=360, storage_key=key)])
 
 
 async def test_twenty_watchers_spread_over_two_replicas_all_see_their_job_end(

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.metadata_svc.server import create_server
 from services.metadata_svc.settings import Settings
+from services.shared.ids import new_id
 from services.shared.storage.keys import source_key
 from tests.tokens import TestKeys
 from vtc.v1 import auth_pb2, auth_pb2_grpc, metadata_pb2, metadata_pb2_grpc
@@ -60,9 +61,9 @@ async def test_create_server_checks_tokens_against_the_auth_jwks_and_keeps_data_
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = metadata_pb2_grpc.MetadataServiceStub(channel)
-            video_id = "vid_standalone000000000"
+            video_id = new_id("vid")
             await stub.RegisterVideo(metadata_pb2.RegisterVideoRequest(
-                video_id=video_id, job_id="job_standalone000000000", tenant_id="ten_a", title="alone",
+                video_id=video_id, job_id=new_id("job"), tenant_id="ten_a", title="alone",
                 source_key=source_key("ten_a", video_id, "a.mp4")),
                 metadata=keys.metadata(tenant_id="system", scopes=("service",)))
             video = await stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=video_id),

@@ -36,6 +36,7 @@ from vtc.v1 import common_pb2, events_pb2, metadata_pb2, metadata_pb2_grpc
 TENANT_A, TENANT_B = "ten_a", "ten_b"
 ABSENT_VIDEO, ABSENT_JOB = "vid_" + "0" * 20, "job_" + "0" * 20  # well formed, never made
 READ_WRITE = ("videos:read", "videos:write")
+GRPC_CLIENT_MAX_RECEIVE = 4 * 1024 * 1024  # a client's default
 
 
 # --- the database under the service -------------------------------------------------------------
@@ -259,6 +260,38 @@ async def test_a_page_token_we_did_not_issue_is_rejected(metadata: Metadata) -> 
                                                      metadata=metadata.as_user()))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in error.details()
 
+
+
+def heavy_probe() -> common_pb2.MediaProbe:
+    """A probe near the 64 KiB a video may carry (a source with very many streams)."""
+    heavy = probe()
+    for index in range(2, 2300):
+        heavy.streams.add(index=index, kind="audio", codec="aac", sample_rate=48000, channels=2, bit_rate=128000)
+    assert 60_000 < heavy.ByteSize() < 64 * 1024
+    return heavy
+
+
+async def test_list_videos_pages_by_size_so_a_page_never_nears_the_message_limit(metadata: Metadata) -> None:
+    registered = set()
+    for _ in range(80):  # 80 x ~62 KB: about 5 MB, over the 4 MiB a gRPC client accepts by default
+        video_id = new_id("vid")
+        await metadata.stub.RegisterVideo(metadata_pb2.RegisterVideoRequest(
+            video_id=video_id, job_id=new_id("job"), tenant_id=TENANT_A, title="é" * 256, filename="clip.mp4",
+            probe=heavy_probe(), source_key=source_key(TENANT_A, video_id, "clip.mp4"), profile="default"),
+            metadata=metadata.as_upload_service())
+        registered.add(video_id)
+    listed: list[str] = []
+    sizes: list[int] = []
+    token = ""
+    while True:
+        page = await metadata.stub.ListVideos(metadata_pb2.ListVideosRequest(page_size=500, page_token=token),
+                                              metadata=metadata.as_user())
+        sizes.append(page.ByteSize())
+        listed.extend(v.video_id for v in page.videos)
+        if not (token := page.next_page_token):
+            break
+    assert len(listed) == len(set(listed)) == 80 and set(listed) == registered
+    assert len(sizes) >= 5 and max(sizes) <= 1024 * 1024 < GRPC_CLIENT_MAX_RECEIVE, sizes
 
 async def test_another_tenant_sees_nothing_of_tenant_a(metadata: Metadata) -> None:
     registered = await register(metadata, tenant=TENANT_A)

@@ -20,6 +20,7 @@ from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
 from services.metadata_svc.watch import JobGone
 from services.shared.bus import Bus
+from services.shared.errors import InvalidArgument
 from services.shared.ids import require_id
 from services.shared.logs import bind
 from services.shared.principal import current_principal
@@ -126,13 +127,13 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def GetDownloadUrl(self, request: metadata_pb2.GetDownloadUrlRequest,
                              context: grpc.aio.ServicerContext) -> metadata_pb2.GetDownloadUrlResponse:
         tenant = _own_tenant()
-        video_id = _required(request.video_id, "video_id")
+        video_id = require_id(request.video_id, "vid", "video_id")
         bind(video_id=video_id)
         ttl = request.ttl_seconds or self._download_url_ttl
         if not 0 < ttl <= MAX_DOWNLOAD_URL_TTL_SECONDS:
             raise InvalidArgument(f"ttl_seconds must be between 1 and {MAX_DOWNLOAD_URL_TTL_SECONDS} (7 days), "
                                   f"not {request.ttl_seconds}")
-        rendition = await self._catalog.find_rendition(tenant, video_id, _required(request.rendition, "rendition"))
+        rendition = await self._catalog.find_rendition(tenant, video_id, slug(request.rendition, "rendition"))
         shared = await self._store.download_url(rendition.storage_key, ttl)
         reply = metadata_pb2.GetDownloadUrlResponse(url=shared.url, size_bytes=rendition.size_bytes,
                                                     content_type=rendition.content_type)

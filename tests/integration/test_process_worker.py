@@ -23,6 +23,7 @@ from services.shared.bus import Delivery
 from services.shared.bus.contract import JOB_CANCEL, JOB_EVENTS, JOB_REQUESTED, PROCESS_JOBS, QueueSpec
 from services.shared.bus.memory import InProcessBus
 from services.shared.errors import Unavailable
+from services.shared.ids import new_id
 from services.shared.storage import ObjectInfo
 from services.shared.storage.keys import rendition_key, source_key
 from services.shared.storage.local import LocalDirectoryStore
@@ -351,7 +352,9 @@ async def test_a_cancel_stops_the_encoder_and_leaves_nothing_behind(harness: Har
 
 
 async def test_a_job_cancelled_before_it_starts_is_dropped(harness: Harness, clip_640x360: Path) -> None:
-    request = events_pb2.JobRequested(job_id="job_cancelled_early", video_id="vid_x", tenant_id=TENANT)
+    video_id = new_id("vid")
+    request = events_pb2.JobRequested(job_id=new_id("job"), video_id=video_id, tenant_id=TENANT,
+                                      source_key=source_key(TENANT, video_id, "clip.mp4"))
     await harness.bus.publish(JOB_CANCEL, _cancel_request(request), mandatory=False)
     await asyncio.sleep(0.1)
     await harness.bus.publish(JOB_REQUESTED, request)
@@ -361,6 +364,7 @@ async def test_a_job_cancelled_before_it_starts_is_dropped(harness: Harness, cli
 
     assert {e.job_id for e in events} == {later.job_id}, "the cancelled job never started"
     assert kinds(events)[-1] == "completed"
+    assert harness.bus.dead_letters(PROCESS_JOBS) == [], "dropped as cancelled, not refused as malformed"
 
 
 async def test_a_job_past_its_time_limit_fails_with_the_limit_in_its_reason(

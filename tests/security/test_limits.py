@@ -1,0 +1,145 @@
+"""Limits an attacker leans on: oversize messages and fields, stalled and
+concurrent uploads. Each ends with a clear status and leaves nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from tests.calls import bearer, upload_requests
+from tests.security.world import World
+from vtc.v1 import metadata_pb2, metadata_pb2_grpc, upload_pb2, upload_pb2_grpc
+
+MiB = 1024 * 1024
+
+
+def _upload(world: World, requests: Iterator[upload_pb2.UploadRequest], token: str | None = None) -> grpc.StatusCode:
+    return world.grpc_call(lambda channel: upload_pb2_grpc.UploadServiceStub(channel).Upload(
+        requests, metadata=bearer(token or world.b.token), timeout=60))
+
+
+def _header(**fields: object) -> upload_pb2.UploadRequest:
+    values: dict[str, object] = {"filename": "clip.mp4", "size_bytes": 1000}
+    values.update(fields)
+    return upload_pb2.UploadRequest(header=upload_pb2.UploadHeader(**values))  # type: ignore[arg-type]
+
+
+def test_message_over_the_grpc_limit(world: World) -> None:
+    assert _upload(world, iter([_header(size_bytes=9 * MiB),
+                                upload_pb2.UploadRequest(chunk={"data": b"\0" * 9 * MiB})])) \
+        == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert world.spool_files() == []
+
+
+def test_chunk_over_the_per_message_limit(world: World) -> None:
+    assert _upload(world, iter([_header(size_bytes=2 * MiB),
+                                upload_pb2.UploadRequest(chunk={"data": b"\0" * 2 * MiB})])) \
+        == grpc.StatusCode.INVALID_ARGUMENT
+    assert world.spool_files() == []
+
+
+@pytest.mark.parametrize("size", [-1, 0, 2**62], ids=["negative", "zero", "exabytes"])
+def test_declared_size_out_of_bounds(size: int, world: World) -> None:
+    assert _upload(world, iter([_header(size_bytes=size)])) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_more_bytes_than_declared(world: World) -> None:
+    assert _upload(world, iter([_header(size_bytes=10), upload_pb2.UploadRequest(chunk={"data": b"\0" * 4096})])) \
+        == grpc.StatusCode.INVALID_ARGUMENT
+    assert world.spool_files() == []
+
+
+def test_stream_without_a_header(world: World) -> None:
+    assert _upload(world, iter([upload_pb2.UploadRequest(chunk={"data": b"\0" * 10})])) \
+        == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _stalling(release: threading.Event, size: int = 10 * MiB) -> Iterator[upload_pb2.UploadRequest]:
+    yield _header(size_bytes=size)
+    yield upload_pb2.UploadRequest(chunk={"data": b"\0" * 1024})
+    release.wait(30)
+
+
+def test_stalled_upload_over_grpc_is_dropped(world: World) -> None:
+    release = threading.Event()
+    started = time.monotonic()
+    try:
+        code = _upload(world, _stalling(release))
+    finally:
+        release.set()
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < world.idle_timeout_seconds + 10
+    assert world.spool_files() == []
+
+
+def test_stalled_upload_over_rest_is_dropped(world: World) -> None:
+    import httpx
+
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield b"\0" * 1024
+        release.wait(30)
+
+    started = time.monotonic()
+    try:
+        with world.rest() as rest:
+            try:
+                reply = rest.post("/v1/uploads", content=body(), headers={"authorization": f"Bearer {world.b.token}"},
+                                  params={"header.filename": "stall.mp4", "header.size_bytes": 10 * MiB})
+                status = reply.status_code
+            except httpx.HTTPError:
+                status = 0  # the gateway hung up on us: refused as well
+    finally:
+        release.set()
+    assert status in {0, 408, 504}
+    assert time.monotonic() - started < world.idle_timeout_seconds + 10
+    assert world.spool_files() == []
+
+
+def test_concurrent_uploads_over_the_cap(world: World) -> None:
+    """One tenant opens more uploads than it may at once: the extra one is refused; the others are unharmed."""
+    release = threading.Event()
+    codes: list[grpc.StatusCode] = []
+    holders = [threading.Thread(target=lambda: codes.append(_upload(world, _stalling(release))))
+               for _ in range(world.max_concurrent_uploads)]
+    for holder in holders:
+        holder.start()
+    time.sleep(0.5)
+    try:
+        extra = _upload(world, _stalling(release))
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(30)
+    assert extra == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_six_megabyte_title(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "t.mp4", seconds=0.5, width=160, height=96)
+    assert _upload(world, upload_requests(clip, title="T" * 6 * MiB)) == grpc.StatusCode.INVALID_ARGUMENT
+    with world.channel() as channel:
+        metadata_pb2_grpc.MetadataServiceStub(channel).ListVideos(
+            metadata_pb2.ListVideosRequest(page_size=500), metadata=bearer(world.b.token), timeout=10)
+
+
+@pytest.mark.parametrize("name", ["clip\x00.mp4", "clip\x1b[31m.mp4", "a" * 10_000 + ".mp4", "../../x.mp4\n"],
+                         ids=["nul", "escape sequence", "10k characters", "traversal and newline"])
+def test_hostile_filename(name: str, world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "f.mp4", seconds=0.5, width=160, height=96)
+    data = clip.read_bytes()
+
+    def requests() -> Iterator[upload_pb2.UploadRequest]:
+        yield _header(filename=name, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        yield upload_pb2.UploadRequest(chunk={"data": data})
+
+    assert _upload(world, requests()) == grpc.StatusCode.INVALID_ARGUMENT

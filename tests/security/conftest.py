@@ -32,6 +32,10 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
 LIMITS = {
     "VTC_UPLOAD_IDLE_TIMEOUT_SECONDS": "2",
     "VTC_UPLOAD_MAX_CONCURRENT_PER_TENANT": "3",
+    "VTC_AUTH_ISSUE_TOKEN_KEY_BURST": "5",
+    "VTC_AUTH_ISSUE_TOKEN_PER_KEY_PER_MINUTE": "1",
+    "VTC_AUTH_ISSUE_TOKEN_PEER_BURST": "30",
+    "VTC_METADATA_QUOTA_STORED_BYTES": str(8 * 1024 * 1024),
 }
 
 

@@ -136,3 +136,42 @@ def test_hostile_filename(name: str, world: World, tmp_path) -> None:  # type: i
         yield upload_pb2.UploadRequest(chunk={"data": data})
 
     assert _upload(world, requests()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _noise_clip(path, seconds: float = 1.0):  # type: ignore[no-untyped-def]
+    """Random pictures: x264 cannot shrink them, so a second of 640x360 weighs megabytes."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "10"}
+        for i in range(round(seconds * 25)):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (360, 640, 3), dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_uploads_beyond_the_stored_bytes_quota(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A tenant that keeps uploading is stopped at its quota, with the limit named; others are not."""
+    hoarder = world.new_tenant("hoarder")
+    clip = _noise_clip(tmp_path / "noise.mp4")
+    assert clip.stat().st_size > 1024 * 1024
+    refusal = None
+    with world.channel() as channel:
+        stub = upload_pb2_grpc.UploadServiceStub(channel)
+        for _ in range(12):
+            try:
+                stub.Upload(upload_requests(clip), metadata=bearer(hoarder.token), timeout=60)
+            except grpc.RpcError as error:
+                refusal = error
+                break
+            time.sleep(0.2)
+    assert refusal is not None and refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(8 * 1024 * 1024) in refusal.details() or "8.0 MiB" in refusal.details() or "8 MiB" in refusal.details()

@@ -44,6 +44,10 @@ GRPC_ATTACKS: dict[str, Callable[[World, grpc.Channel, list[tuple[str, str]]], A
         auth_pb2.CreateApiKeyRequest(tenant_id=w.a.tenant_id, name="backdoor"), metadata=m, timeout=10),
     "RevokeApiKey of A's key": lambda w, c, m: _auth(c).RevokeApiKey(
         auth_pb2.RevokeApiKeyRequest(tenant_id=w.a.tenant_id, key_id=w.a.key_id), metadata=m, timeout=10),
+    "CancelJob of A's job": lambda w, c, m: _metadata(c).CancelJob(
+        metadata_pb2.CancelJobRequest(job_id=w.a_job_id), metadata=m, timeout=10),
+    "ListApiKeys of tenant A's key id, own tenant named": lambda w, c, m: _auth(c).RevokeApiKey(
+        auth_pb2.RevokeApiKeyRequest(tenant_id=w.b.tenant_id, key_id=w.a.key_id), metadata=m, timeout=10),
 }
 
 REST_ATTACKS: dict[str, Callable[[World], tuple[str, str, dict[str, Any]]]] = {
@@ -56,6 +60,9 @@ REST_ATTACKS: dict[str, Callable[[World], tuple[str, str, dict[str, Any]]]] = {
     "list A's keys": lambda w: ("GET", f"/v1/tenants/{w.a.tenant_id}/api-keys", {}),
     "mint a key in A": lambda w: ("POST", f"/v1/tenants/{w.a.tenant_id}/api-keys", {"json": {"name": "backdoor"}}),
     "revoke A's key": lambda w: ("POST", f"/v1/tenants/{w.a.tenant_id}/api-keys/{w.a.key_id}:revoke", {"json": {}}),
+    "cancel A's job": lambda w: ("POST", f"/v1/jobs/{w.a_job_id}:cancel", {"json": {}}),
+    "revoke A's key through B's tenant": lambda w: ("POST", f"/v1/tenants/{w.b.tenant_id}/api-keys/{w.a.key_id}:revoke",
+                                                    {"json": {}}),
 }
 
 
@@ -64,8 +71,9 @@ def _a_still_has_everything(world: World) -> None:
         video = _metadata(channel).GetVideo(metadata_pb2.GetVideoRequest(video_id=world.a_video_id),
                                             metadata=bearer(world.a.token), timeout=10)
         keys = _auth(channel).ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id=world.a.tenant_id),
-                                          metadata=bearer(world.stack.admin_token()), timeout=10)
+                                          metadata=bearer(world.operator), timeout=10)
     assert video.job.renditions, "A's renditions are gone"
+    assert video.job.status == 3, "A's job is no longer COMPLETED"
     assert {k.key_id for k in keys.keys} >= {world.a.key_id}
     assert all(not k.HasField("revoked_at") for k in keys.keys if k.key_id == world.a.key_id)
     assert all(k.name != "backdoor" for k in keys.keys)

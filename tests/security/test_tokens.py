@@ -195,7 +195,7 @@ def test_revoked_key_token_is_refused(world: World) -> None:
     from tests.calls import bearer
     from vtc.v1 import auth_pb2, auth_pb2_grpc
 
-    operator = world.stack.admin_token()
+    operator = world.operator
     with world.channel() as channel:
         auth = auth_pb2_grpc.AuthServiceStub(channel)
         created = auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=world.a.tenant_id, name="leaked",
@@ -221,3 +221,75 @@ def test_token_in_the_query_string_is_not_a_credential(world: World) -> None:
         reply = rest.get(f"/v1/videos/{world.a_video_id}", params={"access_token": world.a.token})
     assert reply.status_code in {400, 401}
     assert "A's unreleased film" not in reply.text
+
+
+def test_two_authorization_headers_are_refused(world: World) -> None:
+    """B's token and A's: the server must not pick one (the last used to win)."""
+    metadata = [("authorization", f"Bearer {world.b.token}"), ("authorization", f"Bearer {world.a.token}")]
+    code = world.grpc_call(lambda channel: metadata_pb2_grpc.MetadataServiceStub(channel).GetVideo(
+        metadata_pb2.GetVideoRequest(video_id=world.a_video_id), metadata=metadata, timeout=10))
+    assert code in {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT}
+
+
+def test_issue_token_flood_on_one_key_is_rate_limited(world: World) -> None:
+    from vtc.v1 import auth_pb2, auth_pb2_grpc
+
+    victim = world.new_tenant("flood")
+    with world.channel() as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        codes = []
+        for _ in range(10):
+            try:
+                auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=victim.api_key), timeout=10)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as error:
+                codes.append(error.code())
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+    assert codes.index(grpc.StatusCode.RESOURCE_EXHAUSTED) <= 5, codes
+
+
+def test_guessing_api_keys_is_rate_limited_per_peer(world: World) -> None:
+    from vtc.v1 import auth_pb2, auth_pb2_grpc
+
+    with world.channel() as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        codes = set()
+        for guess in range(400):
+            try:
+                auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=f"vtc_key_{guess:020x}_{'0' * 64}"), timeout=10)
+            except grpc.RpcError as error:
+                codes.add(error.code())
+            if grpc.StatusCode.RESOURCE_EXHAUSTED in codes:
+                break
+    assert codes == {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    time.sleep(1.5)  # let this address's allowance refill for the attacks that follow
+
+
+def test_revoked_key_is_refused_by_a_service_started_after_the_revocation(world: World) -> None:
+    """A verifier that never heard the revocation broadcast (a service started or restarted later)
+    still refuses the revoked key's live token: revocations come with the key set."""
+    import asyncio
+
+    from services.shared.tokens import TokenVerifier, grpc_jwks_source
+    from tests.calls import bearer
+    from tests.security.world import READ_WRITE
+    from vtc.v1 import auth_pb2, auth_pb2_grpc
+
+    with world.channel() as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        created = auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=world.a.tenant_id, name="later",
+                                                                 scopes=list(READ_WRITE)),
+                                    metadata=bearer(world.operator), timeout=10)
+        token = auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=created.secret), timeout=10).access_token
+        auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(tenant_id=world.a.tenant_id, key_id=created.key.key_id),
+                          metadata=bearer(world.operator), timeout=10)
+
+    async def verify_with_a_new_verifier() -> str:
+        async with grpc.aio.insecure_channel(world.stack.grpc_address) as channel:
+            try:
+                await TokenVerifier(grpc_jwks_source(channel)).verify(token)
+            except Exception as error:  # noqa: BLE001 - the refusal is the point
+                return type(error).__name__
+        return "accepted"
+
+    assert asyncio.run(verify_with_a_new_verifier()) == "Unauthenticated"

@@ -44,6 +44,11 @@ class World:
     media_dir: Path
     idle_timeout_seconds: float
     max_concurrent_uploads: int
+    operator: str  # the bootstrap operator's token (issued once: IssueToken is rate-limited per key)
+
+    def new_tenant(self, label: str) -> Tenant:
+        with self.channel() as channel:
+            return _tenant(auth_pb2_grpc.AuthServiceStub(channel), self.operator, label)
 
     def spool_files(self) -> list[Path]:
         spool = self.stack.data_dir / "tmp" / "uploads"
@@ -115,7 +120,8 @@ def build_world(stack: Stack, *, idle_timeout_seconds: float, max_concurrent_upl
     assert video.job.status == common_pb2.JOB_STATUS_COMPLETED, video.job.error
     return World(stack=stack, a=a, b=b, a_video_id=uploaded.video_id, a_job_id=uploaded.job_id,
                  a_rendition=video.job.renditions[0].name, media_dir=media_dir,
-                 idle_timeout_seconds=idle_timeout_seconds, max_concurrent_uploads=max_concurrent_uploads)
+                 idle_timeout_seconds=idle_timeout_seconds, max_concurrent_uploads=max_concurrent_uploads,
+                 operator=operator)
 
 
 def _tenant(auth: auth_pb2_grpc.AuthServiceStub, operator: str, label: str) -> Tenant:

@@ -102,7 +102,7 @@ class World:
 def build_world(stack: Stack, *, idle_timeout_seconds: float, max_concurrent_uploads: int) -> World:
     media_dir = stack.data_dir.parent / f"security-media-{uuid.uuid4().hex[:6]}"
     media_dir.mkdir()
-    operator = stack.admin_token()
+    operator = stack.operator_token()
     with stack.channel() as channel:
         auth = auth_pb2_grpc.AuthServiceStub(channel)
         a = _tenant(auth, operator, "a")

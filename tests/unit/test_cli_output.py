@@ -13,6 +13,7 @@ from vtc.cli.output import (
     human_bitrate,
     human_bytes,
     human_duration,
+    renditions_table,
     status_name,
     to_dict,
     video_summary,
@@ -86,10 +87,23 @@ def test_video_summary_shows_each_renditions_quality() -> None:
     video.job.renditions[0].quality.CopyFrom(common_pb2.RenditionQuality(psnr_db=41.237, ssim=0.98765,
                                                                          xpsnr_db=38.504, frames_compared=12))
     text = _render(video_summary(video))
-    assert "PSNR dB" in text and "SSIM" in text and "XPSNR dB" in text
+    assert "PSNR" in text and "SSIM" in text and "XPSNR" in text
     rendition_row = next(line for line in text.splitlines() if "360p" in line and "kb/s" in line)
     assert "41.24" in rendition_row and "0.9877" in rendition_row and "38.50" in rendition_row
     assert to_dict(video)["job"]["renditions"][0]["quality"]["frames_compared"] == 12
+
+
+def test_the_renditions_table_fits_an_80_column_terminal_whole() -> None:
+    rendition = common_pb2.Rendition(name="1080p", width=1920, height=1080, bitrate=12_345_678,
+                                      size_bytes=123_456_789, video_codec="h264", audio_codec="aac",
+                                      quality=common_pb2.RenditionQuality(psnr_db=41.237, ssim=0.98765,
+                                                                          xpsnr_db=38.504, frames_compared=12))
+    buffer = io.StringIO()
+    out = Output(json_mode=False, stdout=buffer)
+    out.console.width = 80
+    out.show(renditions_table([rendition]))
+    assert "…" not in buffer.getvalue()
+    assert "1080p      117.7 MiB  12.35 Mb/s   1920x1080  h264 + aac  41.24  0.9877  38.50" in buffer.getvalue()
 
 
 def test_a_rendition_without_a_quality_report_shows_dashes() -> None:

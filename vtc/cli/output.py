@@ -106,16 +106,16 @@ def videos_table(videos: Iterable[common_pb2.Video]) -> Table:
 
 
 def renditions_table(renditions: Iterable[common_pb2.Rendition]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))  # eight columns in 80 characters
     table.add_column("RENDITION", no_wrap=True)
     table.add_column("SIZE", justify="right", no_wrap=True)
     table.add_column("BITRATE", justify="right", no_wrap=True)
     table.add_column("RESOLUTION", justify="right", no_wrap=True)
     table.add_column("CODECS", no_wrap=True)
-    # Against the source scaled to the rendition's size; "-" where it was not measured.
-    table.add_column("PSNR dB", justify="right", no_wrap=True)
+    # Against the source scaled to the rendition's size, PSNR and XPSNR in dB; "-" where not measured.
+    table.add_column("PSNR", justify="right", no_wrap=True)
     table.add_column("SSIM", justify="right", no_wrap=True)
-    table.add_column("XPSNR dB", justify="right", no_wrap=True)
+    table.add_column("XPSNR", justify="right", no_wrap=True)
     for rendition in renditions:
         codecs = " + ".join(c for c in (rendition.video_codec, rendition.audio_codec) if c)
         table.add_row(rendition.name, human_bytes(rendition.size_bytes), human_bitrate(rendition.bitrate),

@@ -28,9 +28,10 @@ test: $(INSTALLED) $(GENERATED) $(DOCKER_COMPOSE)
 proto: $(INSTALLED)
 	$(PY) proto/generate.py
 
-bench: $(INSTALLED) $(GENERATED)
-	@command -v ffmpeg >/dev/null || { echo "bench needs the ffmpeg CLI: apt-get install -y ffmpeg"; exit 1; }
-	$(PY) bench/transcode_ladder.py
+BENCH ?= all
+
+bench: $(INSTALLED) $(GENERATED)  # BENCH=ladder|dispatch|fairness (bench/run.py lists them); default: all
+	$(PY) bench/run.py $(BENCH)
 
 lint: $(INSTALLED) $(GENERATED)
 	$(VENV)/bin/ruff check services vtc/cli gateway proto tests bench

@@ -13,7 +13,7 @@ from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job import Job
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.watch import JobUpdate
-from services.shared.bus import Bus
+from services.shared.bus import Publisher
 from services.shared.bus.contract import JOB_CANCEL
 from services.shared.ids import new_id
 from vtc.v1 import events_pb2
@@ -22,7 +22,8 @@ log = logging.getLogger("vtc.metadata.cancel")
 
 
 
-async def cancel_job(catalog: VideoCatalog, bus: Bus, watchers: ReplicaFanout, tenant_id: str, job_id: str) -> Job:
+async def cancel_job(catalog: VideoCatalog, bus: Publisher, watchers: ReplicaFanout, tenant_id: str,
+                     job_id: str) -> Job:
     job, event = await catalog.cancel_job(tenant_id, job_id, datetime.now(UTC))
     if event is not None:
         await watchers.publish(JobUpdate(job=job.to_proto(), event=event))
@@ -32,7 +33,7 @@ async def cancel_job(catalog: VideoCatalog, bus: Bus, watchers: ReplicaFanout, t
     return job
 
 
-async def tell_workers(bus: Bus, job: Job) -> None:
+async def tell_workers(bus: Publisher, job: Job) -> None:
     request = events_pb2.JobCancelRequested(event_id=new_id("evt"), job_id=job.job_id, video_id=job.video_id,
                                             tenant_id=job.tenant_id)
     request.requested_at.GetCurrentTime()

@@ -3,19 +3,21 @@ carries it. Metadata owns dispatch: a job request is an outbox row written in
 the transaction that created (or requeued) the job, so an accepted upload can
 never be lost between the database and the broker.
 
-Fairness: the relay keeps only a few job requests in the broker at once
-(`window`: requests published whose job has not started yet) and releases the
-next one from the tenant with the fewest jobs in flight (dispatched or
-running), the oldest request first among equals. One tenant's burst therefore
-waits in the database, not in a FIFO queue in front of everyone else: a quiet
-tenant's lone job is the next one released as soon as a worker frees up.
+Fairness: the relay releases a job request only when a worker slot is free
+(the workers' consumer count, less the jobs in flight: dispatched or
+running), plus `ahead` more if configured, and takes it from the tenant with
+the fewest jobs in flight; among equals, from the one served least recently
+(round-robin), then the oldest request. One
+tenant's burst therefore waits in the database, not in a FIFO queue in front
+of everyone else: a quiet tenant's lone job is the next one released as soon
+as a worker frees up.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,19 +44,26 @@ def job_request_row(request: events_pb2.JobRequested, at: datetime) -> OutboxRow
                      tenant_id=request.tenant_id, job_id=request.job_id)
 
 
-def choose_fairly(pending: Mapping[str, Sequence[int]], in_flight: Mapping[str, int], room: int) -> list[int]:
+def choose_fairly(pending: Mapping[str, Sequence[int]], in_flight: Mapping[str, int],
+                  last_served: Mapping[str, datetime], room: int) -> list[int]:
     """Up to `room` outbox ids, taken one at a time from the tenant with the
-    fewest jobs in flight (each pick counts as one more), ties to the oldest
-    request. `pending`: each tenant's waiting request ids, oldest first."""
-    heap = [(in_flight.get(tenant, 0), ids[0], tenant, 0) for tenant, ids in pending.items() if ids]
+    fewest jobs in flight (each pick counts as one more), then the one served
+    least recently (never: first), then the oldest request. `pending`: each
+    tenant's waiting request ids, oldest first; `last_served`: when each
+    tenant last had a job dispatched."""
+
+    def served(tenant: str) -> tuple[int, float]:
+        return (1, last_served[tenant].timestamp()) if tenant in last_served else (0, 0.0)
+
+    heap = [(in_flight.get(tenant, 0), served(tenant), ids[0], tenant, 0) for tenant, ids in pending.items() if ids]
     heapq.heapify(heap)
     chosen: list[int] = []
     while heap and len(chosen) < room:
-        flying, head, tenant, index = heapq.heappop(heap)
+        flying, _, head, tenant, index = heapq.heappop(heap)
         chosen.append(head)
         ids = pending[tenant]
-        if index + 1 < len(ids):
-            heapq.heappush(heap, (flying + 1, ids[index + 1], tenant, index + 1))
+        if index + 1 < len(ids):  # served just now: after every tenant served before
+            heapq.heappush(heap, (flying + 1, (2, float(len(chosen))), ids[index + 1], tenant, index + 1))
     return chosen
 
 
@@ -62,10 +71,9 @@ _IN_FLIGHT = or_(JobRow.status == JobStatus.RUNNING.name,
                  and_(JobRow.status == JobStatus.QUEUED.name, JobRow.dispatched_at.is_not(None)))
 
 
-async def dispatched_not_started(session: AsyncSession) -> int:
-    """Job requests in the broker that no worker has taken yet."""
-    return int(await session.scalar(select(func.count()).select_from(JobRow).where(
-        JobRow.status == JobStatus.QUEUED.name, JobRow.dispatched_at.is_not(None))) or 0)
+async def jobs_in_flight(session: AsyncSession) -> int:
+    """Jobs a worker runs, or whose request waits in the broker for one."""
+    return int(await session.scalar(select(func.count()).select_from(JobRow).where(_IN_FLIGHT)) or 0)
 
 
 async def next_job_requests(session: AsyncSession, room: int) -> list[OutboxRow]:
@@ -82,10 +90,18 @@ async def next_job_requests(session: AsyncSession, room: int) -> list[OutboxRow]
     pending: dict[str, list[int]] = {}
     for outbox_id, tenant in rows:
         pending.setdefault(tenant or "", []).append(outbox_id)
+    tenants = list(pending)
     counts = (await session.execute(select(JobRow.tenant_id, func.count()).where(
-        _IN_FLIGHT, JobRow.tenant_id.in_(list(pending))).group_by(JobRow.tenant_id))).all()
-    chosen = choose_fairly(pending, {tenant: count for tenant, count in counts}, room)
+        _IN_FLIGHT, JobRow.tenant_id.in_(tenants)).group_by(JobRow.tenant_id))).all()
+    served = (await session.execute(select(JobRow.tenant_id, func.max(JobRow.dispatched_at)).where(
+        JobRow.tenant_id.in_(tenants), JobRow.dispatched_at.is_not(None)).group_by(JobRow.tenant_id))).all()
+    chosen = choose_fairly(pending, dict(counts), {tenant: _utc(at) for tenant, at in served if at}, room)
     claimed = (await session.scalars(select(OutboxRow).where(OutboxRow.id.in_(chosen))
                                      .order_by(OutboxRow.id).with_for_update(skip_locked=True))).all()
     order = {outbox_id: position for position, outbox_id in enumerate(chosen)}
     return sorted(claimed, key=lambda row: order[row.id])
+
+
+def _utc(at: datetime) -> datetime:
+    # max() comes back as the column's raw value: naive UTC on SQLite.
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

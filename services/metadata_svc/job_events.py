@@ -14,7 +14,7 @@ from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job import JobStatus
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.watch import JobUpdate
-from services.shared.bus import Bus, Delivery, Reject
+from services.shared.bus import Bus, Delivery, Publisher, Reject
 from services.shared.bus.contract import METADATA_JOB_EVENTS
 from services.shared.errors import InvalidArgument, NotFound
 from services.shared.ids import require_id, require_tenant_id
@@ -28,15 +28,15 @@ log = logging.getLogger("vtc.metadata.events")
 
 class JobEventConsumer:
     def __init__(self, catalog: VideoCatalog, fanout: ReplicaFanout, store: ObjectStore, *,
-                 on_job_moved: Callable[[], None] = lambda: None) -> None:
+                 on_job_moved: Callable[[], None] = lambda: None, outbox: Publisher | None = None) -> None:
         self._catalog = catalog
         self._fanout = fanout
         self._store = store
-        self._bus: Bus | None = None
+        self._outbox = outbox  # where what metadata emits goes; the bus itself when None
         self._on_job_moved = on_job_moved  # a job started or ended: dispatch may release the next one
 
     async def start(self, bus: Bus) -> None:
-        self._bus = bus
+        self._outbox = self._outbox or bus
         # Prefetch 1: one job's events are applied, and fanned out, in arrival order.
         await bus.consume(METADATA_JOB_EVENTS, self.handle, prefetch=1)
 
@@ -75,9 +75,9 @@ class JobEventConsumer:
         job = await self._catalog.find_job(event.job_id)
         if job is None or job.status is not JobStatus.CANCELLED:
             return
-        if kind == "started" and self._bus is not None:
+        if kind == "started" and self._outbox is not None:
             log.info("a worker started a cancelled job; telling it again to stop")
-            await tell_workers(self._bus, job)
+            await tell_workers(self._outbox, job)
         elif kind == "completed":
             for rendition in event.completed.renditions:
                 await self._store.delete_prefix(rendition.storage_key)

@@ -3,12 +3,12 @@ publisher confirms and mandatory routing, and deletes a row only once the
 broker confirmed it. A broker outage leaves the rows where they are; the relay
 retries with a growing pause and carries on where it stopped.
 
-Plain events go out in the order written. Job requests go out only while fewer
-than `dispatch_window` of them wait in the broker, chosen fairly across
-tenants (dispatch.py). Several metadata replicas may relay at once: each
+Plain events go out in the order written. Job requests go out only while a
+worker slot is free (the consumers of process.jobs, less the jobs in flight)
+plus `dispatch_ahead`, chosen fairly across tenants (dispatch.py). Several metadata replicas may relay at once: each
 claims rows with FOR UPDATE SKIP LOCKED, and on PostgreSQL the dispatch
-decision takes a transaction-scoped advisory lock so the window holds across
-replicas. A message may still go out twice (confirmed, then the commit
+decision takes a transaction-scoped advisory lock so replicas never release
+more than the free slots between them. A message may still go out twice (confirmed, then the commit
 failed); consumers are idempotent.
 """
 
@@ -24,11 +24,11 @@ from google.protobuf.message import Message
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.metadata_svc.dispatch import dispatched_not_started, next_job_requests
+from services.metadata_svc.dispatch import jobs_in_flight, next_job_requests
 from services.metadata_svc.job import JobStatus
 from services.metadata_svc.models import JobRow, OutboxRow
 from services.shared.bus import Bus
-from services.shared.bus.contract import PROCESS_JOBS
+from services.shared.bus.contract import PROCESS_JOBS, is_broadcast
 from vtc.v1 import events_pb2  # noqa: F401  registers the message types the outbox holds
 
 log = logging.getLogger("vtc.metadata.relay")
@@ -39,11 +39,11 @@ MAX_PAUSE_SECONDS = 5.0
 
 
 class OutboxRelay:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: Bus, *, dispatch_window: int,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: Bus, *, dispatch_ahead: int,
                  poll_seconds: float, lock_dispatch: bool, batch: int = 100) -> None:
         self._sessions = sessions
         self._bus = bus
-        self._window = dispatch_window
+        self._ahead = dispatch_ahead
         self._poll = poll_seconds
         self._lock_dispatch = lock_dispatch
         self._batch = batch
@@ -108,10 +108,11 @@ class OutboxRelay:
     async def _dispatch_jobs(self) -> int:
         failure: Exception | None = None
         published = 0
+        slots = await self._bus.consumer_count(PROCESS_JOBS) + self._ahead
         async with self._sessions.begin() as session:
             if self._lock_dispatch:
                 await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK})
-            room = self._window - await dispatched_not_started(session)
+            room = slots - await jobs_in_flight(session)
             for row in await next_job_requests(session, room):
                 job = await session.get(JobRow, row.job_id)
                 if job is None or job.status != JobStatus.QUEUED.name:
@@ -133,7 +134,8 @@ class OutboxRelay:
         return published
 
     async def _publish(self, row: OutboxRow) -> None:
-        await self._bus.publish(row.routing_key, _message(row), message_id=row.message_id)
+        await self._bus.publish(row.routing_key, _message(row), message_id=row.message_id,
+                                mandatory=not is_broadcast(row.routing_key))
 
 
 def _message(row: OutboxRow) -> Message:

@@ -8,13 +8,13 @@ import logging
 from services.metadata_svc.cancel import tell_workers
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.replica_fanout import ReplicaFanout
-from services.shared.bus import Bus
+from services.shared.bus import Publisher
 from services.shared.storage import ObjectStore
 
 log = logging.getLogger("vtc.metadata.removal")
 
 
-async def remove_video(catalog: VideoCatalog, store: ObjectStore, watchers: ReplicaFanout, bus: Bus,
+async def remove_video(catalog: VideoCatalog, store: ObjectStore, watchers: ReplicaFanout, bus: Publisher,
                        tenant_id: str, video_id: str) -> None:
     video = await catalog.get_video(tenant_id, video_id)
     # The encoder stops instead of writing renditions of a video that is gone; its watchers get NOT_FOUND.

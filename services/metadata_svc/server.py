@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.job_events import JobEventConsumer
 from services.metadata_svc.orphan_sources import OrphanSourceSweeper
+from services.metadata_svc.outbox import Outbox
 from services.metadata_svc.quotas import TenantQuota
 from services.metadata_svc.relay import OutboxRelay
 from services.metadata_svc.replica_fanout import ReplicaFanout
@@ -51,14 +52,16 @@ class MetadataComponent:
                                                           max_queued_jobs=settings.metadata_quota_queued_jobs))
         self.watch_hub = JobWatchHub()
         self.fanout = ReplicaFanout(self.watch_hub, bus)
-        self.relay = OutboxRelay(sessions, bus, dispatch_window=settings.metadata_dispatch_window,
+        self.relay = OutboxRelay(sessions, bus, dispatch_ahead=settings.metadata_dispatch_ahead,
                                  poll_seconds=settings.metadata_outbox_poll_seconds,
                                  lock_dispatch=self._engine.dialect.name == "postgresql")
+        self.outbox = Outbox(sessions, self.relay.wake)  # every message metadata emits goes through it
         self._store = store
         self.orphan_sources = OrphanSourceSweeper(
             self.catalog, store, grace_seconds=settings.metadata_orphan_source_grace_seconds,
             interval_seconds=settings.metadata_orphan_sweep_interval_seconds)
-        self._servicer = MetadataServicer(self.catalog, store, self.fanout, bus, on_registered=self.relay.wake,
+        self._servicer = MetadataServicer(self.catalog, store, self.fanout, self.outbox,
+                                          on_registered=self.relay.wake,
                                           download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds,
                                           page_max_bytes=settings.metadata_list_page_max_bytes)
 
@@ -74,7 +77,8 @@ class MetadataComponent:
         await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
         # Listen to the other replicas before taking events.
         await self.fanout.start()
-        consumer = JobEventConsumer(self.catalog, self.fanout, self._store, on_job_moved=self.relay.wake)
+        consumer = JobEventConsumer(self.catalog, self.fanout, self._store, on_job_moved=self.relay.wake,
+                                    outbox=self.outbox)
         await consumer.start(self._bus)
         lost = await self.catalog.redispatch_lost(self._bus.session, datetime.now(UTC))
         if lost:

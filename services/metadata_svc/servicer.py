@@ -19,7 +19,7 @@ from services.metadata_svc.removal import remove_video
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
 from services.metadata_svc.watch import JobGone
-from services.shared.bus import Bus
+from services.shared.bus import Publisher
 from services.shared.errors import InvalidArgument
 from services.shared.ids import require_id
 from services.shared.logs import bind
@@ -38,7 +38,7 @@ def _own_tenant() -> str:
 
 
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
-    def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Bus, *,
+    def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Publisher, *,
                  on_registered: Callable[[], None] = lambda: None, download_url_ttl_seconds: int = 3600,
                  page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES) -> None:
         self._catalog = catalog

@@ -18,9 +18,9 @@ class Settings(CommonSettings):
                                   "RegisterVideo) is removed.")
     metadata_orphan_sweep_interval_seconds: float = Field(
         600.0, gt=0, description="How often metadata looks through storage for such sources.")
-    metadata_dispatch_window: int = Field(
-        2, ge=1, description="Job requests in the broker not yet taken by a worker; the rest wait in the DB, "
-                             "released fairly across tenants.")
+    metadata_dispatch_ahead: int = Field(
+        0, ge=0, description="Job requests released beyond the workers' free slots (0: one goes out when a "
+                             "worker is free, the rest wait in the DB and are released fairly across tenants).")
     metadata_outbox_poll_seconds: float = Field(
         1.0, gt=0, description="How often the outbox relay looks for work it was not woken for (other replicas').")
     metadata_quota_stored_bytes: int = Field(

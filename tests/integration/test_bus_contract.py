@@ -234,3 +234,23 @@ async def test_two_namespaces_on_one_backend_never_share_a_queue(world: Backend)
         await mine.close()
         await theirs.close()
         await other.cleanup()
+
+
+async def test_consumer_count_is_how_many_messages_the_consumers_can_run_at_once(world: Backend) -> None:
+    jobs = world.queue("jobs", JOB_REQUESTED)
+    publisher, worker_a, worker_b = world.bus(), world.bus(), world.bus()
+    for bus in (publisher, worker_a, worker_b):
+        await bus.start()
+
+    async def handle(delivery: Delivery) -> None:
+        return None
+
+    try:
+        await publisher.declare(jobs)
+        assert await publisher.consumer_count(jobs) == 0
+        await worker_a.consume(jobs, handle, prefetch=2)  # a worker running two jobs at once
+        await worker_b.consume(jobs, handle)
+        assert await publisher.consumer_count(jobs) == 3
+    finally:
+        for bus in (publisher, worker_a, worker_b):
+            await bus.close()

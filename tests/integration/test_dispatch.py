@@ -146,7 +146,7 @@ async def test_quotas_refuse_uploads_with_resource_exhausted_and_name_the_limit(
 
 async def test_a_quiet_tenants_job_starts_ahead_of_another_tenants_burst(tmp_path: Path, tiny_clip: Path) -> None:
     mesh = await start_dispatch_mesh(tmp_path, InProcessBus(), sqlite_url(tmp_path / "metadata.db"),
-                                     metadata_dispatch_window=1)
+                                     metadata_outbox_poll_seconds=0.2)
     try:
         # The burst is queued before the quiet tenant's job, and before a worker is free.
         burst = [await mesh.register("ten_busy", tiny_clip) for _ in range(12)]

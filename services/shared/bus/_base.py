@@ -46,6 +46,13 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
+class Publisher(Protocol):
+    """What sends a message: the bus itself, or metadata's outbox (which sends it later, surely)."""
+
+    async def publish(self, routing_key: str, message: Message, *, message_id: str = "",
+                      mandatory: bool = True) -> None: ...
+
+
 class Bus(Protocol):
     # Where published messages live: the same for every process on one broker and
     # namespace; new each time an in-process bus starts, since its messages die with
@@ -72,7 +79,15 @@ class Bus(Protocol):
         """Makes sure the queue (and its dead-letter queue) exists and is bound."""
         ...
 
-    async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None: ...
+    async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None:
+        """Handles up to `prefetch` messages at once, each slot its own consumer taking
+        one message at a time, so a queue's consumer count is how many it can run at once."""
+        ...
+
+    async def consumer_count(self, queue: QueueSpec) -> int:
+        """How many messages the queue's consumers, in every process, can take right now
+        or once they are done with their current one (see consume)."""
+        ...
 
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
         """Consumes what the queue dead-lettered; the handler's return acks it."""

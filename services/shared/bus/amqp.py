@@ -43,6 +43,7 @@ class RabbitMqBus:
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._consumer_channels: list[AbstractChannel] = []
+        self._inspect_channel: AbstractChannel | None = None
         self._handling: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
@@ -64,7 +65,7 @@ class RabbitMqBus:
                 await task
         if self._connection is not None:
             await self._connection.close()
-        self._connection, self._exchange = None, None
+        self._connection, self._exchange, self._inspect_channel = None, None, None
         self._consumer_channels.clear()
 
     @property
@@ -116,9 +117,21 @@ class RabbitMqBus:
         return declared
 
     async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None:
-        channel = await self._consumer_channel(prefetch)
-        declared = await self._declare(channel, queue)
-        await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+        # One consumer per slot, each on a channel with prefetch 1: the broker's consumer
+        # count is then how many messages the consumers can run at once (consumer_count).
+        for _ in range(prefetch):
+            channel = await self._consumer_channel(1)
+            declared = await self._declare(channel, queue)
+            await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+
+    async def consumer_count(self, queue: QueueSpec) -> int:
+        connection, _ = self._live()
+        # One channel kept for these look-ups (asked on every dispatch); a failed look-up
+        # (the queue deleted under us) closes it, and the next one opens another.
+        if self._inspect_channel is None or self._inspect_channel.is_closed:
+            self._inspect_channel = await connection.channel()
+        declared = await self._inspect_channel.declare_queue(self.namespace.queue(queue), passive=True)
+        return int(declared.declaration_result.consumer_count or 0)
 
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
         channel = await self._consumer_channel(1)

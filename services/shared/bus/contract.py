@@ -40,6 +40,14 @@ DEFAULT_NAMESPACE = "vtc"
 _NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*")
 
 
+# Every process that listens gets its own copy; nobody listening is no error.
+BROADCASTS = frozenset({API_KEY_REVOKED, SIGNING_KEYS_CHANGED, JOB_CANCEL, METADATA_WATCH})
+
+
+def is_broadcast(routing_key: str) -> bool:
+    return routing_key in BROADCASTS
+
+
 def job_event_key(kind: str) -> str:
     """Routing key of a JobEvent of this kind (started, progress, completed, failed...)."""
     return f"job.event.{kind}"

@@ -25,6 +25,7 @@ class _Queue:
     name: str
     binding_keys: list[str]
     messages: asyncio.Queue[Delivery] = field(default_factory=asyncio.Queue)
+    consumers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class InProcessBus:
@@ -75,7 +76,14 @@ class InProcessBus:
         await self.declare(queue)
         declared, dead = self._queues[queue.name], self._queues[queue.dead_letter_name]
         for _ in range(prefetch):
-            self._consumers.append(asyncio.create_task(self._run(declared, handler, dead)))
+            task = asyncio.create_task(self._run(declared, handler, dead))
+            self._consumers.append(task)
+            declared.consumers.add(task)
+            task.add_done_callback(declared.consumers.discard)
+
+    async def consumer_count(self, queue: QueueSpec) -> int:
+        declared = self._queues.get(queue.name)
+        return len(declared.consumers) if declared is not None else 0
 
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
         await self.declare(queue)

@@ -130,8 +130,10 @@ class RabbitMqBus:
         # (the queue deleted under us) closes it, and the next one opens another.
         if self._inspect_channel is None or self._inspect_channel.is_closed:
             self._inspect_channel = await connection.channel()
-        declared = await self._inspect_channel.declare_queue(self.namespace.queue(queue), passive=True)
-        return int(declared.declaration_result.consumer_count or 0)
+        # Straight to the protocol: aio-pika's robust channel answers a repeated declare from its cache.
+        channel = await self._inspect_channel.get_underlay_channel()
+        declared = await channel.queue_declare(self.namespace.queue(queue), passive=True)
+        return int(declared.consumer_count or 0)
 
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
         channel = await self._consumer_channel(1)

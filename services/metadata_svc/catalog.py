@@ -181,13 +181,15 @@ class VideoCatalog:
         the bus it went out on is gone with its messages (the in-process bus of
         a process that stopped). On a broker the session stays the same, so
         this finds nothing there. Returns the job ids."""
-        waiting = exists().where(OutboxRow.job_id == JobRow.job_id)
+        waiting = and_(JobRow.status == JobStatus.QUEUED.name, exists().where(OutboxRow.job_id == JobRow.job_id))
         async with self._sessions.begin() as session:
             rows = (await session.execute(
                 select(JobRow, VideoRow).join(VideoRow, JobRow.video_id == VideoRow.video_id)
                 .where(JobRow.status.in_([s.name for s in UNFINISHED]), ~waiting,
                        or_(JobRow.dispatched_at.is_(None), JobRow.dispatch_session != bus_session))
                 .order_by(JobRow.created_at).with_for_update(of=JobRow))).all()
+            # A request of theirs still waiting (a running job's stale one) would go out as the old attempt.
+            await session.execute(delete(OutboxRow).where(OutboxRow.job_id.in_([j.job_id for j, _ in rows])))
             for job_row, video_row in rows:
                 job = _job(job_row)
                 job.requeue(at)

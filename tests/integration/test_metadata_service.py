@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from services.metadata_svc.server import MetadataComponent
 from services.metadata_svc.settings import Settings
 from services.shared.bus import Delivery
-from services.shared.bus.contract import JOB_CANCEL, JOB_REQUESTED, METADATA_JOB_EVENTS, QueueSpec, job_event_key
+from services.shared.bus.contract import JOB_CANCEL, METADATA_JOB_EVENTS, PROCESS_JOBS, job_event_key
 from services.shared.bus.memory import InProcessBus
 from services.shared.db import sqlite_url
 from services.shared.errors import NotFound
@@ -584,16 +584,22 @@ async def requested_jobs(bus: InProcessBus) -> asyncio.Queue[events_pb2.JobReque
         assert isinstance(message, events_pb2.JobRequested)
         received.put_nowait(message)
 
-    await bus.consume(QueueSpec("test.job-requested", (JOB_REQUESTED,)), handle)
+    # Two worker slots taking requests (and never starting them), so dispatch has room for two.
+    await bus.consume(PROCESS_JOBS, handle, prefetch=2)
     return received
 
 
 async def test_unfinished_jobs_are_requeued_on_start_with_a_new_attempt(tmp_path: Path, database_url: str,
                                                                          keys: TestKeys) -> None:
-    before = await start_metadata(tmp_path, database_url, keys, InProcessBus())
+    first_bus = InProcessBus()
+    first_requested = await requested_jobs(first_bus)
+    before = await start_metadata(tmp_path, database_url, keys, first_bus)
     try:
         queued = await register(before, title="queued")
         running = await register(before, title="running")
+        # Both went out on the first bus, which forgets them when the process stops.
+        assert {(await asyncio.wait_for(first_requested.get(), 10)).job_id for _ in range(2)} == {
+            queued.job.job_id, running.job.job_id}
         done = await register(before, title="done")
         await publish(before, started(running.job, 1), progress(running.job, 2, 30.0),
                       started(done.job, 1), completed(done.job, 2, renditions_of(done.job, ("360p", 640, 360))))

@@ -161,3 +161,22 @@ async def test_a_quiet_tenants_job_starts_ahead_of_another_tenants_burst(tmp_pat
             assert (await mesh.wait_until("ten_busy", registered.job.job_id, TERMINAL)).status == COMPLETED
     finally:
         await mesh.stop()
+
+
+async def test_an_upload_over_the_stored_bytes_quota_is_refused_through_the_upload_service_and_leaves_nothing(
+        tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_upload_grpc import start_stack, upload
+
+    size = tiny_clip.stat().st_size
+    monkeypatch.setenv("VTC_METADATA_QUOTA_STORED_BYTES", str(size + size // 2))  # room for one source
+    stack = await start_stack(tmp_path)
+    try:
+        caller = await stack.tenant_token("Quota Co")
+        first = await upload(stack, caller.token, tiny_clip)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await upload(stack, caller.token, tiny_clip)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"may store at most {size + size // 2}" in (refused.value.details() or "")
+        assert stack.stored_video_ids() == {first.video_id}, "the refused upload's source was removed"
+    finally:
+        await stack.stop()

@@ -5,6 +5,7 @@ runs the shared broker); tests skip without it, and fail under VTC_REQUIRE_SERVI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -74,10 +75,8 @@ class PrivateRabbitMQ:
     def stop(self, timeout: float = 60) -> None:
         if self._process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self._process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:

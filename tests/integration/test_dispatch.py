@@ -16,14 +16,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.metadata_svc.models import OutboxRow
-from services.shared.bus import Bus
+from services.shared.bus import Bus, Delivery
+from services.shared.bus.contract import JOB_CANCEL
 from services.shared.bus.memory import InProcessBus
 from services.shared.db import create_engine, sqlite_url
 from tests.buses import backend
 from tests.databases import private_postgres_database
 from tests.dispatch_mesh import TERMINAL, start_dispatch_mesh
 from tests.media import make_clip
-from vtc.v1 import common_pb2
+from vtc.v1 import common_pb2, metadata_pb2
 
 QUEUED, COMPLETED = common_pb2.JOB_STATUS_QUEUED, common_pb2.JOB_STATUS_COMPLETED
 
@@ -180,3 +181,28 @@ async def test_an_upload_over_the_stored_bytes_quota_is_refused_through_the_uplo
         assert stack.stored_video_ids() == {first.video_id}, "the refused upload's source was removed"
     finally:
         await stack.stop()
+
+
+async def test_a_cancel_made_while_the_broker_is_down_reaches_the_workers_once_it_is_back(
+        tmp_path: Path, tiny_clip: Path) -> None:
+    bus = BrokerOutage()
+    mesh = await start_dispatch_mesh(tmp_path, bus, sqlite_url(tmp_path / "metadata.db"),
+                                     metadata_outbox_poll_seconds=0.1)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    async def worker_hears(delivery: Delivery) -> None:
+        heard.put_nowait(delivery.decode().job_id)
+
+    try:
+        await bus.consume_broadcast([JOB_CANCEL], worker_hears)
+        registered = await mesh.register("ten_a", tiny_clip)
+        bus.down = True
+        cancelled = await mesh.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=registered.job.job_id),
+                                              metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert cancelled.status == common_pb2.JOB_STATUS_CANCELLED  # the database says so at once
+        await asyncio.sleep(0.5)
+        assert heard.empty()
+        bus.down = False
+        assert await asyncio.wait_for(heard.get(), 10) == registered.job.job_id
+    finally:
+        await mesh.stop()

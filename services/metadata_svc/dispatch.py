@@ -5,7 +5,8 @@ never be lost between the database and the broker.
 
 Fairness: the relay releases a job request only when a worker slot is free
 (the workers' consumer count, less the jobs in flight: dispatched or
-running), plus `ahead` more if configured, and takes it from the tenant with
+running; at least one is always waiting in the broker while jobs are queued),
+plus `ahead` more if configured, and takes it from the tenant with
 the fewest jobs in flight; among equals, from the one served least recently
 (round-robin), then the oldest request. One
 tenant's burst therefore waits in the database, not in a FIFO queue in front
@@ -74,6 +75,20 @@ _IN_FLIGHT = or_(JobRow.status == JobStatus.RUNNING.name,
 async def jobs_in_flight(session: AsyncSession) -> int:
     """Jobs a worker runs, or whose request waits in the broker for one."""
     return int(await session.scalar(select(func.count()).select_from(JobRow).where(_IN_FLIGHT)) or 0)
+
+
+async def requests_in_broker(session: AsyncSession) -> int:
+    """Released requests no worker has started yet."""
+    return int(await session.scalar(select(func.count()).select_from(JobRow).where(
+        JobRow.status == JobStatus.QUEUED.name, JobRow.dispatched_at.is_not(None))) or 0)
+
+
+def room_to_release(slots: int, in_flight: int, in_broker: int) -> int:
+    """Requests to release now: one per free worker slot; and one anyway when none
+    waits in the broker, so a job stuck RUNNING (its worker gone, its end not yet
+    known) can never hold every other job back. A quiet tenant's job is
+    therefore at worst the second to go."""
+    return max(slots - in_flight, 1 - in_broker)
 
 
 async def next_job_requests(session: AsyncSession, room: int) -> list[OutboxRow]:

@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.metadata_svc.dispatch import jobs_in_flight, next_job_requests
+from services.metadata_svc.dispatch import jobs_in_flight, next_job_requests, requests_in_broker, room_to_release
 from services.metadata_svc.job import JobStatus
 from services.metadata_svc.models import JobRow, OutboxRow
 from services.shared.bus import Bus
@@ -112,7 +112,7 @@ class OutboxRelay:
         async with self._sessions.begin() as session:
             if self._lock_dispatch:
                 await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK})
-            room = slots - await jobs_in_flight(session)
+            room = room_to_release(slots, await jobs_in_flight(session), await requests_in_broker(session))
             for row in await next_job_requests(session, room):
                 job = await session.get(JobRow, row.job_id)
                 if job is None or job.status != JobStatus.QUEUED.name:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.metadata_svc.dispatch import choose_fairly
+from services.metadata_svc.dispatch import choose_fairly, room_to_release
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -34,3 +34,14 @@ def test_fewest_jobs_in_flight_first() -> None:
 
 def test_no_room_no_release() -> None:
     assert choose_fairly({"a": [1]}, {}, {}, room=0) == []
+
+
+def test_one_request_per_free_worker_slot() -> None:
+    assert room_to_release(slots=4, in_flight=1, in_broker=0) == 3
+    assert room_to_release(slots=4, in_flight=4, in_broker=1) == 0
+
+
+def test_one_request_always_waits_in_the_broker_so_a_stuck_job_holds_nothing_back() -> None:
+    # Every slot looks taken (a worker died mid-job; its job still reads RUNNING).
+    assert room_to_release(slots=1, in_flight=1, in_broker=0) == 1
+    assert room_to_release(slots=0, in_flight=0, in_broker=0) == 1  # no worker yet: the first one finds it

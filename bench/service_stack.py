@@ -77,8 +77,8 @@ class ServiceStack:
 
     async def tenant(self, name: str) -> Tenant:
         auth = auth_pb2_grpc.AuthServiceStub(self.channel)
-        admin_key = self.vtc.admin_key_file.read_text().strip()
-        admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=admin_key))).access_token)
+        operator_key = self.vtc.operator_key_file.read_text().strip()
+        admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=operator_key))).access_token)
         tenant = await auth.CreateTenant(auth_pb2.CreateTenantRequest(name=name), metadata=admin, timeout=10)
         key = await auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=tenant.tenant_id, name=name),
                                       metadata=admin, timeout=10)

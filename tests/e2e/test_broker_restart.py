@@ -48,9 +48,9 @@ def bearer(token: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {token}")]
 
 
-async def tenant_token(channel: grpc.aio.Channel, admin_key: str) -> str:
+async def tenant_token(channel: grpc.aio.Channel, operator_key: str) -> str:
     auth = auth_pb2_grpc.AuthServiceStub(channel)
-    admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=admin_key))).access_token)
+    admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=operator_key))).access_token)
     tenant = await auth.CreateTenant(auth_pb2.CreateTenantRequest(name="Restart Co"), metadata=admin)
     key = await auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=tenant.tenant_id, name="uploads"),
                                   metadata=admin)
@@ -74,7 +74,7 @@ async def test_broker_restart_with_jobs_in_flight_and_uploads_while_down_complet
         bus_url=broker.url))
     channel = grpc.aio.insecure_channel(vtc.grpc_address)
     try:
-        token = await tenant_token(channel, vtc.admin_key_file.read_text().strip())
+        token = await tenant_token(channel, vtc.operator_key_file.read_text().strip())
         uploads = upload_pb2_grpc.UploadServiceStub(channel)
         metadata = metadata_pb2_grpc.MetadataServiceStub(channel)
 

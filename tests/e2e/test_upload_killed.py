@@ -51,8 +51,8 @@ async def test_an_upload_service_killed_after_register_video_still_gets_its_job_
                                           cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         auth = auth_pb2_grpc.AuthServiceStub(channel)
-        admin_key = vtc.admin_key_file.read_text().strip()
-        admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=admin_key))).access_token)
+        operator_key = vtc.operator_key_file.read_text().strip()
+        admin = bearer((await auth.IssueToken(auth_pb2.IssueTokenRequest(api_key=operator_key))).access_token)
         tenant = await auth.CreateTenant(auth_pb2.CreateTenantRequest(name="Killed Upload Co"), metadata=admin)
         key = await auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(tenant_id=tenant.tenant_id, name="up"),
                                       metadata=admin)

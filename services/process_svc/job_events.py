@@ -8,6 +8,7 @@ progress event can never overtake the completion that follows it.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -27,6 +28,8 @@ class JobEventPublisher:
         self._attempt = attempt
         self._sequence = 0
         self._lock = asyncio.Lock()
+        self._last_publish = time.monotonic()
+        self._last_progress = common_pb2.Progress()
 
     @property
     def attempt(self) -> int:
@@ -36,9 +39,18 @@ class JobEventPublisher:
         await self._publish("started", common_pb2.JOB_STATUS_RUNNING, started=events_pb2.JobStarted(worker=worker))
 
     async def progress(self, progress: TranscodeProgress) -> None:
-        await self._publish("progress", common_pb2.JOB_STATUS_RUNNING, progress=common_pb2.Progress(
+        self._last_progress = common_pb2.Progress(
             percent=progress.percent, frames=progress.frames, total_frames=progress.total_frames,
-            fps=progress.fps, speed=progress.speed, eta_seconds=progress.eta_seconds))
+            fps=progress.fps, speed=progress.speed, eta_seconds=progress.eta_seconds)
+        await self._publish("progress", common_pb2.JOB_STATUS_RUNNING, progress=self._last_progress)
+
+    async def heartbeat(self) -> None:
+        """The last progress again: metadata takes a job without events for a while as lost."""
+        await self._publish("progress", common_pb2.JOB_STATUS_RUNNING, progress=self._last_progress)
+
+    @property
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self._last_publish
 
     async def completed(self, renditions: Sequence[common_pb2.Rendition], warnings: Sequence[str] = ()) -> None:
         await self._publish("completed", common_pb2.JOB_STATUS_COMPLETED,
@@ -61,6 +73,7 @@ class JobEventPublisher:
                 event_id=uuid.uuid4().hex, job_id=self._request.job_id, video_id=self._request.video_id,
                 tenant_id=self._request.tenant_id, attempt=self._attempt, sequence=self._sequence,
                 occurred_at=occurred_at, status=status, **payload)
+            self._last_publish = time.monotonic()
             await self._bus.publish(job_event_key(kind), event, message_id=event.event_id)
 
 

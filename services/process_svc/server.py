@@ -39,7 +39,8 @@ class ProcessComponent:
             progress_interval_seconds=settings.process_progress_interval_seconds,
             quality_sample_every=settings.process_quality_sample_every,
             max_deliveries=bus.max_deliveries,
-            time_limit=TimeLimit(settings.process_time_limit_factor, settings.process_time_limit_min_seconds))
+            time_limit=TimeLimit(settings.process_time_limit_factor, settings.process_time_limit_min_seconds),
+            heartbeat_seconds=settings.process_heartbeat_seconds)
 
     def register(self, server: grpc.aio.Server) -> None:
         process_pb2_grpc.add_ProcessServiceServicer_to_server(ProcessServicer(self.catalog), server)

@@ -18,6 +18,9 @@ class Settings(CommonSettings):
         None, description="Folder with index.yaml and the profile files; empty: the built-in profiles.")
     process_progress_interval_seconds: float = Field(
         0.5, gt=0, description="Least time between two progress events of a job.")
+    process_heartbeat_seconds: float = Field(
+        30.0, gt=0, description="Longest a running job goes without an event (progress, else a heartbeat); "
+                                "keep it well below VTC_METADATA_SILENT_JOB_SECONDS.")
     process_time_limit_factor: float = Field(
         10.0, gt=0, description="A job's wall-time limit per second of source (with at least the minimum below).")
     process_time_limit_min_seconds: float = Field(

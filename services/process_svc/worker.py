@@ -15,6 +15,7 @@ thread stops, what the job stored is removed, and the job is acked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -70,7 +71,8 @@ class _RunningJob:
 class TranscodeWorker:
     def __init__(self, bus: Bus, store: ObjectStore, catalog: ProfileCatalog, work_dir: Path, *,
                  worker_name: str = "", progress_interval_seconds: float = 0.5, max_deliveries: int = 5,
-                 time_limit: TimeLimit = DEFAULT_TIME_LIMIT, quality_sample_every: int = DEFAULT_SAMPLE_EVERY) -> None:
+                 time_limit: TimeLimit = DEFAULT_TIME_LIMIT, quality_sample_every: int = DEFAULT_SAMPLE_EVERY,
+                 heartbeat_seconds: float = 30.0) -> None:
         self._bus = bus
         self._store = store
         self._catalog = catalog
@@ -80,6 +82,7 @@ class TranscodeWorker:
         self.max_deliveries = max_deliveries
         self._time_limit = time_limit
         self._quality_sample_every = quality_sample_every
+        self._heartbeat = heartbeat_seconds
         self._running: dict[str, _RunningJob] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
 
@@ -128,8 +131,14 @@ class TranscodeWorker:
                    running: _RunningJob) -> None:
         await events.started(self._name)
         log.info("job started", extra={"fields": {"attempt": events.attempt, "profile": request.profile or "default"}})
+        keepalive = asyncio.create_task(self._keep_alive(events), name="job-heartbeat")
         try:
-            renditions = await self._attempt(request, events, running)
+            try:
+                renditions = await self._attempt(request, events, running)
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
             if running.cancelled:  # the cancel came as the last output was stored
                 raise JobCancelled()
         except JobCancelled:
@@ -158,6 +167,17 @@ class TranscodeWorker:
         await events.completed(renditions, running.warnings)
         log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions],
                                                     "warnings": list(running.warnings)}})
+
+    async def _keep_alive(self, events: JobEventPublisher) -> None:
+        """Progress events are the job's heartbeat; this one beats while nothing else does
+        (fetching a large source, storing large renditions)."""
+        while True:
+            await asyncio.sleep(max(self._heartbeat - events.idle_seconds, 0.05))
+            if events.idle_seconds >= self._heartbeat:
+                try:
+                    await events.heartbeat()
+                except Exception:  # a courtesy, like progress: the job goes on
+                    log.warning("could not send the job's heartbeat", exc_info=True)
 
     async def _attempt(self, request: events_pb2.JobRequested, events: JobEventPublisher,
                        running: _RunningJob) -> list[common_pb2.Rendition]:

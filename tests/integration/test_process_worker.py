@@ -36,13 +36,15 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 class Harness:
     def __init__(self, tmp_path: Path, bus: InProcessBus, store: LocalDirectoryStore | None = None,
-                 time_limit: tuple[float, float] = (10.0, 300.0)) -> None:
+                 time_limit: tuple[float, float] = (10.0, 300.0),
+                 heartbeat_seconds: float = 30.0) -> None:
         self.tmp_path = tmp_path
         self.bus = bus
         self.store = store or LocalDirectoryStore(tmp_path / "objects")
         self.settings = Settings(data_dir=tmp_path / "data", process_progress_interval_seconds=0.05,
                                  process_time_limit_factor=time_limit[0],
-                                 process_time_limit_min_seconds=time_limit[1])
+                                 process_time_limit_min_seconds=time_limit[1],
+                                 process_heartbeat_seconds=heartbeat_seconds)
         self.events: asyncio.Queue[events_pb2.JobEvent] = asyncio.Queue()
 
     async def start(self) -> None:
@@ -402,3 +404,28 @@ def test_a_starting_worker_removes_scratch_of_dead_jobs_only(tmp_path: Path) -> 
     finally:
         live.remove()
     assert list(work_dir.iterdir()) == []
+
+
+class SlowStore(LocalDirectoryStore):
+    """Storage that takes a second to hand out a source, like a large file from B2."""
+
+    async def get_file(self, key: str, dest: Path) -> ObjectInfo:
+        await asyncio.sleep(1.0)
+        return await super().get_file(key, dest)
+
+
+async def test_a_job_busy_fetching_its_source_still_sends_a_heartbeat(tmp_path: Path, clip_640x360: Path) -> None:
+    bus = InProcessBus()
+    harness = Harness(tmp_path, bus, SlowStore(tmp_path / "objects"), heartbeat_seconds=0.2)
+    await harness.start()
+    try:
+        await harness.request(clip_640x360)
+        events = await harness.events_until_terminal()
+    finally:
+        await bus.close()
+
+    assert kinds(events)[0] == "started" and kinds(events)[-1] == "completed"
+    before_encoding = list(itertools.takewhile(lambda e: e.progress.frames == 0, events[1:]))
+    assert len(before_encoding) >= 3, "a heartbeat every 0.2 s while the source downloads"
+    assert all(e.WhichOneof("kind") == "progress" and e.status == common_pb2.JOB_STATUS_RUNNING
+               for e in before_encoding)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.json_format import MessageToDict, ParseDict
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -173,6 +173,52 @@ class VideoCatalog:
             if not job.apply(event):
                 return None
             _write_job(row, job)
+            row.heartbeat_at = datetime.now(UTC)  # any event of the job's attempt says its worker lives
+        return job
+
+    async def fail_job(self, job_id: str, reason: str, at: datetime, *, newest_attempt: int,
+                       silent_since: datetime | None = None) -> tuple[Job, events_pb2.JobEvent] | None:
+        """Ends an unfinished job FAILED because no worker can finish it; returns it with the event for
+        watchers. None, changing nothing, when the job is gone or finished, has moved on to an attempt
+        after `newest_attempt`, or (with `silent_since`) had an event since."""
+        async with self._sessions.begin() as session:
+            row = await session.get(JobRow, job_id, with_for_update=True)
+            if row is None:
+                return None
+            job = _job(row)
+            if job.status.is_terminal or job.attempt > newest_attempt or (
+                    silent_since is not None and _last_heard(row) > silent_since):
+                return None
+            event = job.fail(reason, at)
+            _write_job(row, job)
+        return job, event
+
+    async def silent_jobs(self, since: datetime) -> list[Job]:
+        """RUNNING jobs without an event since `since`."""
+        heard = func.coalesce(JobRow.heartbeat_at, JobRow.started_at)
+        async with self._sessions() as session:
+            rows = (await session.scalars(select(JobRow).where(
+                JobRow.status == JobStatus.RUNNING.name, heard < since).order_by(heard))).all()
+            return [_job(row) for row in rows]
+
+    async def hand_on(self, job_id: str, attempt: int, silent_since: datetime, at: datetime) -> Job | None:
+        """Requeues a RUNNING job whose worker went silent as a new attempt, with the request that
+        dispatches it (an outbox row), in one transaction. None when it moved meanwhile."""
+        async with self._sessions.begin() as session:
+            found = (await session.execute(
+                select(JobRow, VideoRow).join(VideoRow, JobRow.video_id == VideoRow.video_id)
+                .where(JobRow.job_id == job_id).with_for_update(of=JobRow))).first()
+            if found is None:
+                return None
+            job_row, video_row = found
+            job = _job(job_row)
+            if job.status is not JobStatus.RUNNING or job.attempt != attempt or _last_heard(job_row) > silent_since:
+                return None
+            job.requeue(at)
+            _write_job(job_row, job)
+            job_row.dispatched_at, job_row.dispatch_session, job_row.heartbeat_at = None, "", None
+            probe = ParseDict(video_row.probe or {}, common_pb2.MediaProbe())
+            session.add(job_request_row(job_requested(job_row, video_row, probe, at), at))
         return job
 
     async def redispatch_lost(self, bus_session: str, at: datetime) -> list[str]:
@@ -205,6 +251,10 @@ async def _video_row(session: AsyncSession, tenant_id: str, video_id: str) -> Vi
     if row is None:
         raise video_not_found(video_id)
     return row
+
+
+def _last_heard(row: JobRow) -> datetime:
+    return row.heartbeat_at or row.started_at or row.created_at
 
 
 def _replay_of_register(existing: VideoRow, new: NewVideo) -> tuple[Video, Job]:

@@ -60,6 +60,8 @@ class JobRow(Base):
     # (Bus.session): a dispatch on a session that is gone is redone (dispatch.py).
     dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     dispatch_session: Mapped[str] = mapped_column(String(128), default="")
+    # When metadata last applied an event of the job (progress is the heartbeat): silent_jobs.py.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

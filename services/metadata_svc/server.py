@@ -13,6 +13,8 @@ import grpc
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.metadata_svc.catalog import VideoCatalog
+from services.metadata_svc.dead_letters import DeadLetteredJobs
+from services.metadata_svc.job import Job
 from services.metadata_svc.job_events import JobEventConsumer
 from services.metadata_svc.orphan_sources import OrphanSourceSweeper
 from services.metadata_svc.outbox import Outbox
@@ -21,7 +23,8 @@ from services.metadata_svc.relay import OutboxRelay
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.servicer import MetadataServicer
 from services.metadata_svc.settings import Settings
-from services.metadata_svc.watch import JobWatchHub
+from services.metadata_svc.silent_jobs import SilentJobWatch
+from services.metadata_svc.watch import JobUpdate, JobWatchHub
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
 from services.shared.db import create_engine, migrate
@@ -31,7 +34,7 @@ from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
 from services.shared.storage.file_server import signed_file_server
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
-from vtc.v1 import metadata_pb2, metadata_pb2_grpc
+from vtc.v1 import events_pb2, metadata_pb2, metadata_pb2_grpc
 
 log = logging.getLogger("vtc.metadata")
 
@@ -60,6 +63,12 @@ class MetadataComponent:
         self.orphan_sources = OrphanSourceSweeper(
             self.catalog, store, grace_seconds=settings.metadata_orphan_source_grace_seconds,
             interval_seconds=settings.metadata_orphan_sweep_interval_seconds)
+        # Jobs no worker can finish end here: dead-lettered by the broker, or silent too long.
+        self.dead_letters = DeadLetteredJobs(self.catalog, max_deliveries=bus.max_deliveries, on_ended=self._ended)
+        self.silent_jobs = SilentJobWatch(
+            self.catalog, silence_seconds=settings.metadata_silent_job_seconds, max_attempts=bus.max_deliveries,
+            interval_seconds=settings.metadata_silent_job_check_seconds, on_ended=self._ended,
+            on_handed_on=self.relay.wake)
         self._servicer = MetadataServicer(self.catalog, store, self.fanout, self.outbox,
                                           on_registered=self.relay.wake,
                                           download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds,
@@ -83,13 +92,20 @@ class MetadataComponent:
         lost = await self.catalog.redispatch_lost(self._bus.session, datetime.now(UTC))
         if lost:
             log.info("%d unfinished jobs went out on a bus that is gone; dispatched again", len(lost))
+        await self.dead_letters.start(self._bus)
         await self.relay.start()
+        self.silent_jobs.start()
         self.orphan_sources.start()
 
     async def stop(self) -> None:
         await self.orphan_sources.stop()
+        await self.silent_jobs.stop()
         await self.relay.stop()
         await self._engine.dispose()
+
+    async def _ended(self, job: Job, event: events_pb2.JobEvent) -> None:
+        await self.fanout.publish(JobUpdate(job=job.to_proto(), event=event))
+        self.relay.wake()
 
 
 async def create_server(settings: Settings) -> RunningServer:

@@ -13,6 +13,11 @@ class Settings(CommonSettings):
     metadata_database_url: str = Field(
         "", description="SQLAlchemy async URL of the metadata DB (sqlite+aiosqlite:///... or "
                         "postgresql+asyncpg://user@host/db); empty: SQLite at <data_dir>/metadata.db.")
+    metadata_silent_job_seconds: float = Field(
+        300.0, gt=0, description="A RUNNING job without any event (progress is the heartbeat) for this long has lost "
+                                 "its worker: it is handed to another, and FAILED after bus_max_deliveries attempts.")
+    metadata_silent_job_check_seconds: float = Field(
+        30.0, gt=0, description="How often metadata looks for such silent jobs.")
     metadata_orphan_source_grace_seconds: float = Field(
         3600.0, gt=0, description="Age at which a stored source no video points to (an upload cut off before "
                                   "RegisterVideo) is removed.")

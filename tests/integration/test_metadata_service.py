@@ -6,6 +6,7 @@ test runs on SQLite and, where it is reachable, on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import time
@@ -21,7 +22,14 @@ from sqlalchemy.engine import Connection
 from services.metadata_svc.server import MetadataComponent
 from services.metadata_svc.settings import Settings
 from services.shared.bus import Delivery
-from services.shared.bus.contract import JOB_CANCEL, METADATA_JOB_EVENTS, PROCESS_JOBS, job_event_key
+from services.shared.bus.contract import (
+    JOB_CANCEL,
+    JOB_REQUESTED,
+    METADATA_JOB_EVENTS,
+    PROCESS_JOBS,
+    QueueSpec,
+    job_event_key,
+)
 from services.shared.bus.memory import InProcessBus
 from services.shared.db import sqlite_url
 from services.shared.errors import NotFound
@@ -78,9 +86,10 @@ class Metadata:
 
 
 async def start_metadata(tmp_path: Path, database_url: str, keys: TestKeys, bus: InProcessBus, *,
-                         sweep: tuple[float, float] = (3600.0, 600.0)) -> Metadata:
+                         sweep: tuple[float, float] = (3600.0, 600.0), **more: Any) -> Metadata:
     settings = Settings(data_dir=tmp_path / "data", metadata_database_url=database_url, grpc_port=0,
-                        metadata_orphan_source_grace_seconds=sweep[0], metadata_orphan_sweep_interval_seconds=sweep[1])
+                        metadata_orphan_source_grace_seconds=sweep[0], metadata_orphan_sweep_interval_seconds=sweep[1],
+                        **more)
     store = LocalDirectoryStore(tmp_path / "objects")
     component = MetadataComponent(settings, bus, store)
     running = await start_server([component], keys.verifier(), "127.0.0.1", 0)
@@ -805,5 +814,87 @@ async def test_a_source_stored_without_its_video_row_is_swept_after_the_grace_pe
         assert (await service.store.stat(registered.video.source_key)).size_bytes == len(b"a registered source")
         assert (await service.store.stat(fresh)).size_bytes == len(b"an upload still registering")
         assert not (tmp_path / "objects" / orphan).parent.exists(), "its video's prefix is gone"
+    finally:
+        await service.stop()
+
+
+
+# --- jobs no worker can finish -------------------------------------------------------------------
+
+async def test_a_dead_lettered_job_request_fails_its_job_with_the_crash_in_its_reason(metadata: Metadata) -> None:
+    # A worker that dies on every delivery: the bus returns the request until its delivery limit, then
+    # dead-letters it (on RabbitMQ the broker does this; tests/faults/ crash real worker processes).
+    deliveries: list[int] = []
+
+    async def dies(delivery: Delivery) -> None:
+        deliveries.append(delivery.delivery_count)
+        raise RuntimeError("worker died")
+
+    await metadata.bus.consume(PROCESS_JOBS, dies)
+    registered = await register(metadata)
+    watch = metadata.stub.WatchJob(metadata_pb2.WatchJobRequest(job_id=registered.job.job_id),
+                                   metadata=metadata.as_user())
+    assert (await watch.read()).job.status == common_pb2.JOB_STATUS_QUEUED
+
+    job = await wait_for_job(metadata, registered.job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_FAILED)
+
+    assert deliveries == [1, 2, 3, 4, 5]
+    assert job.error.startswith("the transcoder crashed on this file 5 times: every worker that took it stopped "
+                                "without finishing;")
+    assert registered.job.job_id in job.error, "names the job to report"
+    last = await asyncio.wait_for(watch.read(), 10)
+    assert last.job.status == common_pb2.JOB_STATUS_FAILED and last.job.error == job.error
+    assert metadata.bus.dead_letters(PROCESS_JOBS) == [], "the dead-letter queue is consumed"
+
+
+async def test_a_dead_letter_of_a_job_that_finished_meanwhile_changes_nothing(metadata: Metadata,
+                                                                             tmp_path: Path) -> None:
+    registered, _ = await complete_with_stored_rendition(metadata, tmp_path, b"done")
+    request = events_pb2.JobRequested(job_id=registered.job.job_id, video_id=registered.video.video_id,
+                                      tenant_id=TENANT_A, attempt=1)
+    await metadata.component.dead_letters.handle(Delivery(
+        routing_key="job.requested", body=request.SerializeToString(), message_type="vtc.v1.JobRequested",
+        message_id="m1", delivery_count=1))
+    assert (await get_job(metadata, registered.job.job_id)).status == common_pb2.JOB_STATUS_COMPLETED
+
+
+async def test_a_silent_job_is_handed_on_then_failed_after_the_delivery_limit(
+        tmp_path: Path, database_url: str, keys: TestKeys) -> None:
+    service = await start_metadata(tmp_path, database_url, keys, InProcessBus(max_deliveries=2),
+                                   metadata_silent_job_seconds=0.5, metadata_silent_job_check_seconds=0.1)
+    requests: asyncio.Queue[events_pb2.JobRequested] = asyncio.Queue()
+
+    async def take(delivery: Delivery) -> None:  # a worker that takes each job, says it started, then hangs
+        request = delivery.decode()
+        assert isinstance(request, events_pb2.JobRequested)
+        requests.put_nowait(request)
+
+    try:
+        await service.bus.consume(PROCESS_JOBS, take)
+        busy, silent = await register(service, title="busy"), await register(service, title="silent")
+        first = {r.job_id: r for r in [await asyncio.wait_for(requests.get(), 10) for _ in range(2)]}
+        await publish(service, started(busy.job, 1), started(silent.job, 1))
+
+        async def keep_reporting() -> None:  # the busy job's worker sends progress all along
+            for sequence in itertools.count(2):
+                await asyncio.sleep(0.2)
+                await publish(service, progress(busy.job, sequence, min(sequence, 99.0)))
+
+        reporting = asyncio.create_task(keep_reporting())
+
+        again = await asyncio.wait_for(requests.get(), 10)
+        assert (again.job_id, again.attempt) == (silent.job.job_id, first[silent.job.job_id].attempt + 1)
+        handed_on = await get_job(service, silent.job.job_id)
+        assert handed_on.status in (common_pb2.JOB_STATUS_QUEUED, common_pb2.JOB_STATUS_RUNNING)
+        assert handed_on.attempt == again.attempt
+        await publish(service, started(silent.job, 1, attempt=again.attempt))  # the second worker hangs too
+
+        failed_job = await wait_for_job(service, silent.job.job_id,
+                                        lambda j: j.status == common_pb2.JOB_STATUS_FAILED)
+        assert failed_job.error.startswith("no worker reported on this job for 0.5 seconds, on each of its "
+                                           "2 attempts; the transcoder may hang on this file.")
+        assert (await get_job(service, busy.job.job_id)).status == common_pb2.JOB_STATUS_RUNNING
+        assert requests.empty(), "the busy job was never handed on"
+        reporting.cancel()
     finally:
         await service.stop()

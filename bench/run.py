@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "ladder": ["transcode_ladder.py"],
     "dispatch": ["dispatch_latency.py", "progress_latency.py"],
     "fairness": ["fairness.py"],
+    "workers": ["workers.py"],
 }
 
 

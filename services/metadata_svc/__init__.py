@@ -19,5 +19,7 @@ Inside:
     removal.py      deleting a video with its stored objects
     cancel.py       CancelJob: the job ends CANCELLED, every worker is told (job.cancel)
     orphan_sources.py  removes stored sources no video row points to, after a grace period
+    dead_letters.py consumes process.jobs' dead letters: a job that crashed every worker ends FAILED
+    silent_jobs.py  a RUNNING job without events is handed on, then FAILED
     servicer.py     the thin gRPC layer
 """

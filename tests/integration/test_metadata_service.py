@@ -24,10 +24,8 @@ from services.metadata_svc.settings import Settings
 from services.shared.bus import Delivery
 from services.shared.bus.contract import (
     JOB_CANCEL,
-    JOB_REQUESTED,
     METADATA_JOB_EVENTS,
     PROCESS_JOBS,
-    QueueSpec,
     job_event_key,
 )
 from services.shared.bus.memory import InProcessBus

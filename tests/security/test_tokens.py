@@ -191,8 +191,8 @@ def test_forged_token_over_rest_is_refused(forge, world: World) -> None:  # type
 
 def test_revoked_key_token_is_refused(world: World) -> None:
     """A key of A's, revoked by the operator: its live token stops working at once."""
-    from tests.security.world import READ_WRITE
     from tests.calls import bearer
+    from tests.security.world import READ_WRITE
     from vtc.v1 import auth_pb2, auth_pb2_grpc
 
     operator = world.operator

@@ -6,6 +6,7 @@ only from the bootstrap, and every RPC answers every role as the access policy
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -232,6 +233,11 @@ async def test_a_refused_call_is_logged_with_the_tenant_that_tried(world: World)
     logger.setLevel(logging.INFO)
     try:
         await rpc_error(world.auth.CreateTenant(auth_pb2.CreateTenantRequest(name="Mine"), metadata=world.b.as_me))
+        # The server writes its line as the call ends, which may be just after the client has its answer.
+        for _ in range(100):
+            if "/vtc.v1.AuthService/CreateTenant" in lines.getvalue():
+                break
+            await asyncio.sleep(0.05)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)

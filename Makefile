@@ -26,6 +26,7 @@ test: $(INSTALLED) $(GENERATED) $(DOCKER_COMPOSE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 proto: $(INSTALLED)
+	@echo "==> vtc: generating the gRPC stubs and the gateway descriptor from proto/"
 	$(PY) proto/generate.py
 
 BENCH ?= all
@@ -37,12 +38,16 @@ lint: $(INSTALLED) $(GENERATED)
 	$(VENV)/bin/ruff check services vtc/cli gateway proto tests bench
 
 $(GENERATED) &: $(PROTOS) proto/generate.py $(INSTALLED)
+	@echo "==> vtc: generating the gRPC stubs and the gateway descriptor from proto/"
 	$(PY) proto/generate.py
 
+# The first run installs the dependencies (about 40 s): pip's output shows each one as it goes.
 $(INSTALLED): pyproject.toml
+	@echo "==> vtc: setting up $(VENV) (first run only): Python dependencies from pyproject.toml"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --progress-bar off -e '.[test]'
+	@echo "==> vtc: dependencies installed"
 	touch $@
 
 $(DOCKER_COMPOSE):

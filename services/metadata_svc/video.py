@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.metadata_svc.job import Job
+from services.metadata_svc.job import Job, JobStatus
 from services.shared.errors import InvalidArgument
 from services.shared.ids import require_id, require_tenant_id
 from services.shared.storage import validate_key
@@ -16,6 +16,16 @@ from vtc.v1 import common_pb2
 DEFAULT_PROFILE = "default"
 # What upload's probe says of a source is a few hundred bytes; a cap keeps every listing bounded.
 MAX_PROBE_BYTES = 64 * 1024
+
+
+# A video's summary status is its latest job's outcome.
+_VIDEO_STATUS = {
+    JobStatus.QUEUED: common_pb2.VIDEO_STATUS_PROCESSING,
+    JobStatus.RUNNING: common_pb2.VIDEO_STATUS_PROCESSING,
+    JobStatus.COMPLETED: common_pb2.VIDEO_STATUS_READY,
+    JobStatus.FAILED: common_pb2.VIDEO_STATUS_FAILED,
+    JobStatus.CANCELLED: common_pb2.VIDEO_STATUS_CANCELLED,
+}
 
 
 @dataclass
@@ -43,6 +53,7 @@ class Video:
         video.created_at.FromDatetime(self.created_at)
         if self.job is not None:
             video.job.CopyFrom(self.job.to_proto())
+            video.status = _VIDEO_STATUS[self.job.status]
         return video
 
 

@@ -123,3 +123,12 @@ def packet_timing(path: Path) -> PacketTiming:
             stated = packet.duration and packet.time_base and float(packet.duration * packet.time_base)
             seconds += stated if stated and stated > 0 else 1 / rate
     return PacketTiming(frames=frames, duration_seconds=seconds)
+
+
+def codec_name(stream: av.stream.Stream) -> str:
+    """The codec's name as people know it ("mp3", "av1", "vp9"), not the decoder
+    FFmpeg picked for it ("mp3float", "libdav1d", "libvpx-vp9")."""
+    context = stream.codec_context
+    if context is None:
+        return "unknown"
+    return context.codec.canonical_name or context.name or "unknown"

@@ -17,6 +17,7 @@ from services.shared.errors import InvalidArgument
 from services.shared.media_limits import MIN_PICTURE_SIDE
 from services.shared.media_source import (
     RefusedMediaFormat,
+    codec_name,
     is_elementary_stream,
     open_untrusted_media,
     packet_timing,
@@ -99,7 +100,7 @@ def _main_video_stream(container: av.container.InputContainer) -> av.VideoStream
     videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
     if videos:
         return videos[0]
-    audio = [s.codec_context.name for s in container.streams.audio]
+    audio = [codec_name(s) for s in container.streams.audio]
     if audio:
         raise UnusableMedia(f"the file has no video stream: it holds only audio ({', '.join(audio)}); upload a video")
     raise UnusableMedia("the file has no video stream: upload a file with video in it")
@@ -107,7 +108,7 @@ def _main_video_stream(container: av.container.InputContainer) -> av.VideoStream
 
 def _require_decodable_frame(container: av.container.InputContainer, video: av.VideoStream) -> None:
     """Decodes until the first picture comes out, or fails with what the decoder said."""
-    codec = video.codec_context.name
+    codec = codec_name(video)
     try:
         video.codec_context.open(strict=False)
     except av.error.FFmpegError as error:
@@ -176,7 +177,7 @@ def _stream_info(stream: av.stream.Stream) -> common_pb2.StreamInfo:
     info = common_pb2.StreamInfo(index=stream.index, kind=stream.type, frames=max(stream.frames, 0))
     if context is None:
         return info
-    info.codec = context.name or ""
+    info.codec = codec_name(stream)
     info.bit_rate = context.bit_rate or 0
     if stream.type == "video":
         info.width, info.height = context.width, context.height
@@ -198,8 +199,8 @@ def _media_probe(container: av.container.InputContainer, video: av.VideoStream,
         width=video.codec_context.width,
         height=video.codec_context.height,
         fps=_rate(video),
-        video_codec=video.codec_context.name,
-        audio_codec=audio.codec_context.name if audio is not None else "",
+        video_codec=codec_name(video),
+        audio_codec=codec_name(audio) if audio is not None else "",
         has_audio=audio is not None,
         video_frames=max(video.frames, 0),
     )

@@ -209,6 +209,7 @@ async def test_registered_video_reads_back_with_its_queued_job(metadata: Metadat
     assert video.probe == probe()
     assert video.source_key == registered.video.source_key
     assert video.job.job_id == registered.job.job_id and video.job.status == common_pb2.JOB_STATUS_QUEUED
+    assert video.status == common_pb2.VIDEO_STATUS_PROCESSING
     assert video.job.attempt == 1 and video.job.profile == "default"
     assert video.created_at.seconds > 0 and video.job.created_at == video.created_at
     job = await get_job(metadata, registered.job.job_id)
@@ -361,7 +362,7 @@ async def test_events_are_applied_once_in_order_and_never_after_completion(metad
     assert done.progress.percent == 100.0 and done.finished_at.seconds > 0 and done.error == ""
     video = await metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=job.video_id),
                                          metadata=metadata.as_user())
-    assert video.job == done
+    assert video.job == done and video.status == common_pb2.VIDEO_STATUS_READY
 
     # Replays, and anything after the terminal state, change nothing.
     await publish(metadata, *history, progress(job, 5, 60.0), failed(job, 6, "too late"), started(job, 1, attempt=2))
@@ -376,6 +377,9 @@ async def test_a_failed_job_keeps_its_reason(metadata: Metadata) -> None:
     done = await wait_for_job(metadata, job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_FAILED)
     assert done.error == "the source's video stream cannot be decoded after 1.4 s"
     assert list(done.renditions) == [] and done.finished_at.seconds > 0
+    video = await metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=job.video_id),
+                                         metadata=metadata.as_user())
+    assert video.status == common_pb2.VIDEO_STATUS_FAILED
 
 
 async def test_a_completed_job_keeps_its_warnings(metadata: Metadata) -> None:

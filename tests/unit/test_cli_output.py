@@ -32,6 +32,7 @@ def _video(title: str = "Holiday clip", status: int = common_pb2.JOB_STATUS_COMP
                                     video_codec="h264", audio_codec="aac", has_audio=True),
         job=common_pb2.Job(job_id="job_1", status=status, renditions=[rendition],
                            error="the source has no video stream" if status == common_pb2.JOB_STATUS_FAILED else ""),
+        status=common_pb2.VIDEO_STATUS_FAILED if status == common_pb2.JOB_STATUS_FAILED else common_pb2.VIDEO_STATUS_READY,
     )
 
 
@@ -66,7 +67,7 @@ def test_status_name_drops_the_enum_prefix() -> None:
 def test_videos_table_shows_id_title_status_duration() -> None:
     text = _render(videos_table([_video()]))
     row = next(line for line in text.splitlines() if "vid_0123456789abcdef0123" in line)
-    for cell in ("Holiday clip", "completed", "2:05"):
+    for cell in ("Holiday clip", "ready", "2:05"):
         assert cell in row
 
 

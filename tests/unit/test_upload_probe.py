@@ -143,3 +143,33 @@ def test_still_image_has_zero_duration(tmp_path: Path) -> None:
         container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     assert "zero duration" in _rejection(path)
+
+
+def _clip_with_mp3_audio(path: Path) -> Path:
+    """A VP9 + MP3 clip: FFmpeg decodes those with `libvpx-vp9`/`vp9` and `mp3float`."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libvpx-vp9", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("libmp3lame", rate=44100)
+        audio.layout = "mono"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for i in range(40):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1152), dtype=np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 44100, i * 1152
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    return path
+
+
+def test_codecs_are_named_as_people_know_them_not_by_decoder(tmp_path: Path) -> None:
+    media = probe_file(_clip_with_mp3_audio(tmp_path / "old.mkv"))
+
+    assert (media.video_codec, media.audio_codec) == ("vp9", "mp3")
+    assert sorted(s.codec for s in media.streams) == ["mp3", "vp9"]

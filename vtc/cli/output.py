@@ -91,6 +91,13 @@ def status_name(status: int) -> str:
     return common_pb2.JobStatus.Name(status).removeprefix(_STATUS_PREFIX).lower()
 
 
+def video_status_name(status: int) -> str:
+    """VIDEO_STATUS_READY -> ready; "-" when the server did not say."""
+    if not status:
+        return "-"
+    return common_pb2.VideoStatus.Name(status).removeprefix("VIDEO_STATUS_").lower()
+
+
 def videos_table(videos: Iterable[common_pb2.Video]) -> Table:
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("VIDEO", no_wrap=True)
@@ -99,7 +106,7 @@ def videos_table(videos: Iterable[common_pb2.Video]) -> Table:
     table.add_column("DURATION", justify="right", no_wrap=True)
     table.add_column("CREATED", no_wrap=True)
     for video in videos:
-        status = status_name(video.job.status) if video.HasField("job") else "-"
+        status = video_status_name(video.status)
         table.add_row(video.video_id, video.title, status, human_duration(video.probe.duration_seconds),
                       human_time(video.created_at))
     return table
@@ -151,6 +158,7 @@ def video_summary(video: common_pb2.Video) -> RenderableType:
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
     facts.add_row("video", video.video_id)
+    facts.add_row("status", video_status_name(video.status))
     facts.add_row("title", video.title)
     facts.add_row("file", f"{video.filename} ({human_bytes(video.size_bytes)})")
     facts.add_row("sha256", video.sha256)

@@ -19,6 +19,7 @@ from services.process_svc.failures import SourceUnreadable
 from services.process_svc.plan import SourceInfo
 from services.shared.media_source import (
     RefusedMediaFormat,
+    codec_name,
     is_elementary_stream,
     open_untrusted_media,
     packet_timing,
@@ -81,8 +82,8 @@ def probe_source(path: Path) -> SourceInfo:
             rotation=int(first.rotation or 0),
             sample_aspect_ratio=video.sample_aspect_ratio or Fraction(1),
             video_frames=frames,
-            video_codec=video.codec_context.name,
-            audio_codec=audio.codec_context.name if audio else "",
+            video_codec=codec_name(video),
+            audio_codec=codec_name(audio) if audio else "",
             interlaced=interlaced,
             full_range=int(first.color_range) == _JPEG_RANGE or first.format.name.startswith("yuvj"),
             color_matrix=_MATRIX_NAMES.get(int(first.colorspace), ""),
@@ -94,7 +95,7 @@ def probe_source(path: Path) -> SourceInfo:
 
 
 def _describe(stream: av.stream.Stream) -> str:
-    codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
+    codec = codec_name(stream)
     language = stream.metadata.get("language", "")
     return f"{stream.index} ({codec}{', ' + language if language else ''})"
 

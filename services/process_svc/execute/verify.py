@@ -10,6 +10,7 @@ import av
 
 from services.process_svc.execute.quality import RenditionQuality
 from services.process_svc.plan import RenditionPlan
+from services.shared.media_source import codec_name
 
 CONTENT_TYPES = {"mp4": "video/mp4"}
 
@@ -42,8 +43,8 @@ def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool,
         audio = container.streams.audio[0] if container.streams.audio else None
         width, height = video.codec_context.width, video.codec_context.height
         duration = round(container.duration / av.time_base, 3) if container.duration else 0.0
-        video_codec = video.codec_context.name
-        audio_codec = audio.codec_context.name if audio else ""
+        video_codec = codec_name(video)
+        audio_codec = codec_name(audio) if audio else ""
     if (width, height) != (plan.width, plan.height):
         raise RenditionMismatch(f"rendition {plan.name} came out {width}x{height}, planned {plan.width}x{plan.height}")
     if video_codec != plan.codec:

@@ -5,64 +5,16 @@ list, status, download and decode, delete; and the errors a user meets."""
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import Cli, _one_error_line
 from tests.media import decoded_summary
 from tests.stack import Stack
-
-VTC = Path(sys.executable).with_name("vtc")
-# Environment the CLI reads; cleared so the developer's own settings cannot leak in.
-_CLI_ENV = ("VTC_ADDR", "VTC_API_KEY", "VTC_CONFIG_DIR", "VTC_DATA_DIR", "VTC_DEBUG", "XDG_CONFIG_HOME")
-
-
-@dataclass
-class Cli:
-    config_dir: Path
-    addr: str
-
-    def run(self, *args: str, timeout: float = 60, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        base = {k: v for k, v in os.environ.items() if k not in _CLI_ENV}
-        return subprocess.run([str(VTC), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                              env={**base, "VTC_CONFIG_DIR": str(self.config_dir), **(env or {})})
-
-    def json(self, *args: str, timeout: float = 60) -> dict:
-        done = self.run(*args, "--json", timeout=timeout)
-        assert done.returncode == 0, f"vtc {' '.join(args)} failed: {done.stderr}"
-        return json.loads(done.stdout)
-
-    @property
-    def credentials_file(self) -> Path:
-        return self.config_dir / "credentials.json"
-
-
-def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def cli(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    """Logged in the way the README says: `vtc login` finds the admin key the server wrote."""
-    cli = Cli(config_dir=tmp_path_factory.mktemp("vtc-config"), addr=stack.grpc_address)
-    done = cli.run("login", "--addr", stack.grpc_address, "--json", env={"VTC_DATA_DIR": str(stack.data_dir)})
-    assert done.returncode == 0, done.stderr
-    reply = json.loads(done.stdout)
-    assert reply["addr"] == stack.grpc_address and reply["tenant_id"]
-    assert stat.S_IMODE(cli.credentials_file.stat().st_mode) == 0o600
-    return cli
 
 
 def test_upload_watch_list_status_download_delete(cli: Cli, clip_640x360: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_cli_workflow import Cli, _one_error_line, cli  # noqa: F401 (the logged-in CLI fixture)
+from tests.cli_runner import Cli, _one_error_line
 from tests.stack import Stack
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -32,7 +32,8 @@ def _video(title: str = "Holiday clip", status: int = common_pb2.JOB_STATUS_COMP
                                     video_codec="h264", audio_codec="aac", has_audio=True),
         job=common_pb2.Job(job_id="job_1", status=status, renditions=[rendition],
                            error="the source has no video stream" if status == common_pb2.JOB_STATUS_FAILED else ""),
-        status=common_pb2.VIDEO_STATUS_FAILED if status == common_pb2.JOB_STATUS_FAILED else common_pb2.VIDEO_STATUS_READY,
+        status=(common_pb2.VIDEO_STATUS_FAILED if status == common_pb2.JOB_STATUS_FAILED
+                else common_pb2.VIDEO_STATUS_READY),
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from services.process_svc.adaptive import CmafSegmenter, Fmp4Error, measure_audio, measure_video
 from services.process_svc.adaptive.fmp4 import read_segment
-from services.process_svc.adaptive.segmenter import read_track
+from services.process_svc.adaptive.segmenter import copy_packet, read_track
 
 FPS, SECONDS, RATE = 30, 9, 48000
 
@@ -43,7 +43,7 @@ def _encode(out: Path, segment_seconds: float) -> Path:
 
         def send(segmenter: CmafSegmenter, packets: list[av.Packet]) -> None:
             for packet in packets:
-                segmenter.mux(packet)
+                segmenter.mux(copy_packet(packet))
                 container.mux(packet)
 
         while True:

@@ -53,12 +53,12 @@ class CmafSegmenter:
         self._closed = False
 
     def mux(self, packet: av.Packet) -> None:
-        """Muxes a copy of an encoded packet; the caller's packet is left as it was."""
+        """Muxes an encoded packet, which becomes the segmenter's: pass a copy (copy_packet) of a packet
+        another container muxes too, as muxing rebases its timestamps and binds it to a stream."""
         if packet.size == 0:
             return  # a flush marker, no data
-        copy = copy_packet(packet)
-        copy.stream = self._stream
-        self._container.mux(copy)
+        packet.stream = self._stream
+        self._container.mux(packet)
 
     def close(self) -> None:
         """Writes the last segment (and the init segment, if no segment was complete yet)."""

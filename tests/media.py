@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -64,3 +65,21 @@ def decoded_summary(path: Path) -> dict:
         has_audio = bool(container.streams.audio)
         width, height = container.streams.video[0].codec_context.width, container.streams.video[0].codec_context.height
     return {"width": width, "height": height, "frames": frames, "duration": duration, "has_audio": has_audio}
+
+
+CUE = re.compile(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)")
+
+
+def parse_vtt(text: str) -> list[tuple[float, float, str, tuple[int, int, int, int]]]:
+    """The cues of a storyboard WebVTT, checked against the format as players read it."""
+    assert text.startswith("WEBVTT\n\n")
+    blocks = [b for b in text[len("WEBVTT\n\n"):].split("\n\n") if b.strip()]
+    cues = []
+    for block in blocks:
+        match = CUE.fullmatch(block.strip())
+        assert match, f"not a storyboard cue: {block!r}"
+        g = [int(x) if x.isdigit() else x for x in match.groups()]
+        start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+        end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+        cues.append((start, end, str(g[8]), (g[9], g[10], g[11], g[12])))
+    return cues

@@ -153,3 +153,78 @@ def make_gapped_clip(path: Path, *, gap_seconds: float, seconds_each: float = 1.
         if sound is not None:
             container.mux(sound.encode(None))
     return path
+
+
+def _scene_a(width: int, height: int, i: int) -> np.ndarray:
+    """A sharp, busy picture: a diagonal checkerboard over a brightness ramp, drifting right."""
+    x = np.arange(width, dtype=np.int32)[None, :] + 2 * i
+    y = np.arange(height, dtype=np.int32)[:, None]
+    checks = ((x // 12 + y // 12) % 2) * 90
+    ramp = x * 120 // max(width, 1) % 120
+    grey = (40 + checks + ramp).clip(0, 255).astype(np.uint8)
+    rgb = np.stack([grey, (grey * 0.8).astype(np.uint8), (255 - grey)], axis=2)
+    return rgb
+
+
+def _scene_b(width: int, height: int, i: int) -> np.ndarray:
+    """Another shot, brighter and built of rings, unlike scene A's histogram."""
+    x = np.arange(width, dtype=np.float32)[None, :] - width / 2 + i
+    y = np.arange(height, dtype=np.float32)[:, None] - height / 2
+    rings = (np.sin(np.hypot(x, y) / 4.0) * 60 + 185).clip(0, 255).astype(np.uint8)
+    return np.stack([rings, rings, (rings * 0.6).astype(np.uint8)], axis=2)
+
+
+def _box_blur(rgb: np.ndarray, radius: int) -> np.ndarray:
+    """A cheap heavy blur (a box filter applied by cumulative sums along both axes)."""
+    out = rgb.astype(np.float32)
+    for axis in (0, 1):
+        padded = np.concatenate([np.repeat(out.take([0], axis=axis), radius + 1, axis=axis), out,
+                                 np.repeat(out.take([-1], axis=axis), radius, axis=axis)], axis=axis)
+        summed = np.cumsum(padded, axis=axis)
+        size = out.shape[axis]
+        out = (summed.take(range(2 * radius + 1, 2 * radius + 1 + size), axis=axis)
+               - summed.take(range(0, size), axis=axis)) / (2 * radius + 1)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+# The storyline clip's timeline (seconds): what each stretch is, so tests know where a poster may come from.
+STORYLINE = (
+    (0.0, 1.5, "black"),
+    (1.5, 3.0, "fade in to scene A"),
+    (3.0, 5.0, "scene A"),
+    (5.0, 5.2, "scene B, blurred after the cut"),
+    (5.2, 7.5, "scene B"),
+    (7.5, 9.0, "fade out from scene B"),
+    (9.0, 10.0, "black"),
+)
+
+
+def storyline_frame(t: float, i: int, width: int, height: int) -> np.ndarray:
+    """The storyline clip's picture at time t (frame number i)."""
+    if t < 1.5 or t >= 9.0:
+        return np.zeros((height, width, 3), np.uint8)
+    if t < 3.0:
+        return (_scene_a(width, height, i) * ((t - 1.5) / 1.5)).astype(np.uint8)
+    if t < 5.0:
+        return _scene_a(width, height, i)
+    if t < 5.2:
+        return _box_blur(_scene_b(width, height, i), 6)
+    if t < 7.5:
+        return _scene_b(width, height, i)
+    return (_scene_b(width, height, i) * ((9.0 - t) / 1.5)).astype(np.uint8)
+
+
+def make_storyline_clip(path: Path, *, width: int = 640, height: int = 360, fps: int = 25,
+                        seconds: float = 10.0) -> Path:
+    """A clip as films start and end: black, a fade in to a shot, a hard cut to a second shot whose
+    first frames are blurred (a camera finding focus), a fade out, black (STORYLINE)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(storyline_frame(i / fps, i, width, height), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -21,6 +21,7 @@ from services.process_svc.execute.probe import ffmpeg_reason, open_source
 from services.process_svc.execute.progress import ProgressMeter, TranscodeProgress
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.execute.rendition_writer import RenditionWriter
+from services.process_svc.execute.stills import StillsWriter
 from services.process_svc.execute.verify import ProducedRendition, inspect_rendition
 from services.process_svc.failures import SourceUnreadable, TranscodeCancelled, clock
 from services.process_svc.plan import EncodePlan
@@ -32,11 +33,15 @@ ProgressCallback = Callable[[TranscodeProgress], None]
 
 def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: ProgressCallback | None = None, *,
             cancel: threading.Event | None = None, progress_interval_seconds: float = 0.5,
-            graph_threads: int = 1, quality_sample_every: int = DEFAULT_SAMPLE_EVERY) -> list[ProducedRendition]:
+            graph_threads: int = 1, quality_sample_every: int = DEFAULT_SAMPLE_EVERY,
+            stills: StillsWriter | None = None) -> list[ProducedRendition]:
     """Writes one file per rendition into out_dir and returns what each turned out to be.
 
     quality_sample_every: each rendition's quality report compares every Nth frame
     with its reference (quality.py); 0: no report.
+
+    stills: makes the poster, thumbnails and storyboard from one rung's frames in this same pass;
+    its files are in `stills.result` once this returns.
 
     graph_threads: slice threads for the scaler. One: the rung encoders already keep
     every core busy, and scaler slices cost about 5% more CPU in decode+scale
@@ -59,11 +64,15 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
             track = SharedAudioTrack(plan.audio, writers) if audio and plan.audio else None
             for writer in writers:
                 writer.start()
-            run = _Run(plan, source, video, audio, writers, track, graph_threads,
+            if stills is not None:
+                stills.start()
+            run = _Run(plan, source, video, audio, writers, track, stills, graph_threads,
                        ProgressMeter(plan.total_frames, plan.source.duration_seconds,
                                      interval_seconds=progress_interval_seconds),
                        on_progress, cancel)
             run.transcode()
+            if stills is not None:
+                stills.finish()
             for writer in writers:
                 writer.finish()
                 writer.close()  # writes the index (moved to the front: faststart)
@@ -72,6 +81,8 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
             for writer in writers:  # after a failure: stop the threads, leave the files to the caller
                 with contextlib.suppress(Exception):
                     writer.close()
+            if stills is not None:
+                stills.close()
     produced = [inspect_rendition(r, out_dir / r.file_name, expect_audio=track is not None, quality=quality)
                 for r, quality in zip(plan.renditions, qualities, strict=True)]
     _report(on_progress, run.meter.finished())
@@ -83,10 +94,11 @@ class _Run:
 
     def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream,
                  audio: av.AudioStream | None, writers: list[RenditionWriter], track: SharedAudioTrack | None,
-                 graph_threads: int, meter: ProgressMeter, on_progress: ProgressCallback | None,
-                 cancel: threading.Event | None) -> None:
+                 stills: StillsWriter | None, graph_threads: int, meter: ProgressMeter,
+                 on_progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
         self.plan, self.source, self.video, self.audio = plan, source, video, audio
         self.writers, self.track, self.meter = writers, track, meter
+        self.stills = stills
         self.graph: LadderGraph | None = None
         self.graph_threads = graph_threads
         self.on_progress, self.cancel = on_progress, cancel
@@ -156,9 +168,12 @@ class _Run:
 
     def _drain_graph(self) -> None:
         assert self.graph is not None
+        stills_rung = self.stills.rung if self.stills is not None else -1
         for rung, writer in enumerate(self.writers):
             for scaled in self.graph.pull(rung):
                 writer.encode(scaled)
+                if rung == stills_rung:
+                    self.stills.offer(scaled)  # type: ignore[union-attr]
 
     def _shift(self, frame: av.VideoFrame | av.AudioFrame) -> None:
         """Moves the frame onto the output's clock: starting at 0, with the source's timeline gaps closed."""

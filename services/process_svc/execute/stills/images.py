@@ -1,0 +1,46 @@
+"""From a rung's frame to image files: the colour conversion and the
+encoders (Pillow's JPEG and WebP).
+
+Rung frames are limited-range (16..235) BT.709 YUV (plan/ladder.py makes them
+so); JPEG and WebP files hold full-range RGB that viewers read as sRGB. The
+scaler is told both ends explicitly rather than trusting the frames' tags:
+BT.709 matrix in, limited range in, full range out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from PIL import Image
+
+from services.process_svc.plan.stills import ImageSize
+
+
+def rgb_picture(frame: av.VideoFrame, size: ImageSize) -> np.ndarray:
+    """The frame as full-range RGB (height x width x 3), scaled to size with an area average."""
+    rgb = frame.reformat(width=size.width, height=size.height, format="rgb24",
+                         src_colorspace=Colorspace.ITU709, dst_colorspace=Colorspace.ITU709,
+                         src_color_range=ColorRange.MPEG, dst_color_range=ColorRange.JPEG,
+                         interpolation=Interpolation.AREA, threads=1)
+    return rgb.to_ndarray()
+
+
+def small_luma(frame: av.VideoFrame, width: int = 160) -> np.ndarray:
+    """Every Nth luma sample of every Nth row, about `width` wide: a view of the frame's own plane
+    (no scaler), copied once. Skipping samples (rather than averaging) keeps the fine detail that
+    tells a sharp picture from a blurred one."""
+    plane = frame.planes[0]
+    step = max(1, frame.width // width)
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
+    return np.ascontiguousarray(rows[::step, :frame.width:step])
+
+
+def write_jpeg(rgb: np.ndarray, path: Path, quality: int) -> None:
+    Image.fromarray(rgb, "RGB").save(path, "JPEG", quality=quality, optimize=True, progressive=True)
+
+
+def write_webp(rgb: np.ndarray, path: Path, quality: int) -> None:
+    Image.fromarray(rgb, "RGB").save(path, "WEBP", quality=quality, method=4)

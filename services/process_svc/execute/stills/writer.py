@@ -1,0 +1,216 @@
+"""Makes a job's stills from the frames of one rung, in the transcode's single
+decode pass, on a thread of its own.
+
+The decode loop offers every frame of the chosen rung; `offer` only compares
+the frame's time with the next time some still is due (a few comparisons), and
+queues the few frames that are due: about four a second for the poster's
+candidates, one per storyboard tile, one per thumbnail. This thread does the
+rest (luma statistics, colour conversion, scaling, JPEG/WebP), overlapping
+with the encoders, never in the decode loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+
+from services.process_svc.execute.stills.images import rgb_picture, small_luma, write_jpeg, write_webp
+from services.process_svc.execute.stills.poster import PosterChoice, PosterPicker
+from services.process_svc.execute.stills.scoring import luma_stats
+from services.process_svc.execute.stills.storyboard import SpriteSheet, storyboard_vtt
+from services.process_svc.plan.stills import StillsPlan
+
+log = logging.getLogger("vtc.process.stills")
+
+IMAGES_DIR = "images"  # under the job's output folder, as under the video's storage prefix
+_FINISH = object()
+_EPSILON = 1e-3  # a frame stamped a millisecond early is on time
+
+
+@dataclass(frozen=True)
+class StillFile:
+    name: str  # file name inside images/
+    path: Path
+    content_type: str
+    width: int = 0  # pixels; 0 for a text file
+    height: int = 0
+    time_seconds: float | None = None  # where in the video the picture was taken
+
+
+@dataclass
+class ProducedStills:
+    poster: list[StillFile] = field(default_factory=list)  # poster.jpg, poster.webp
+    thumbnails: list[StillFile] = field(default_factory=list)
+    storyboard: list[StillFile] = field(default_factory=list)  # storyboard.jpg, storyboard.vtt
+    poster_rejections: dict[str, int] = field(default_factory=dict)  # sampled candidates refused, by reason
+
+    @property
+    def files(self) -> list[StillFile]:
+        return [*self.poster, *self.thumbnails, *self.storyboard]
+
+
+@dataclass
+class _Due:
+    frame: av.VideoFrame
+    time: float
+    poster: bool = False
+    thumbnails: list[int] = field(default_factory=list)
+    tiles: int = 0
+
+
+class StillsWriter:
+    def __init__(self, plan: StillsPlan, out_dir: Path, *, queue_depth: int = 8) -> None:
+        self.plan = plan
+        self.rung = plan.rung
+        self.dir = out_dir / IMAGES_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # Schedules, kept by the decode loop's thread.
+        self._next_poster = 0.0 if plan.poster is not None else math.inf
+        self._thumbnail_times = list(plan.thumbnails.times) if plan.thumbnails is not None else []
+        self._next_thumbnail = 0
+        self._tile_starts = [t.start for t in plan.storyboard.tiles] if plan.storyboard is not None else []
+        self._next_tile = 0
+        self._last: tuple[av.VideoFrame, float] | None = None
+        self._end = 0.0
+        # State of the stills thread.
+        self._picker: PosterPicker[av.VideoFrame] | None = (
+            PosterPicker(plan.poster.region) if plan.poster is not None else None)
+        self._sheet = SpriteSheet(plan.storyboard) if plan.storyboard is not None else None
+        self._produced = ProducedStills()
+        self.result: ProducedStills | None = None  # once finish() returned
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stills", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def offer(self, frame: av.VideoFrame) -> None:
+        """A frame of the rung, in time order. Cheap unless some still is due at its time."""
+        time = frame.time
+        if time is None:
+            return
+        self._last = (frame, time)
+        duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
+        self._end = max(self._end, time + duration)
+        due: _Due | None = None
+        if time + _EPSILON >= self._next_poster:
+            due = _Due(frame, time, poster=True)
+            step = self.plan.poster.sample_seconds  # type: ignore[union-attr]
+            self._next_poster = (math.floor((time + _EPSILON) / step) + 1) * step
+        while (self._next_thumbnail < len(self._thumbnail_times)
+               and time + _EPSILON >= self._thumbnail_times[self._next_thumbnail]):
+            due = due or _Due(frame, time)
+            due.thumbnails.append(self._next_thumbnail)
+            self._next_thumbnail += 1
+        while self._next_tile < len(self._tile_starts) and time + _EPSILON >= self._tile_starts[self._next_tile]:
+            due = due or _Due(frame, time)
+            due.tiles += 1
+            self._next_tile += 1
+        if due is not None:
+            self._put(due)
+
+    def finish(self) -> ProducedStills:
+        """At the end of the stream: writes the poster and the storyboard, waits for every file."""
+        if self._last is not None and self._next_thumbnail < len(self._thumbnail_times):
+            # The video ended before its stated length: the missing thumbnails show its last picture.
+            frame, time = self._last
+            self._put(_Due(frame, time, thumbnails=list(range(self._next_thumbnail, len(self._thumbnail_times)))))
+            self._next_thumbnail = len(self._thumbnail_times)
+        self._last = None
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        self._complete()
+        self.result = self._produced
+        return self._produced
+
+    def close(self) -> None:
+        """Stops the thread (after a failure too); the files are the caller's to remove."""
+        self._last = None
+        self._stop()
+
+    def _put(self, item: object) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_FINISH)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _FINISH:
+            if self._error is not None:
+                continue  # keep draining, so the decode loop never blocks on a dead thread
+            try:
+                self._take(item)  # type: ignore[arg-type]
+            except BaseException as error:  # handed to the decode loop on its next offer
+                self._error = error
+
+    def _take(self, due: _Due) -> None:
+        if due.poster and self._picker is not None:
+            self._picker.add(due.time, luma_stats(small_luma(due.frame)), due.frame)
+        thumbnails = self.plan.thumbnails
+        if due.thumbnails and thumbnails is not None:
+            rgb = rgb_picture(due.frame, thumbnails.size)
+            for index in due.thumbnails:
+                name = thumbnails.file_name(index)
+                write_jpeg(rgb, self.dir / name, thumbnails.jpeg_quality)
+                self._produced.thumbnails.append(StillFile(name, self.dir / name, "image/jpeg", thumbnails.size.width,
+                                                           thumbnails.size.height, round(due.time, 3)))
+        if due.tiles and self._sheet is not None:
+            rgb = rgb_picture(due.frame, self._sheet.plan.tile)
+            for _ in range(due.tiles):
+                self._sheet.add(rgb)
+
+    def _complete(self) -> None:
+        """On the caller's thread, once the stills thread has stopped."""
+        if self._picker is not None:
+            choice = self._picker.finish()
+            self._produced.poster_rejections = dict(self._picker.rejections)
+            if choice is not None:
+                self._write_poster(choice)
+        if self._sheet is not None and self._sheet.tiles:
+            self._write_storyboard()
+
+    def _write_poster(self, choice: PosterChoice[av.VideoFrame]) -> None:
+        plan = self.plan.poster
+        assert plan is not None
+        rgb = rgb_picture(choice.picture, plan.size)
+        at = round(choice.time, 3)
+        jpeg, webp = self.dir / "poster.jpg", self.dir / "poster.webp"
+        write_jpeg(rgb, jpeg, plan.jpeg_quality)
+        write_webp(rgb, webp, plan.webp_quality)
+        self._produced.poster = [
+            StillFile(jpeg.name, jpeg, "image/jpeg", plan.size.width, plan.size.height, at),
+            StillFile(webp.name, webp, "image/webp", plan.size.width, plan.size.height, at),
+        ]
+        extra = {"time": at, "score": round(choice.score, 3), "sampled": self._picker.samples if self._picker else 0,
+                 "refused": self._produced.poster_rejections}
+        if choice.rejected_because:
+            log.info("no frame made a good poster; took the least bad (%s)", choice.rejected_because,
+                     extra={"fields": extra})
+        else:
+            log.info("poster chosen", extra={"fields": extra})
+
+    def _write_storyboard(self) -> None:
+        sheet = self._sheet
+        assert sheet is not None
+        plan = sheet.plan
+        tiles = sheet.close(self._end or self.plan.content_seconds)  # where the pictures really stopped
+        image = sheet.image()
+        sprite, index = self.dir / plan.sprite_name, self.dir / plan.index_name
+        write_jpeg(image, sprite, plan.jpeg_quality)
+        index.write_text(storyboard_vtt(tiles, plan.tile.width, plan.tile.height, plan.sprite_name), encoding="utf-8")
+        self._produced.storyboard = [
+            StillFile(sprite.name, sprite, "image/jpeg", image.shape[1], image.shape[0]),
+            StillFile(index.name, index, "text/vtt"),
+        ]

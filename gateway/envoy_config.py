@@ -343,7 +343,7 @@ def build_envoy_config(
     upstream_tls: the services' TLS settings when they serve TLS (Envoy then
     verifies them against the CA and presents their certificate).
     files_upstream: "host:port[,host:port]" of the signed file servers (local
-    storage's download URLs), routed at /files/; None when storage is B2.
+    storage's download and playback URLs), routed at /files/ and /play/; None when storage is B2.
     """
     clusters = _clusters_by_service(upstreams)
     unique = {name: address for name, address in clusters.values()}
@@ -374,21 +374,24 @@ def build_envoy_config(
     return config
 
 
-FILES_PREFIX = "/files/"
+# Signed URLs (services/shared/storage/signed_urls.py): single files, and HLS/DASH presentations.
+SIGNED_PREFIXES = ("/files/", "/play/")
 
 
 def _add_files_route(config: dict[str, Any], addresses: tuple[Address, ...]) -> None:
-    """/files/... to the signed file server as plain HTTP/1.1, past the transcoder
-    (it would refuse a path no RPC maps to). The server checks signatures itself."""
+    """/files/... and /play/... to the signed file server as plain HTTP/1.1, past the
+    transcoder (it would refuse a path no RPC maps to). The server checks signatures itself."""
     listener = config["static_resources"]["listeners"][0]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    manager["route_config"]["virtual_hosts"][0]["routes"].insert(0, {
-        "name": "files",
-        "match": {"prefix": FILES_PREFIX},
-        "route": {"cluster": "files", "timeout": "0s", "idle_timeout": "300s"},
-        "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
-            "@type": _TYPE + "envoy.config.route.v3.FilterConfig", "disabled": True}},
-    })
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    for prefix in reversed(SIGNED_PREFIXES):
+        routes.insert(0, {
+            "name": prefix.strip("/"),
+            "match": {"prefix": prefix},
+            "route": {"cluster": "files", "timeout": "0s", "idle_timeout": "300s"},
+            "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
+                "@type": _TYPE + "envoy.config.route.v3.FilterConfig", "disabled": True}},
+        })
     config["static_resources"]["clusters"].append({
         "name": "files",
         "type": "STATIC" if all(a.is_ip for a in addresses) else "STRICT_DNS",

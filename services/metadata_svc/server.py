@@ -18,6 +18,7 @@ from services.metadata_svc.job import Job
 from services.metadata_svc.job_events import JobEventConsumer
 from services.metadata_svc.orphan_sources import OrphanSourceSweeper
 from services.metadata_svc.outbox import Outbox
+from services.metadata_svc.playback import Playback
 from services.metadata_svc.quotas import TenantQuota
 from services.metadata_svc.relay import OutboxRelay
 from services.metadata_svc.replica_fanout import ReplicaFanout
@@ -32,7 +33,7 @@ from services.shared.private_files import create_private_dirs
 from services.shared.readiness import ReadinessCheck, database_check
 from services.shared.server import OwnedResources, RunningServer, start_server
 from services.shared.storage import ObjectStore, open_store
-from services.shared.storage.file_server import signed_file_server
+from services.shared.storage.file_server import signed_file_server, signer_of
 from services.shared.tokens import TokenVerifier, grpc_jwks_source
 from vtc.v1 import events_pb2, metadata_pb2, metadata_pb2_grpc
 
@@ -72,7 +73,8 @@ class MetadataComponent:
         self._servicer = MetadataServicer(self.catalog, store, self.fanout, self.outbox,
                                           on_registered=self.relay.wake,
                                           download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds,
-                                          page_max_bytes=settings.metadata_list_page_max_bytes)
+                                          page_max_bytes=settings.metadata_list_page_max_bytes,
+                                          playback=Playback(store, signer_of(store)))
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)

@@ -15,6 +15,7 @@ from google.protobuf import empty_pb2
 from services.metadata_svc.cancel import cancel_job
 from services.metadata_svc.catalog import VideoCatalog, job_not_found
 from services.metadata_svc.paging import DEFAULT_PAGE_MAX_BYTES, PageCursor, fitting_count, page_size
+from services.metadata_svc.playback import Playback
 from services.metadata_svc.removal import remove_video
 from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
@@ -32,6 +33,14 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_DOWNLOAD_URL_TTL_SECONDS = 7 * 24 * 3600  # B2's limit for a download authorization
 
 
+def _url_ttl(asked: int, default: int, field: str) -> int:
+    """How long a signed URL works: what the caller asked, or the service's default."""
+    if not 0 <= asked <= MAX_DOWNLOAD_URL_TTL_SECONDS:
+        raise InvalidArgument(f"{field} must be between 1 and {MAX_DOWNLOAD_URL_TTL_SECONDS} (7 days), or 0 "
+                              f"for the default, not {asked}")
+    return asked or default
+
+
 def _own_tenant() -> str:
     """The tenant every video call acts for: the caller's own."""
     return current_principal().tenant_id
@@ -40,8 +49,9 @@ def _own_tenant() -> str:
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Publisher, *,
                  on_registered: Callable[[], None] = lambda: None, download_url_ttl_seconds: int = 3600,
-                 page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES) -> None:
+                 page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES, playback: Playback | None = None) -> None:
         self._catalog = catalog
+        self._playback = playback
         self._download_url_ttl = download_url_ttl_seconds
         self._store = store
         self._fanout = fanout
@@ -65,8 +75,13 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def GetVideo(self, request: metadata_pb2.GetVideoRequest,
                        context: grpc.aio.ServicerContext) -> common_pb2.Video:
         tenant = _own_tenant()
+        ttl = _url_ttl(request.url_ttl_seconds, self._download_url_ttl, "url_ttl_seconds")
         video = await self._catalog.get_video(tenant, require_id(request.video_id, "vid", "video_id"))
-        return video.to_proto()
+        reply = video.to_proto()
+        if self._playback is not None and (urls := await self._playback.urls(tenant, video.video_id, ttl)):
+            reply.hls_url, reply.dash_url = urls.hls_url, urls.dash_url
+            reply.playback_expires_at.FromDatetime(urls.expires_at)
+        return reply
 
     async def ListVideos(self, request: metadata_pb2.ListVideosRequest,
                          context: grpc.aio.ServicerContext) -> metadata_pb2.ListVideosResponse:
@@ -129,10 +144,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         tenant = _own_tenant()
         video_id = require_id(request.video_id, "vid", "video_id")
         bind(video_id=video_id)
-        ttl = request.ttl_seconds or self._download_url_ttl
-        if not 0 < ttl <= MAX_DOWNLOAD_URL_TTL_SECONDS:
-            raise InvalidArgument(f"ttl_seconds must be between 1 and {MAX_DOWNLOAD_URL_TTL_SECONDS} (7 days), "
-                                  f"not {request.ttl_seconds}")
+        ttl = _url_ttl(request.ttl_seconds, self._download_url_ttl, "ttl_seconds")
         rendition = await self._catalog.find_rendition(tenant, video_id, slug(request.rendition, "rendition"))
         shared = await self._store.download_url(rendition.storage_key, ttl)
         reply = metadata_pb2.GetDownloadUrlResponse(url=shared.url, size_bytes=rendition.size_bytes,

@@ -1,8 +1,11 @@
-"""The HTTP end of the local store's signed URLs: GET and HEAD of /files/<key>,
-with Range and Content-Length, CORS for players on other origins. The gateway
-(Envoy) routes /files/ here; the metadata service runs it beside its gRPC
-server. Plain HTTP/1.1 on 127.0.0.1 from the standard library, in threads of
-its own: serving a file is blocking disk reads and socket writes.
+"""The HTTP end of the signed URLs (signed_urls.py): GET and HEAD of
+/files/<token>/<name> (one object) and /play/<token>/<path> (an HLS/DASH
+presentation), with Range and Content-Length on every reply, CORS for players
+on other origins, the Content-Type players check, and caching that keeps
+segments (immutable) but revalidates playlists. The gateway (Envoy) routes
+/files/ and /play/ here; the metadata service runs it beside its gRPC server.
+Plain HTTP/1.1 on 127.0.0.1 from the standard library, in threads of its own:
+serving a file is blocking disk reads and socket writes.
 """
 
 from __future__ import annotations
@@ -11,18 +14,20 @@ import asyncio
 import json
 import logging
 import mimetypes
+import os
 import re
 import threading
 import time
+from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import grpc
 
-from services.shared.errors import NotFound, PermissionDenied, VtcError
+from services.shared.errors import InvalidArgument, NotFound, PermissionDenied, VtcError
 from services.shared.storage._base import ObjectStore
 from services.shared.storage.local import LocalDirectoryStore
 from services.shared.storage.signed_urls import UrlSigner
@@ -30,9 +35,13 @@ from services.shared.storage.signed_urls import UrlSigner
 log = logging.getLogger("vtc.storage.files")
 
 SEND_CHUNK_BYTES = 1024 * 1024
-_CONTENT_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".m3u8": "application/vnd.apple.mpegurl",
-                  ".mpd": "application/dash+xml", ".jpg": "image/jpeg", ".webp": "image/webp",
-                  ".vtt": "text/vtt", ".json": "application/json"}
+_CONTENT_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".m4v": "video/mp4", ".m4a": "audio/mp4",
+                  ".m3u8": "application/vnd.apple.mpegurl", ".mpd": "application/dash+xml",
+                  ".ts": "video/mp2t", ".jpg": "image/jpeg", ".webp": "image/webp", ".vtt": "text/vtt",
+                  ".json": "application/json", ".webm": "video/webm"}
+# Playlists and manifests are revalidated (a re-transcode rewrites them); everything else
+# under a signed URL never changes under its name: cached until the URL expires.
+_REVALIDATED = frozenset({".m3u8", ".mpd", ".vtt", ".json"})
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -64,6 +73,13 @@ def content_type(path: Path) -> str:
     return _CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
+def cache_control(path: Path, seconds_left: int) -> str:
+    """Private (a tenant's media stays out of shared caches); never cached past the URL's expiry."""
+    if path.suffix.lower() in _REVALIDATED:
+        return "private, no-cache"
+    return f"private, max-age={max(seconds_left, 0)}, immutable"
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: Envoy reuses its upstream connections
     server_version = "vtc-files"
@@ -72,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     _CORS: ClassVar[dict[str, str]] = {
         "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges",
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, ETag",
     }
 
     def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
@@ -87,31 +103,36 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(body=True)
 
     def _serve(self, *, body: bool) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
         try:
-            key = self.server.signer.verify(url.path, query.get("expires", [""])[0],
-                                            query.get("signature", [""])[0])
+            signed = self.server.signer.verify(urlsplit(self.path).path)  # the query string plays no part
         except VtcError as error:
             self._reply_error(error)
             return
-        path = self.server.root / key
+        path = self.server.root / signed.key
         try:
+            if not path.resolve().is_relative_to(self.server.root):  # a symlink inside the root pointing out
+                raise FileNotFoundError(path)
             file = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             self._reply_error(NotFound("no such file: it was deleted"))
             return
         with file:
-            size = path.stat().st_size
+            stat = os.fstat(file.fileno())
+            size = stat.st_size
+            etag = f'"{size:x}-{stat.st_mtime_ns:x}"'
+            headers = {"Content-Type": content_type(path), "Accept-Ranges": "bytes", "ETag": etag,
+                       "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+                       "Cache-Control": cache_control(path, signed.expires - int(time.time()))}
+            if self.headers.get("If-None-Match") == etag:
+                self._start(HTTPStatus.NOT_MODIFIED, {**headers, "Content-Length": str(size)})  # no body
+                return
             try:
                 wanted = byte_range(self.headers.get("Range"), size)
             except Unsatisfiable:
                 self._reply_empty(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, {"Content-Range": f"bytes */{size}"})
                 return
             first, last = wanted or (0, size - 1)
-            headers = {"Content-Type": content_type(path), "Accept-Ranges": "bytes",
-                       "Content-Length": str(last - first + 1),
-                       "Cache-Control": f"private, max-age={self._seconds_left(query)}"}
+            headers["Content-Length"] = str(last - first + 1)
             if wanted is not None:
                 headers["Content-Range"] = f"bytes {first}-{last}/{size}"
             self._start(HTTPStatus.PARTIAL_CONTENT if wanted is not None else HTTPStatus.OK, headers)
@@ -131,10 +152,6 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the player moved on (seeked): nothing to do
 
-    @staticmethod
-    def _seconds_left(query: dict[str, list[str]]) -> int:
-        return max(int(query["expires"][0]) - int(time.time()), 0)
-
     def _start(self, status: HTTPStatus, headers: dict[str, str]) -> None:
         self.send_response(status)
         for name, value in {**self._CORS, **headers}.items():
@@ -146,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply_error(self, error: VtcError) -> None:
         # The same JSON the gateway gives for a gRPC error: {"code": <gRPC code>, "message": ...}.
-        status = (HTTPStatus.FORBIDDEN if isinstance(error, PermissionDenied) else
+        status = (HTTPStatus.FORBIDDEN if isinstance(error, PermissionDenied | InvalidArgument) else
                   HTTPStatus.NOT_FOUND if isinstance(error, NotFound) else HTTPStatus.SERVICE_UNAVAILABLE)
         body = json.dumps({"code": error.code.value[0], "message": error.message}).encode()
         self._start(status, {"Content-Type": "application/json", "Content-Length": str(len(body))})
@@ -205,8 +222,14 @@ class SignedFileServer:
         server.server_close()
 
 
+def signer_of(store: ObjectStore) -> UrlSigner | None:
+    """What signs the URLs SignedFileServer serves for `store`; None when it serves none."""
+    return store.urls if isinstance(store, LocalDirectoryStore) else None
+
+
 def signed_file_server(store: ObjectStore, host: str, port: int) -> list[SignedFileServer]:
-    """The server a store's download URLs need, if any: local stores sign theirs, B2 serves its own."""
+    """The server a store's download and playback URLs need, if any: local stores sign theirs
+    (B2 serves downloads itself, by its download authorizations)."""
     if isinstance(store, LocalDirectoryStore) and store.urls is not None:
         return [SignedFileServer(store.root, store.urls, host, port)]
     return []

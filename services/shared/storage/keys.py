@@ -17,3 +17,9 @@ def source_key(tenant_id: str, video_id: str, filename: str) -> str:
 
 def rendition_key(tenant_id: str, video_id: str, rendition: str, extension: str = "mp4") -> str:
     return f"{video_prefix(tenant_id, video_id)}renditions/{rendition}.{extension}"
+
+
+def presentation_prefix(tenant_id: str, video_id: str) -> str:
+    """The folder of the video's HLS + DASH presentation; every reference inside it is
+    relative and stays inside it, so one signed folder URL plays all of it."""
+    return f"{video_prefix(tenant_id, video_id)}presentation/"

@@ -1,0 +1,69 @@
+"""The proof that GetVideo's playback URLs play in a browser with stock players
+and no custom code: headless Chromium opens a page on another origin, hands
+hls.js the hls_url (and dash.js the dash_url) as they are, and the video plays
+past 3 s; the player finds at least two levels; forcing the other level
+changes the picture's size and playback goes on."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.playback import PresentedVideo, present_video
+from tests.stack import Stack
+
+PLAY_SECONDS = 3.0
+TIMEOUT_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def presented(stack: Stack, clip_640x360: Path, tmp_path_factory: pytest.TempPathFactory) -> PresentedVideo:
+    return present_video(stack, stack.admin_token(), clip_640x360, tmp_path_factory.mktemp("presentation"))
+
+
+def wait_for(driver: Any, what: str, check: Any, timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Polls the page's snapshot until check(snapshot) holds; fails with the last one and the console."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = driver.execute_script("return window.snapshot()")
+        assert not snapshot["errors"] and not snapshot["mediaError"], (what, snapshot, _console(driver))
+        if check(snapshot):
+            return snapshot
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s; last state {snapshot}; "
+                                 f"console {_console(driver)}")
+        time.sleep(0.2)
+
+
+def _console(driver: Any) -> list[str]:
+    try:
+        return [entry["message"] for entry in driver.get_log("browser")][-20:]
+    except Exception:  # noqa: BLE001 - only for the failure message
+        return []
+
+
+@pytest.mark.parametrize("kind", ["hls", "dash"])
+def test_a_stock_player_plays_switches_level_and_plays_on(kind: str, presented: PresentedVideo, browser: Any,
+                                                          player_page: str) -> None:
+    video = presented.get_video()
+    url = video.hls_url if kind == "hls" else video.dash_url
+    browser.get(f"{player_page}?kind={kind}&src={quote(url, safe='')}")
+
+    started = wait_for(browser, "two levels and playback started",
+                       lambda s: len(s["levels"]) >= 2 and s["currentTime"] > 0.5 and s["videoWidth"] > 0)
+    widths = [level["width"] for level in started["levels"]]
+    assert len(set(widths)) >= 2, f"the levels differ in size: {started['levels']}"
+
+    # Force the level the player is not showing, as a quality menu does.
+    target = next(i for i, width in enumerate(widths) if width != started["videoWidth"])
+    browser.execute_script(f"window.forceLevel({target})")
+    switched = wait_for(browser, f"the picture at level {target} ({widths[target]} wide)",
+                        lambda s: s["videoWidth"] == widths[target] and s["rendered"] == target)
+    after = wait_for(browser, f"playback past {PLAY_SECONDS} s after the switch",
+                     lambda s: s["currentTime"] > max(PLAY_SECONDS, switched["currentTime"] + 1.0))
+
+    assert after["videoWidth"] == widths[target] and not after["paused"], after

@@ -260,7 +260,8 @@ def test_traefik_routes_rest_to_envoy_and_grpc_to_each_service(compose: dict[str
     by_rule = {router["rule"]: http["services"][router["service"]]["loadBalancer"]["servers"][0]["url"]
                for router in http["routers"].values()}
     assert by_rule.pop("PathPrefix(`/v1/`)") == "http://envoy:8080"
-    assert by_rule.pop("PathPrefix(`/files/`) || PathPrefix(`/play/`)") == "http://envoy:8080"  # signed downloads and playback
+    # signed downloads and playback
+    assert by_rule.pop("PathPrefix(`/files/`) || PathPrefix(`/play/`)") == "http://envoy:8080"
     envoy_listener = compose_config()["static_resources"]["listeners"][0]["address"]["socket_address"]
     assert envoy_listener["port_value"] == 8080
     assert by_rule == {f"PathPrefix(`/{service}/`)": f"h2c://{address}"

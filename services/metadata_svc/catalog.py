@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metadata_svc.dispatch import job_request_row, job_requested
-from services.metadata_svc.job import UNFINISHED, Job, JobStatus, Progress, Quality, Rendition
+from services.metadata_svc.job import UNFINISHED, Job, JobStatus, JobTrigger, Progress, Quality, Rendition
 from services.metadata_svc.models import JobRow, OutboxRow, RenditionRow, VideoRow
 from services.metadata_svc.paging import PageCursor
 from services.metadata_svc.quotas import TenantQuota
@@ -54,7 +54,8 @@ class VideoCatalog:
         dispatches it (an outbox row), in one transaction. Registering the same
         video and job again (a retried call) returns what was recorded.
         Raises ResourceExhausted when the tenant's quota does not allow it."""
-        job = Job.queued(new.job_id, new.video_id, new.tenant_id, new.profile, at)
+        job = Job.queued(new.job_id, new.video_id, new.tenant_id, new.profile, at,
+                         profile_document=new.profile_document)
         try:
             async with self._sessions.begin() as session:
                 existing = await session.get(VideoRow, new.video_id)
@@ -73,6 +74,42 @@ class VideoCatalog:
         except IntegrityError as error:  # a concurrent register of the same ids won the race
             raise AlreadyExists(f"video {new.video_id!r} or job {new.job_id!r} already exists") from error
         return _video(row), job
+
+    async def retranscode(self, tenant_id: str, video_id: str, job_id: str, profile: str, profile_document: str,
+                          at: datetime) -> Job:
+        """A new job of the tenant's stored video under `profile` (a customer's own when
+        `profile_document` is set), with the request that dispatches it, in one transaction.
+        Raises NotFound (not the tenant's video), ResourceExhausted (quota)."""
+        job = Job.queued(job_id, video_id, tenant_id, profile, at, trigger=JobTrigger.RETRANSCODE,
+                         profile_document=profile_document)
+        async with self._sessions.begin() as session:
+            video_row = await _video_row(session, tenant_id, video_id)
+            await self._quota.check_new_job(session, tenant_id)
+            self._add_job(session, job, video_row, at)
+        return job
+
+    async def retry_job(self, tenant_id: str, job_id: str, new_job_id: str, at: datetime) -> Job:
+        """A new job making again what the tenant's finished job `job_id` did not make (Job.retry),
+        with the request that dispatches it, in one transaction. Raises NotFound, FailedPrecondition
+        (the job runs, or made everything), ResourceExhausted (quota)."""
+        async with self._sessions.begin() as session:
+            found = (await session.execute(
+                select(JobRow, VideoRow).join(VideoRow, JobRow.video_id == VideoRow.video_id)
+                .where(JobRow.job_id == job_id, JobRow.tenant_id == tenant_id))).first()
+            if found is None:
+                raise job_not_found(job_id)
+            job_row, video_row = found
+            retry = _job(job_row).retry(new_job_id, at)
+            await self._quota.check_new_job(session, tenant_id)
+            self._add_job(session, retry, video_row, at)
+        return retry
+
+    @staticmethod
+    def _add_job(session: AsyncSession, job: Job, video_row: VideoRow, at: datetime) -> None:
+        job_row = _new_job_row(job)
+        session.add(job_row)
+        probe = ParseDict(video_row.probe or {}, common_pb2.MediaProbe())
+        session.add(job_request_row(job_requested(job_row, video_row, probe, at), at))
 
     async def get_video(self, tenant_id: str, video_id: str) -> Video:
         async with self._sessions() as session:
@@ -172,6 +209,10 @@ class VideoCatalog:
             job = _job(row)
             if not job.apply(event):
                 return None
+            if event.WhichOneof("kind") == "completed" and job.retry_of:
+                retried = await session.get(JobRow, job.retry_of)
+                if retried is not None:  # what the retried job did make stays the video's too
+                    job.renditions = kept_with(job.renditions, [_rendition(r) for r in retried.renditions])
             _write_job(row, job)
             row.heartbeat_at = datetime.now(UTC)  # any event of the job's attempt says its worker lives
         return job
@@ -264,6 +305,14 @@ def _replay_of_register(existing: VideoRow, new: NewVideo) -> tuple[Video, Job]:
     return _video(existing), _job(job_row)
 
 
+def kept_with(made: Sequence[Rendition], earlier: Sequence[Rendition]) -> list[Rendition]:
+    """A retry's outputs: the retried job's, in their order, each replaced by the retry's of the same
+    name, then the retry's others."""
+    remade = {r.name: r for r in made}
+    merged = [remade.pop(r.name, r) for r in earlier]
+    return merged + [r for r in made if r.name in remade]
+
+
 def _video(row: VideoRow) -> Video:
     return Video(video_id=row.video_id, tenant_id=row.tenant_id, title=row.title, filename=row.filename,
                  size_bytes=row.size_bytes, sha256=row.sha256, source_key=row.source_key,
@@ -279,7 +328,9 @@ def _job(row: JobRow) -> Job:
                                  total_frames=row.progress_total_frames, fps=row.progress_fps,
                                  speed=row.progress_speed, eta_seconds=row.progress_eta_seconds),
                renditions=[_rendition(r) for r in row.renditions], error=row.error,
-               warnings=list(row.warnings or []))
+               warnings=list(row.warnings or []), trigger=JobTrigger(row.trigger or JobTrigger.UPLOAD),
+               retry_of=row.retry_of or "", only_outputs=tuple(row.only_outputs or ()),
+               profile_document=row.profile_document or "")
 
 
 def _rendition(row: RenditionRow) -> Rendition:
@@ -298,7 +349,8 @@ def _quality(row: RenditionRow) -> Quality | None:
 
 def _new_job_row(job: Job) -> JobRow:
     row = JobRow(job_id=job.job_id, video_id=job.video_id, tenant_id=job.tenant_id, profile=job.profile,
-                 created_at=job.created_at, renditions=[])
+                 created_at=job.created_at, renditions=[], trigger=job.trigger.value, retry_of=job.retry_of,
+                 only_outputs=list(job.only_outputs), profile_document=job.profile_document)
     _write_job(row, job)
     return row
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metadata_svc.job import JobStatus
+from services.metadata_svc.job import JobStatus, JobTrigger
 from services.metadata_svc.models import JobRow, OutboxRow, VideoRow
 from services.shared.bus.contract import JOB_REQUESTED
 from services.shared.ids import new_id
@@ -34,7 +34,9 @@ def job_requested(job: JobRow, video: VideoRow, probe: common_pb2.MediaProbe, at
     """The one builder of the message that hands a job attempt to a worker."""
     request = events_pb2.JobRequested(
         event_id=new_id("evt"), job_id=job.job_id, video_id=video.video_id, tenant_id=video.tenant_id,
-        profile=job.profile, source_key=video.source_key, probe=probe, attempt=job.attempt)
+        profile=job.profile, source_key=video.source_key, probe=probe, attempt=job.attempt,
+        profile_document=job.profile_document, only_outputs=job.only_outputs,
+        outputs_in_job_folder=job.trigger != JobTrigger.UPLOAD)
     request.requested_at.FromDatetime(at)
     return request
 

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from services.shared.errors import FailedPrecondition
 from vtc.v1 import common_pb2, events_pb2
 
 
@@ -29,6 +30,15 @@ class JobStatus(enum.IntEnum):
 
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobTrigger(enum.StrEnum):
+    """What made a job. Only the upload's job writes into the video's own folders; later ones
+    keep their outputs in a job folder (storage/keys.py), so they never overwrite an earlier job's."""
+
+    UPLOAD = "upload"
+    RETRANSCODE = "retranscode"
+    RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -129,11 +139,36 @@ class Job:
     renditions: list[Rendition] = field(default_factory=list)
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    trigger: JobTrigger = JobTrigger.UPLOAD
+    retry_of: str = ""  # the job this one retries
+    only_outputs: tuple[str, ...] = ()  # what a retry makes again; empty: everything the profile makes
+    profile_document: str = ""  # a customer's own profile (YAML/JSON); `profile` is then its name
 
     @classmethod
-    def queued(cls, job_id: str, video_id: str, tenant_id: str, profile: str, at: datetime) -> Job:
+    def queued(cls, job_id: str, video_id: str, tenant_id: str, profile: str, at: datetime, *,
+               trigger: JobTrigger = JobTrigger.UPLOAD, retry_of: str = "", only_outputs: tuple[str, ...] = (),
+               profile_document: str = "") -> Job:
         return cls(job_id=job_id, video_id=video_id, tenant_id=tenant_id, profile=profile,
-                   status=JobStatus.QUEUED, created_at=at)
+                   status=JobStatus.QUEUED, created_at=at, trigger=trigger, retry_of=retry_of,
+                   only_outputs=only_outputs, profile_document=profile_document)
+
+    @property
+    def outputs_in_job_folder(self) -> bool:
+        return self.trigger is not JobTrigger.UPLOAD
+
+    def retry(self, job_id: str, at: datetime) -> Job:
+        """A new job making again what this finished one did not make, with the same profile.
+        FailedPrecondition while it runs, or when it made everything."""
+        if not self.status.is_terminal:
+            raise FailedPrecondition(f"job {self.job_id!r} is {self.status.name}: only a finished job can be "
+                                     "retried (cancel it first)")
+        if self.status is JobStatus.COMPLETED:
+            raise FailedPrecondition(f"job {self.job_id!r} COMPLETED with every output: there is nothing to retry; "
+                                     "to make them again, re-transcode the video")
+        # A job fails as a whole today, so a retry makes again what the failed one was asked to make.
+        return Job.queued(job_id, self.video_id, self.tenant_id, self.profile, at, trigger=JobTrigger.RETRY,
+                          retry_of=self.job_id, only_outputs=self.only_outputs,
+                          profile_document=self.profile_document)
 
     def is_newer(self, event: events_pb2.JobEvent) -> bool:
         """Whether the event orders after the last one applied."""
@@ -187,7 +222,8 @@ class Job:
         job = common_pb2.Job(job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,
                              status=int(self.status), profile=self.profile, progress=self.progress.to_proto(),
                              renditions=[r.to_proto() for r in self.renditions], error=self.error,
-                             attempt=self.attempt, warnings=self.warnings)
+                             attempt=self.attempt, warnings=self.warnings, retry_of=self.retry_of,
+                             custom_profile=bool(self.profile_document))
         job.created_at.FromDatetime(self.created_at)
         if self.started_at is not None:
             job.started_at.FromDatetime(self.started_at)

@@ -62,6 +62,11 @@ class JobRow(Base):
     dispatch_session: Mapped[str] = mapped_column(String(128), default="")
     # When metadata last applied an event of the job (progress is the heartbeat): silent_jobs.py.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # What made the job (job.JobTrigger); a later job keeps its outputs in a folder of its own.
+    trigger: Mapped[str] = mapped_column(String(16), default="upload")
+    retry_of: Mapped[str] = mapped_column(String(64), default="")  # the job a retry retries
+    only_outputs: Mapped[list[str]] = mapped_column(JSON, default=list)  # a retry's outputs; empty: all
+    profile_document: Mapped[str] = mapped_column(Text, default="")  # a customer's own profile, as sent
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -35,6 +35,22 @@ class TenantQuota:
                     f"tenant {tenant_id} stores {stored} bytes and may store at most {self.max_stored_bytes}; "
                     f"this upload ({size_bytes} bytes) would exceed that: delete videos it no longer needs")
 
+    async def check_new_job(self, session: AsyncSession, tenant_id: str) -> None:
+        """Raises ResourceExhausted when one more job of a stored video (a re-transcode, a retry) would
+        exceed a quota: its outputs add to what the tenant stores."""
+        if self.max_queued_jobs:
+            queued = await queued_jobs(session, tenant_id)
+            if queued >= self.max_queued_jobs:
+                raise ResourceExhausted(
+                    f"tenant {tenant_id} has {queued} jobs queued, the most it may have is {self.max_queued_jobs}: "
+                    "try again once some have started")
+        if self.max_stored_bytes:
+            stored = await stored_bytes(session, tenant_id)
+            if stored >= self.max_stored_bytes:
+                raise ResourceExhausted(
+                    f"tenant {tenant_id} stores {stored} bytes, its limit is {self.max_stored_bytes}: a new job's "
+                    "outputs would exceed it; delete videos it no longer needs")
+
 
 async def queued_jobs(session: AsyncSession, tenant_id: str) -> int:
     return int(await session.scalar(select(func.count()).select_from(JobRow).where(

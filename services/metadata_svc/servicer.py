@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2
 
 from services.metadata_svc.cancel import cancel_job
 from services.metadata_svc.catalog import VideoCatalog, job_not_found
+from services.metadata_svc.job_profile import JobProfile, JobProfiles
 from services.metadata_svc.paging import DEFAULT_PAGE_MAX_BYTES, PageCursor, fitting_count, page_size
 from services.metadata_svc.playback import Playback
 from services.metadata_svc.removal import remove_video
@@ -22,7 +23,7 @@ from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
 from services.metadata_svc.watch import JobGone
 from services.shared.bus import Publisher
 from services.shared.errors import InvalidArgument
-from services.shared.ids import require_id
+from services.shared.ids import new_id, require_id
 from services.shared.logs import bind
 from services.shared.principal import current_principal
 from services.shared.storage import ObjectStore
@@ -49,9 +50,11 @@ def _own_tenant() -> str:
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     def __init__(self, catalog: VideoCatalog, store: ObjectStore, fanout: ReplicaFanout, bus: Publisher, *,
                  on_registered: Callable[[], None] = lambda: None, download_url_ttl_seconds: int = 3600,
-                 page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES, playback: Playback | None = None) -> None:
+                 page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES, playback: Playback | None = None,
+                 profiles: JobProfiles | None = None) -> None:
         self._catalog = catalog
         self._playback = playback
+        self._profiles = profiles or JobProfiles()
         self._download_url_ttl = download_url_ttl_seconds
         self._store = store
         self._fanout = fanout
@@ -62,11 +65,13 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     async def RegisterVideo(self, request: metadata_pb2.RegisterVideoRequest,
                             context: grpc.aio.ServicerContext) -> metadata_pb2.RegisterVideoResponse:
+        profile = (self._profiles.resolve(request.profile, request.profile_document) if request.profile_document
+                   else JobProfile(request.profile or DEFAULT_PROFILE))
         new = NewVideo(video_id=request.video_id, job_id=request.job_id,
                        tenant_id=current_principal().tenant_acted_for(request.tenant_id), title=request.title,
                        filename=request.filename, size_bytes=request.size_bytes, sha256=request.sha256,
                        probe=request.probe, source_key=request.source_key,
-                       profile=request.profile or DEFAULT_PROFILE).validate()
+                       profile=profile.name, profile_document=profile.document).validate()
         bind(video_id=new.video_id, job_id=new.job_id, tenant=new.tenant_id)
         video, job = await self._catalog.register(new, datetime.now(UTC))
         self._on_registered()
@@ -129,6 +134,28 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
                     yield metadata_pb2.WatchJobResponse(job=update.job, event=update.event)
             except JobGone:
                 raise job_not_found(job_id) from None
+
+    async def Retranscode(self, request: metadata_pb2.RetranscodeRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.Job:
+        tenant = _own_tenant()
+        video_id = require_id(request.video_id, "vid", "video_id")
+        profile = self._profiles.resolve(request.profile, request.profile_document)
+        job_id = new_id("job")
+        bind(video_id=video_id, job_id=job_id)
+        job = await self._catalog.retranscode(tenant, video_id, job_id, profile.name, profile.document,
+                                              datetime.now(UTC))
+        self._on_registered()
+        return job.to_proto()
+
+    async def RetryJob(self, request: metadata_pb2.RetryJobRequest,
+                       context: grpc.aio.ServicerContext) -> common_pb2.Job:
+        tenant = _own_tenant()
+        retried = require_id(request.job_id, "job", "job_id")
+        job_id = new_id("job")
+        bind(job_id=job_id)
+        job = await self._catalog.retry_job(tenant, retried, job_id, datetime.now(UTC))
+        self._on_registered()
+        return job.to_proto()
 
     async def DownloadRendition(self, request: metadata_pb2.DownloadRenditionRequest,
                                 context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:

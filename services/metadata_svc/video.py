@@ -71,6 +71,7 @@ class NewVideo:
     probe: common_pb2.MediaProbe
     source_key: str
     profile: str
+    profile_document: str = ""  # a customer's own profile (checked by the servicer); `profile` is its name
 
     def validate(self) -> NewVideo:
         """Checks every field as if a client had sent it: the caller is a service, but

@@ -21,15 +21,15 @@ import os
 import socket
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services.process_svc.execute import ProducedRendition, execute, probe_source
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.failures import JobFailure
 from services.process_svc.job_events import JobEventPublisher, rendition_message
-from services.process_svc.plan import EncodePlan, plan_encode
-from services.process_svc.profiles import ProfileCatalog
+from services.process_svc.plan import EncodePlan, Profile, plan_encode
+from services.process_svc.profiles import ProfileCatalog, read_profile_document
 from services.process_svc.progress_relay import ProgressRelay
 from services.process_svc.scratch import ScratchDir, remove_abandoned
 from services.process_svc.time_limit import TimeLimit
@@ -202,7 +202,7 @@ class TranscodeWorker:
 
     async def _transcode(self, request: events_pb2.JobRequested, events: JobEventPublisher,
                          running: _RunningJob) -> list[common_pb2.Rendition]:
-        profile = self._catalog.get(request.profile)  # UnknownProfile names the profiles there are
+        profile = job_profile(self._catalog, request)
         scratch = await asyncio.to_thread(ScratchDir, self._work_dir, request.job_id)
         try:
             source = scratch.path / ("source" + Path(request.source_key).suffix)
@@ -249,7 +249,8 @@ class TranscodeWorker:
         for rendition in produced:
             if running.stopping:
                 break
-            key = rendition_key(request.tenant_id, request.video_id, rendition.name, rendition.container)
+            key = rendition_key(request.tenant_id, request.video_id, rendition.name, rendition.container,
+                                job_id=request.job_id if request.outputs_in_job_folder else "")
             running.stored_keys.append(key)
             await self._store.put_file(key, rendition.path, rendition.content_type)
             stored.append(rendition_message(rendition, key))
@@ -263,6 +264,21 @@ class TranscodeWorker:
                 log.warning("could not remove the stored output %s", key, exc_info=True)
 
 
+def job_profile(catalog: ProfileCatalog, request: events_pb2.JobRequested) -> Profile:
+    """The profile the job runs: the customer's own document or a shipped one, cut down to the
+    outputs a retry makes again. InvalidArgument (the job fails saying why) when there is no such."""
+    profile = read_profile_document(request.profile_document) if request.profile_document \
+        else catalog.get(request.profile)  # UnknownProfile names the profiles there are
+    if not request.only_outputs:
+        return profile
+    wanted = set(request.only_outputs)
+    missing = sorted(wanted - {r.name for r in profile.renditions})
+    if missing:
+        raise InvalidArgument(f"profile {profile.name!r} has no output {', '.join(missing)} to make again; "
+                              f"it has {', '.join(r.name for r in profile.renditions)}")
+    return replace(profile, renditions=tuple(r for r in profile.renditions if r.name in wanted))
+
+
 def check_job_request(request: events_pb2.JobRequested) -> None:
     """InvalidArgument unless the request's ids are well formed and its source lies under its video."""
     require_id(request.job_id, "job", "job_id")
@@ -270,6 +286,8 @@ def check_job_request(request: events_pb2.JobRequested) -> None:
     require_tenant_id(request.tenant_id)
     if request.profile:
         slug(request.profile, "profile")
+    for name in request.only_outputs:
+        slug(name, "only_outputs")
     prefix = video_prefix(request.tenant_id, request.video_id)
     if not validate_key(request.source_key).startswith(prefix):
         raise InvalidArgument(f"source_key must lie under {prefix!r}")

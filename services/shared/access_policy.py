@@ -54,6 +54,8 @@ ACCESS_POLICY: Mapping[str, AccessRule] = {
     "/vtc.v1.MetadataService/CancelJob": only(_WRITE, _ADMIN),
     "/vtc.v1.MetadataService/DownloadRendition": only(_READ, _ADMIN),
     "/vtc.v1.MetadataService/GetDownloadUrl": only(_READ, _ADMIN),
+    "/vtc.v1.MetadataService/Retranscode": only(_WRITE, _ADMIN),
+    "/vtc.v1.MetadataService/RetryJob": only(_WRITE, _ADMIN),
     "/vtc.v1.ProcessService/ListProfiles": only(_READ, _WRITE, _ADMIN, _SERVICE),  # upload checks profiles
     "/vtc.v1.UploadService/Upload": only(_WRITE, _ADMIN),
 }

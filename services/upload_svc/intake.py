@@ -63,7 +63,8 @@ class UploadIntake:
         video_id, job_id = new_id("vid"), new_id("job")
         with log_context(video_id=video_id, job_id=job_id, tenant=tenant_id):
             # Before the bytes: an unknown profile should not cost the client a whole upload.
-            await self._profiles.require(header.profile)
+            if not header.profile_document:  # a customer's own was checked with the header
+                await self._profiles.require(header.profile)
             with spool_file(self._spool_dir, header.filename) as path:
                 received = await receiver.receive_into(path)
                 media = await probe(path)
@@ -95,7 +96,7 @@ class UploadIntake:
         request = metadata_pb2.RegisterVideoRequest(
             video_id=video_id, job_id=job_id, tenant_id=tenant_id, title=header.title, filename=header.filename,
             size_bytes=received.size_bytes, sha256=received.sha256, probe=media, source_key=key,
-            profile=header.profile)
+            profile=header.profile, profile_document=header.profile_document)
         credentials = await service_credentials(self._service_token)
         try:
             await self._metadata.RegisterVideo(request, metadata=credentials, timeout=30)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from services.process_svc.profiles.document import read_profile_document
 from services.shared.errors import DeadlineExceeded, InvalidArgument
 from services.shared.validation import MAX_TITLE_CHARS, file_name, free_text, sha256_hex, slug
 from vtc.v1 import upload_pb2
@@ -40,6 +41,7 @@ class UploadHeader:
     sha256: str  # lower-case hex, or "" when the client sent none
     profile: str
     title: str
+    profile_document: str = ""  # a customer's own profile; `profile` is then its name
 
     @classmethod
     def from_proto(cls, header: upload_pb2.UploadHeader, limits: UploadLimits) -> UploadHeader:
@@ -52,9 +54,12 @@ class UploadHeader:
             raise InvalidArgument(
                 f"the file is {header.size_bytes} bytes; uploads may be at most {limits.max_bytes} bytes")
         profile = header.profile.strip()
+        if header.profile_document:  # checked before any byte of the file arrives
+            profile = read_profile_document(header.profile_document, "header.profile_document").name
         return cls(filename=filename, size_bytes=header.size_bytes, sha256=sha256_hex(header.sha256, "header.sha256"),
                    profile=slug(profile, "header.profile") if profile else DEFAULT_PROFILE,
-                   title=free_text(header.title, "header.title", max_chars=MAX_TITLE_CHARS) or filename)
+                   title=free_text(header.title, "header.title", max_chars=MAX_TITLE_CHARS) or filename,
+                   profile_document=header.profile_document)
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,28 @@ def test_rm_of_a_video_whose_job_runs_cancels_the_job_first(cli: Cli, clip_1080p
     assert done.stdout.splitlines() == [f"cancelled job {uploaded['job_id']}", f"deleted {uploaded['video_id']}"]
     missing = cli.run("status", uploaded["video_id"])
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_upload_with_a_profile_file_then_retranscode_and_retry(cli: Cli, clip_640x360: Path, tmp_path: Path) -> None:
+    own = tmp_path / "small.yaml"
+    own.write_text("name: small\noutputs:\n"
+                   "  - {type: video, name: 240p, height: 240, crf: 28, maxrate: 500k, bufsize: 1M}\n")
+    uploaded = cli.json("upload", str(clip_640x360), "--profile-file", str(own), "--watch", timeout=240)
+    assert uploaded["job"]["profile"] == "small" and uploaded["job"]["custom_profile"]
+    assert [r["name"] for r in uploaded["job"]["renditions"]] == ["240p"]
+
+    again = cli.json("retranscode", uploaded["video_id"], "--profile", "default", "--watch", timeout=240)
+    assert again["status"] == "JOB_STATUS_COMPLETED" and again["profile"] == "default"
+    assert again["job_id"] != uploaded["job_id"] and [r["name"] for r in again["renditions"]] == ["360p"]
+    shown = cli.run("retranscode", uploaded["video_id"], "--profile-file", str(own))
+    assert shown.returncode == 0 and "new job job_" in shown.stdout and "(profile small)" in shown.stdout
+
+    nothing = cli.run("retry", again["job_id"])
+    assert "FAILED_PRECONDITION" in _one_error_line(nothing) and "nothing to retry" in nothing.stderr
+
+    own.write_text("name: broken\noutputs:\n  - {type: video, name: 240p, height: 241}\n")
+    refused = cli.run("retranscode", uploaded["video_id"], "--profile-file", str(own))
+    line = _one_error_line(refused)
+    assert "INVALID_ARGUMENT" in line and "profile_document, output 1" in line
+    missing = cli.run("retranscode", uploaded["video_id"], "--profile-file", str(tmp_path / "nope.yaml"))
+    assert "no such profile file" in _one_error_line(missing)

@@ -46,6 +46,14 @@ GRPC_ATTACKS: dict[str, Callable[[World, grpc.Channel, list[tuple[str, str]]], A
         auth_pb2.RevokeApiKeyRequest(tenant_id=w.a.tenant_id, key_id=w.a.key_id), metadata=m, timeout=10),
     "CancelJob of A's job": lambda w, c, m: _metadata(c).CancelJob(
         metadata_pb2.CancelJobRequest(job_id=w.a_job_id), metadata=m, timeout=10),
+    "Retranscode of A's video": lambda w, c, m: _metadata(c).Retranscode(
+        metadata_pb2.RetranscodeRequest(video_id=w.a_video_id, profile="default"), metadata=m, timeout=10),
+    "Retranscode of A's video with a profile of B's own": lambda w, c, m: _metadata(c).Retranscode(
+        metadata_pb2.RetranscodeRequest(video_id=w.a_video_id, profile_document=(
+            "name: grab\noutputs:\n  - {type: video, name: all, height: 360, crf: 23, maxrate: 1M, bufsize: 2M}")),
+        metadata=m, timeout=10),
+    "RetryJob of A's job": lambda w, c, m: _metadata(c).RetryJob(
+        metadata_pb2.RetryJobRequest(job_id=w.a_job_id), metadata=m, timeout=10),
     "ListApiKeys of tenant A's key id, own tenant named": lambda w, c, m: _auth(c).RevokeApiKey(
         auth_pb2.RevokeApiKeyRequest(tenant_id=w.b.tenant_id, key_id=w.a.key_id), metadata=m, timeout=10),
 }
@@ -61,6 +69,8 @@ REST_ATTACKS: dict[str, Callable[[World], tuple[str, str, dict[str, Any]]]] = {
     "mint a key in A": lambda w: ("POST", f"/v1/tenants/{w.a.tenant_id}/api-keys", {"json": {"name": "backdoor"}}),
     "revoke A's key": lambda w: ("POST", f"/v1/tenants/{w.a.tenant_id}/api-keys/{w.a.key_id}:revoke", {"json": {}}),
     "cancel A's job": lambda w: ("POST", f"/v1/jobs/{w.a_job_id}:cancel", {"json": {}}),
+    "re-transcode A's video": lambda w: ("POST", f"/v1/videos/{w.a_video_id}:retranscode", {"json": {}}),
+    "retry A's job": lambda w: ("POST", f"/v1/jobs/{w.a_job_id}:retry", {"json": {}}),
     "revoke A's key through B's tenant": lambda w: ("POST", f"/v1/tenants/{w.b.tenant_id}/api-keys/{w.a.key_id}:revoke",
                                                     {"json": {}}),
 }
@@ -72,6 +82,7 @@ def _a_still_has_everything(world: World) -> None:
                                             metadata=bearer(world.a.token), timeout=10)
         keys = _auth(channel).ListApiKeys(auth_pb2.ListApiKeysRequest(tenant_id=world.a.tenant_id),
                                           metadata=bearer(world.operator), timeout=10)
+    assert video.job.job_id == world.a_job_id, "A's video has a job A did not ask for"
     assert video.job.renditions, "A's renditions are gone"
     assert video.job.status == 3, "A's job is no longer COMPLETED"
     assert {k.key_id for k in keys.keys} >= {world.a.key_id}

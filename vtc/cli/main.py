@@ -15,6 +15,7 @@ from vtc.cli.client import addr_in_use
 from vtc.cli.commands.download import run_download
 from vtc.cli.commands.jobs import run_cancel, run_watch
 from vtc.cli.commands.login import run_login
+from vtc.cli.commands.rerun import run_retranscode, run_retry
 from vtc.cli.commands.upload import run_upload
 from vtc.cli.commands.videos import run_ls, run_rm, run_status
 from vtc.cli.errors import error_line
@@ -52,6 +53,14 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _profile_options(command: argparse.ArgumentParser) -> None:
+    profile = command.add_mutually_exclusive_group()
+    profile.add_argument("--profile", help="transcoding profile by name (default: the server's default ladder; "
+                                           "names: GET /v1/profiles, docs/transcoding-profiles.md)")
+    profile.add_argument("--profile-file", type=Path, metavar="FILE",
+                         help="a profile of your own, YAML or JSON (the schema of the shipped profiles)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vtc", description="Upload videos to vtc, watch them transcode, download the renditions.",
                      parents=[_common_options(defaults=True)])
@@ -72,8 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     upload = command("upload", run_upload, "upload a video and start its transcode")
     upload.add_argument("file", metavar="FILE")
     upload.add_argument("--title", help="title to show (default: the file name)")
-    upload.add_argument("--profile", help="transcoding profile (default: the server's default ladder)")
+    _profile_options(upload)
     upload.add_argument("--watch", action="store_true", help="follow the transcode until it ends")
+
+    retranscode = command("retranscode", run_retranscode,
+                          "transcode a stored video again, as a new job (its earlier outputs stay until it completes)")
+    retranscode.add_argument("video_id", metavar="VIDEO_ID")
+    _profile_options(retranscode)
+    retranscode.add_argument("--watch", action="store_true", help="follow the new job until it ends")
+
+    retry = command("retry", run_retry, "make again, as a new job, what a failed or cancelled job did not make")
+    retry.add_argument("job_id", metavar="JOB_ID")
+    retry.add_argument("--watch", action="store_true", help="follow the new job until it ends")
 
     watch = command("watch", run_watch, "follow a transcoding job until it ends")
     watch.add_argument("job_id", metavar="JOB_ID")

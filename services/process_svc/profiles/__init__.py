@@ -14,6 +14,7 @@ from services.process_svc.profiles.catalog import (
     parse_bitrate,
     parse_profile,
 )
+from services.process_svc.profiles.document import MAX_PROFILE_DOCUMENT_BYTES, read_profile_document
 
 __all__ = ["DEFAULT_PROFILE", "PROFILES_DIR", "ProfileCatalog", "ProfileError", "UnknownProfile",
-           "parse_bitrate", "parse_profile"]
+           "parse_bitrate", "parse_profile", "MAX_PROFILE_DOCUMENT_BYTES", "read_profile_document"]

@@ -15,11 +15,24 @@ def source_key(tenant_id: str, video_id: str, filename: str) -> str:
     return f"{video_prefix(tenant_id, video_id)}source{suffix}"
 
 
-def rendition_key(tenant_id: str, video_id: str, rendition: str, extension: str = "mp4") -> str:
-    return f"{video_prefix(tenant_id, video_id)}renditions/{rendition}.{extension}"
+def job_folder(tenant_id: str, video_id: str, job_id: str) -> str:
+    """Where a later job of the video (a re-transcode, a retry) keeps its outputs, laid out as the
+    video's own folders are: a later job never overwrites, nor on failure removes, an earlier one's."""
+    return f"{video_prefix(tenant_id, video_id)}jobs/{job_id}/"
 
 
-def presentation_prefix(tenant_id: str, video_id: str) -> str:
-    """The folder of the video's HLS + DASH presentation; every reference inside it is
-    relative and stays inside it, so one signed folder URL plays all of it."""
-    return f"{video_prefix(tenant_id, video_id)}presentation/"
+def outputs_prefix(tenant_id: str, video_id: str, job_id: str = "") -> str:
+    """The folder a job's outputs go under: the video's own (the upload's job: no `job_id`) or the job's."""
+    return job_folder(tenant_id, video_id, job_id) if job_id else video_prefix(tenant_id, video_id)
+
+
+def rendition_key(tenant_id: str, video_id: str, rendition: str, extension: str = "mp4", *,
+                  job_id: str = "") -> str:
+    """A progressive rendition's key; with `job_id`, in that job's folder."""
+    return f"{outputs_prefix(tenant_id, video_id, job_id)}renditions/{rendition}.{extension}"
+
+
+def presentation_prefix(tenant_id: str, video_id: str, *, job_id: str = "") -> str:
+    """The folder of the video's HLS + DASH presentation (with `job_id`, of that later job's); every
+    reference inside it is relative and stays inside it, so one signed folder URL plays all of it."""
+    return f"{outputs_prefix(tenant_id, video_id, job_id)}presentation/"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vtc.cli.client import Session
 from vtc.cli.commands.jobs import check_outcome, follow_job, show_outcome
+from vtc.cli.commands.rerun import read_profile_file
 from vtc.cli.errors import CliError
 from vtc.cli.output import Output, to_dict
 from vtc.cli.progress import ByteCounter, byte_progress
@@ -66,12 +67,13 @@ class UploadStream:
             raise
 
 
-def upload_file(session: Session, path: Path, *, title: str, profile: str,
-                show_progress: bool) -> upload_pb2.UploadResponse:
+def upload_file(session: Session, path: Path, *, title: str, profile: str, show_progress: bool,
+                profile_document: str = "") -> upload_pb2.UploadResponse:
     size = file_size(path)
     with byte_progress("hashing", size, enabled=show_progress) as counter:
         sha256 = sha256_of(path, counter)
-    header = upload_pb2.UploadHeader(filename=path.name, size_bytes=size, sha256=sha256, profile=profile, title=title)
+    header = upload_pb2.UploadHeader(filename=path.name, size_bytes=size, sha256=sha256, profile=profile, title=title,
+                                     profile_document=profile_document)
     metadata = session.metadata()  # before the bar: a token renewal is not upload time
     with byte_progress("uploading", size, enabled=show_progress) as counter:
         stream = UploadStream(header, path, counter)
@@ -85,9 +87,10 @@ def upload_file(session: Session, path: Path, *, title: str, profile: str,
 
 def run_upload(args: argparse.Namespace, out: Output) -> int:
     path = Path(args.file)
+    document = read_profile_file(args.profile_file)
     with Session.open(args.addr) as session:
         reply = upload_file(session, path, title=args.title or "", profile=args.profile or "",
-                            show_progress=out.progress)
+                            show_progress=out.progress, profile_document=document)
         if not out.json_mode:
             out.say(f"uploaded {path.name}: video {reply.video_id}, job {reply.job_id}")
         if not args.watch:

@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "dispatch": ["dispatch_latency.py", "progress_latency.py"],
     "fairness": ["fairness.py"],
     "workers": ["workers.py"],
+    "stills": ["stills_cost.py"],
 }
 
 

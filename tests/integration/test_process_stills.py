@@ -11,9 +11,16 @@ import pytest
 from PIL import Image
 
 from services.process_svc.execute import execute, probe_source
-from services.process_svc.execute.stills import StillsWriter
+from services.process_svc.execute.stills import ProducedStills, StillsWriter
 from services.process_svc.plan import plan_encode
-from services.process_svc.plan.stills import PosterSpec, StoryboardSpec, ThumbnailsSpec, plan_stills
+from services.process_svc.plan.stills import (
+    PosterSpec,
+    StoryboardSpec,
+    ThumbnailsSpec,
+    plan_poster,
+    plan_storyboard,
+    plan_thumbnails,
+)
 from services.process_svc.profiles import ProfileCatalog
 from tests.media import parse_vtt
 from tests.source_media import STORYLINE, make_storyline_clip, storyline_frame
@@ -27,13 +34,21 @@ def storyline_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stills(storyline_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> StillsWriter:
-    encode = plan_encode(ProfileCatalog.load().get("default"), probe_source(storyline_clip))
-    plan = plan_stills(encode, poster=PosterSpec(), thumbnails=ThumbnailsSpec(count=5, width=320),
-                       storyboard=StoryboardSpec(interval_seconds=1.0, tile_width=160, columns=4))
-    writer = StillsWriter(plan, tmp_path_factory.mktemp("out"))
-    execute(encode, storyline_clip, writer.dir.parent, stills=writer)
-    return writer
+def stills(storyline_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProducedStills]:
+    """The default ladder's pass over the clip, making a poster, 5 thumbnails and a storyboard."""
+    source = probe_source(storyline_clip)
+    encode = plan_encode(ProfileCatalog.load().get("default"), source)
+    out = tmp_path_factory.mktemp("out")
+    writers = [StillsWriter(plan, out) for plan in (
+        plan_poster(PosterSpec(), encode.renditions, source),
+        plan_poster(PosterSpec(name="fixed", at_seconds=4.0, width=320), encode.renditions, source),
+        plan_thumbnails(ThumbnailsSpec(count=5, width=320), encode.renditions, source),
+        plan_storyboard(StoryboardSpec(interval_seconds=1.0, tile_width=160, columns=4), encode.renditions, source),
+    )]
+    execute(encode, storyline_clip, out, stills=writers)
+    results = {writer.plan.name: writer.result for writer in writers}
+    assert all(isinstance(r, ProducedStills) for r in results.values())
+    return results  # type: ignore[return-value]
 
 
 def stretch(t: float) -> str:
@@ -44,9 +59,9 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
-def test_the_poster_is_a_sharp_steady_frame_not_black_a_fade_or_the_blur_after_the_cut(stills: StillsWriter) -> None:
-    result = stills.result
-    assert result is not None
+def test_the_poster_is_a_sharp_steady_frame_not_black_a_fade_or_the_blur_after_the_cut(
+        stills: dict[str, ProducedStills]) -> None:
+    result = stills["poster"]
     jpeg, webp = result.poster
     assert (jpeg.name, jpeg.content_type, webp.name, webp.content_type) == (
         "poster.jpg", "image/jpeg", "poster.webp", "image/webp")
@@ -62,10 +77,9 @@ def test_the_poster_is_a_sharp_steady_frame_not_black_a_fade_or_the_blur_after_t
     assert {"near black", "in a fade", "blurred at a scene cut"} <= set(result.poster_rejections)
 
 
-def test_the_poster_is_the_frame_it_says(stills: StillsWriter, storyline_clip: Path) -> None:
+def test_the_poster_is_the_frame_it_says(stills: dict[str, ProducedStills]) -> None:
     """Colours right (limited-range BT.709 to full-range RGB): the poster matches the source picture."""
-    result = stills.result
-    assert result is not None
+    result = stills["poster"]
     at = result.poster[0].time_seconds
     assert at is not None
     expected = storyline_frame(at, round(at * FPS), 640, 360).astype(np.float32)
@@ -74,9 +88,16 @@ def test_the_poster_is_the_frame_it_says(stills: StillsWriter, storyline_clip: P
     assert np.abs(got - expected).mean() < 12, "mean error per channel, after H.264 and JPEG"
 
 
-def test_thumbnails_at_even_intervals(stills: StillsWriter) -> None:
-    result = stills.result
-    assert result is not None
+def test_a_poster_at_a_time_the_profile_gives(stills: dict[str, ProducedStills]) -> None:
+    jpeg, webp = stills["fixed"].poster
+    assert jpeg.time_seconds == pytest.approx(4.0, abs=0.5 / FPS) and (jpeg.width, jpeg.height) == (320, 180)
+    with Image.open(webp.path) as image:
+        assert image.size == (320, 180)
+    assert stills["fixed"].poster_rejections == {}, "no frame was judged"
+
+
+def test_thumbnails_at_even_intervals(stills: dict[str, ProducedStills]) -> None:
+    result = stills["thumbnails"]
     names = [t.name for t in result.thumbnails]
     assert names == [f"thumb-{i:04d}.jpg" for i in range(1, 6)]
     times = [t.time_seconds for t in result.thumbnails]
@@ -90,9 +111,8 @@ def test_thumbnails_at_even_intervals(stills: StillsWriter) -> None:
         assert (y.mean() < 10) == black, f"thumbnail at {thumb.time_seconds} s shows its moment"
 
 
-def test_storyboard_vtt_points_inside_its_sprite(stills: StillsWriter) -> None:
-    result = stills.result
-    assert result is not None
+def test_storyboard_vtt_points_inside_its_sprite(stills: dict[str, ProducedStills]) -> None:
+    result = stills["storyboard"]
     sprite, index = result.storyboard
     assert (sprite.name, index.name, index.content_type) == ("storyboard.jpg", "storyboard.vtt", "text/vtt")
     with Image.open(sprite.path) as image:

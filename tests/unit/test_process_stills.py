@@ -4,7 +4,6 @@ colour conversion of a rung's frame into RGB."""
 
 from __future__ import annotations
 
-import gc
 import weakref
 from fractions import Fraction
 
@@ -24,7 +23,9 @@ from services.process_svc.plan.stills import (
     ThumbnailsSpec,
     fit_width,
     picture_rung,
-    plan_stills,
+    plan_poster,
+    plan_storyboard,
+    plan_thumbnails,
     poster_region,
     storyboard_tiles,
     thumbnail_times,
@@ -185,13 +186,13 @@ def test_an_all_black_video_still_gets_a_poster_saying_why_it_is_poor() -> None:
 
 def test_the_picker_holds_at_most_three_pictures_whatever_the_length() -> None:
     picker: PosterPicker[Picture] = PosterPicker((0.0, 1e9))
+    shots = [luma_stats(good_picture(shift=i)) for i in range(7)]
     alive: list[weakref.ref[Picture]] = []
-    for i in range(500):
+    for i in range(300):
         picture = Picture(i)
         alive.append(weakref.ref(picture))
-        picker.add(float(i), luma_stats(good_picture(shift=i % 7)), picture)
-        del picture
-        gc.collect()
+        picker.add(float(i), shots[i % 7], picture)
+        del picture  # no cycles: freed at once when the picker lets go
         assert sum(ref() is not None for ref in alive) <= 3
     assert picker.finish() is not None
 
@@ -220,14 +221,25 @@ def test_a_long_video_gets_a_larger_interval_not_more_tiles() -> None:
 
 def test_stills_of_the_default_ladder_on_1080p() -> None:
     source = SourceInfo(width=1920, height=1080, fps=Fraction(30), duration_seconds=10.0)
-    encode = plan_encode(ProfileCatalog.load().get("default"), source)
-    plan = plan_stills(encode, poster=PosterSpec(), thumbnails=ThumbnailsSpec(), storyboard=StoryboardSpec())
-    assert encode.renditions[plan.rung].name == "720p", "the smallest rung as wide as the poster"
-    assert plan.poster is not None and plan.poster.size == ImageSize(1280, 720)
-    assert plan.poster.region == (1.0, 9.0)
-    assert plan.thumbnails is not None and plan.thumbnails.size == ImageSize(320, 180)
-    assert plan.storyboard is not None and plan.storyboard.tile == ImageSize(160, 90)
-    assert plan.storyboard.sheet == ImageSize(800, 90)
+    ladder = plan_encode(ProfileCatalog.load().get("default"), source).renditions
+    poster = plan_poster(PosterSpec(width=1280), ladder, source)
+    assert poster.rung == "720p", "the smallest rung as wide as the poster"
+    assert poster.size == ImageSize(1280, 720) and poster.region == (1.0, 9.0) and poster.sample_seconds == 0.25
+    thumbnails = plan_thumbnails(ThumbnailsSpec(count=5, width=320), ladder, source)
+    assert (thumbnails.rung, thumbnails.size) == ("360p", ImageSize(320, 180))
+    storyboard = plan_storyboard(StoryboardSpec(), ladder, source)
+    assert (storyboard.rung, storyboard.tile) == ("360p", ImageSize(160, 90))
+    assert storyboard.sheet == ImageSize(800, 90)
+    assert plan_poster(PosterSpec(width=None), ladder, source).size == ImageSize(1920, 1080)
+
+
+def test_the_poster_samples_fewer_candidates_on_long_videos_and_keeps_a_fixed_time_inside() -> None:
+    source = SourceInfo(width=1280, height=720, fps=Fraction(25), duration_seconds=7200.0,
+                        timeline_gaps=((100.0, 400.0),))
+    ladder = plan_encode(ProfileCatalog.load().get("default"), source).renditions
+    poster = plan_poster(PosterSpec(max_candidates=240), ladder, source)
+    assert poster.content_seconds == 6900.0 and poster.sample_seconds == pytest.approx(6900 / 240)
+    assert plan_poster(PosterSpec(at_seconds=9000.0), ladder, source).at_seconds == 6900.0
 
 
 def test_portrait_and_small_sources_are_never_upscaled() -> None:
@@ -250,9 +262,8 @@ def test_vtt_timestamps() -> None:
 
 def test_sprite_and_vtt_agree_on_every_tile() -> None:
     source = SourceInfo(width=1280, height=720, fps=Fraction(25), duration_seconds=25.0)
-    encode = plan_encode(ProfileCatalog.load().get("default"), source)
-    plan = plan_stills(encode, storyboard=StoryboardSpec(interval_seconds=2.0, columns=4)).storyboard
-    assert plan is not None
+    ladder = plan_encode(ProfileCatalog.load().get("default"), source).renditions
+    plan = plan_storyboard(StoryboardSpec(interval_seconds=2.0, columns=4), ladder, source)
     sheet = SpriteSheet(plan)
     for i in range(11):  # the video ended early, at 21.4 s: 11 of the 13 planned tiles
         sheet.add(np.full((plan.tile.height, plan.tile.width, 3), i * 20, np.uint8))

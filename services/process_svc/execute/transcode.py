@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -34,14 +34,14 @@ ProgressCallback = Callable[[TranscodeProgress], None]
 def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: ProgressCallback | None = None, *,
             cancel: threading.Event | None = None, progress_interval_seconds: float = 0.5,
             graph_threads: int = 1, quality_sample_every: int = DEFAULT_SAMPLE_EVERY,
-            stills: StillsWriter | None = None) -> list[ProducedRendition]:
+            stills: Sequence[StillsWriter] = ()) -> list[ProducedRendition]:
     """Writes one file per rendition into out_dir and returns what each turned out to be.
 
     quality_sample_every: each rendition's quality report compares every Nth frame
     with its reference (quality.py); 0: no report.
 
-    stills: makes the poster, thumbnails and storyboard from one rung's frames in this same pass;
-    its files are in `stills.result` once this returns.
+    stills: each makes a poster, thumbnails or a storyboard from one rung's frames in this same
+    pass; its files are in its `result` once this returns.
 
     graph_threads: slice threads for the scaler. One: the rung encoders already keep
     every core busy, and scaler slices cost about 5% more CPU in decode+scale
@@ -64,15 +64,15 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
             track = SharedAudioTrack(plan.audio, writers) if audio and plan.audio else None
             for writer in writers:
                 writer.start()
-            if stills is not None:
-                stills.start()
+            for still in stills:
+                still.start()
             run = _Run(plan, source, video, audio, writers, track, stills, graph_threads,
                        ProgressMeter(plan.total_frames, plan.source.duration_seconds,
                                      interval_seconds=progress_interval_seconds),
                        on_progress, cancel)
             run.transcode()
-            if stills is not None:
-                stills.finish()
+            for still in stills:
+                still.finish()
             for writer in writers:
                 writer.finish()
                 writer.close()  # writes the index (moved to the front: faststart)
@@ -81,8 +81,8 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
             for writer in writers:  # after a failure: stop the threads, leave the files to the caller
                 with contextlib.suppress(Exception):
                     writer.close()
-            if stills is not None:
-                stills.close()
+            for still in stills:
+                still.close()
     produced = [inspect_rendition(r, out_dir / r.file_name, expect_audio=track is not None, quality=quality)
                 for r, quality in zip(plan.renditions, qualities, strict=True)]
     _report(on_progress, run.meter.finished())
@@ -94,11 +94,12 @@ class _Run:
 
     def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream,
                  audio: av.AudioStream | None, writers: list[RenditionWriter], track: SharedAudioTrack | None,
-                 stills: StillsWriter | None, graph_threads: int, meter: ProgressMeter,
+                 stills: Sequence[StillsWriter], graph_threads: int, meter: ProgressMeter,
                  on_progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
         self.plan, self.source, self.video, self.audio = plan, source, video, audio
         self.writers, self.track, self.meter = writers, track, meter
-        self.stills = stills
+        # Which stills each rung's frames go to.
+        self.stills = [[s for s in stills if s.rung == r.name] for r in plan.renditions]
         self.graph: LadderGraph | None = None
         self.graph_threads = graph_threads
         self.on_progress, self.cancel = on_progress, cancel
@@ -168,12 +169,11 @@ class _Run:
 
     def _drain_graph(self) -> None:
         assert self.graph is not None
-        stills_rung = self.stills.rung if self.stills is not None else -1
         for rung, writer in enumerate(self.writers):
             for scaled in self.graph.pull(rung):
                 writer.encode(scaled)
-                if rung == stills_rung:
-                    self.stills.offer(scaled)  # type: ignore[union-attr]
+                for still in self.stills[rung]:
+                    still.offer(scaled)
 
     def _shift(self, frame: av.VideoFrame | av.AudioFrame) -> None:
         """Moves the frame onto the output's clock: starting at 0, with the source's timeline gaps closed."""

@@ -1,19 +1,21 @@
 """Stills: a poster, thumbnails and a storyboard, planned from what a profile
-asks for and the ladder's plan. Pure: times, sizes and sprite geometry, no
-media library.
+asks for, the source and the ladder. Pure: times, sizes and sprite geometry,
+no media library.
 
-The pictures come from one rung of the ladder (upright, square pixels,
-limited-range BT.709), the smallest rung at least as wide as the widest
-still asks for, so no still is upscaled from a smaller picture than the
-source offers.
+Each still output takes its pictures from one rung of the ladder (upright,
+square pixels, limited-range BT.709), the smallest rung at least as wide as
+the still, so no still is upscaled from a smaller picture than the source
+offers, and small stills are scaled from small pictures.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from services.process_svc.plan.model import EncodePlan
+from services.process_svc.plan.model import RenditionPlan, SourceInfo
 
 # --- What a profile asks for -------------------------------------------------
 
@@ -22,7 +24,9 @@ from services.process_svc.plan.model import EncodePlan
 class PosterSpec:
     """One representative picture (`type: poster`), written as JPEG and WebP."""
 
-    width: int = 1280  # at most; never wider than the picture it is taken from
+    name: str = "poster"
+    width: int | None = 1280  # at most; None: the widest rendition's width
+    at_seconds: float | None = None  # None: chosen by scoring the video's frames
     jpeg_quality: int = 85  # Pillow's 1..95
     webp_quality: int = 80  # 1..100
     # Candidates are sampled this often (seconds); longer videos sample less often, so that at
@@ -35,6 +39,7 @@ class PosterSpec:
 class ThumbnailsSpec:
     """`count` JPEG pictures at even intervals (`type: thumbnails`)."""
 
+    name: str = "thumbnails"
     count: int = 5
     width: int = 320
     jpeg_quality: int = 80
@@ -44,6 +49,7 @@ class ThumbnailsSpec:
 class StoryboardSpec:
     """A sprite sheet of small pictures and its WebVTT index (`type: storyboard`)."""
 
+    name: str = "storyboard"
     interval_seconds: float = 2.0  # one tile per interval
     tile_width: int = 160
     columns: int = 10
@@ -62,21 +68,37 @@ class ImageSize:
 
 @dataclass(frozen=True)
 class PosterPlan:
+    kind: ClassVar[str] = "poster"
+    name: str
+    rung: str  # the rendition whose frames it is taken from
+    content_seconds: float
     size: ImageSize
     jpeg_quality: int
     webp_quality: int
     sample_seconds: float  # a candidate every this many seconds of content
     region: tuple[float, float]  # the part of the video the poster is preferably taken from (seconds)
+    at_seconds: float | None = None  # a fixed time instead of a choice
+
+    @property
+    def file_names(self) -> tuple[str, str]:
+        """JPEG and WebP: poster.jpg, poster.webp for the output named poster."""
+        return f"{self.name}.jpg", f"{self.name}.webp"
 
 
 @dataclass(frozen=True)
 class ThumbnailsPlan:
+    kind: ClassVar[str] = "thumbnails"
+    name: str
+    rung: str
+    content_seconds: float
     size: ImageSize
     times: tuple[float, ...]  # content seconds, one per thumbnail
     jpeg_quality: int
 
     def file_name(self, index: int) -> str:
-        return f"thumb-{index + 1:04d}.jpg"
+        """thumb-0001.jpg... for the output named thumbnails, <name>-0001.jpg for others."""
+        stem = "thumb" if self.name == "thumbnails" else self.name
+        return f"{stem}-{index + 1:04d}.jpg"
 
 
 @dataclass(frozen=True)
@@ -91,13 +113,23 @@ class Tile:
 
 @dataclass(frozen=True)
 class StoryboardPlan:
+    kind: ClassVar[str] = "storyboard"
+    name: str
+    rung: str
+    content_seconds: float
     tile: ImageSize
     columns: int
     interval_seconds: float
     tiles: tuple[Tile, ...]
     jpeg_quality: int
-    sprite_name: str = "storyboard.jpg"
-    index_name: str = "storyboard.vtt"
+
+    @property
+    def sprite_name(self) -> str:
+        return f"{self.name}.jpg"
+
+    @property
+    def index_name(self) -> str:
+        return f"{self.name}.vtt"
 
     @property
     def sheet(self) -> ImageSize:
@@ -106,41 +138,48 @@ class StoryboardPlan:
         return ImageSize(self.tile.width * min(self.columns, len(self.tiles)), self.tile.height * rows)
 
 
-@dataclass(frozen=True)
-class StillsPlan:
-    rung: int  # index in EncodePlan.renditions of the rung whose frames the stills are made from
-    content_seconds: float
-    poster: PosterPlan | None = None
-    thumbnails: ThumbnailsPlan | None = None
-    storyboard: StoryboardPlan | None = None
+StillPlan = PosterPlan | ThumbnailsPlan | StoryboardPlan
 
 
 # --- Planning ----------------------------------------------------------------
 
 
-def plan_stills(encode: EncodePlan, *, poster: PosterSpec | None = None, thumbnails: ThumbnailsSpec | None = None,
-                storyboard: StoryboardSpec | None = None) -> StillsPlan:
-    """Where each still comes from, its size and its times, for this ladder and source."""
-    if not encode.renditions:
-        raise ValueError("stills need at least one video rendition to take their pictures from")
-    content = max(encode.source.duration_seconds - sum(end - start for start, end in encode.source.timeline_gaps),
-                  0.0)
-    widest = max([s.width for s in (poster, thumbnails) if s is not None]
-                 + ([storyboard.tile_width] if storyboard is not None else []), default=0)
-    rung = picture_rung([(r.width, r.height) for r in encode.renditions], widest)
-    picture = ImageSize(encode.renditions[rung].width, encode.renditions[rung].height)
-    return StillsPlan(
-        rung=rung,
-        content_seconds=content,
-        poster=_poster(poster, picture, content) if poster is not None else None,
-        thumbnails=_thumbnails(thumbnails, picture, content) if thumbnails is not None else None,
-        storyboard=_storyboard(storyboard, picture, content) if storyboard is not None else None,
-    )
+def plan_poster(spec: PosterSpec, renditions: Sequence[RenditionPlan], source: SourceInfo) -> PosterPlan:
+    content = content_seconds(source)
+    rung = _rung(renditions, spec.width)
+    step = max(spec.sample_seconds, content / spec.max_candidates) if spec.max_candidates else spec.sample_seconds
+    at = min(spec.at_seconds, content) if spec.at_seconds is not None else None
+    return PosterPlan(name=spec.name, rung=rung.name, content_seconds=content,
+                      size=fit_width(ImageSize(rung.width, rung.height), spec.width or rung.width),
+                      jpeg_quality=spec.jpeg_quality, webp_quality=spec.webp_quality, sample_seconds=step,
+                      region=poster_region(content), at_seconds=at)
 
 
-def picture_rung(sizes: list[tuple[int, int]], width: int) -> int:
-    """The smallest rung at least `width` wide (scaling down only), else the widest."""
-    wide_enough = [i for i, (w, _) in enumerate(sizes) if w >= width]
+def plan_thumbnails(spec: ThumbnailsSpec, renditions: Sequence[RenditionPlan], source: SourceInfo) -> ThumbnailsPlan:
+    content = content_seconds(source)
+    rung = _rung(renditions, spec.width)
+    return ThumbnailsPlan(name=spec.name, rung=rung.name, content_seconds=content,
+                          size=fit_width(ImageSize(rung.width, rung.height), spec.width),
+                          times=thumbnail_times(content, spec.count), jpeg_quality=spec.jpeg_quality)
+
+
+def plan_storyboard(spec: StoryboardSpec, renditions: Sequence[RenditionPlan], source: SourceInfo) -> StoryboardPlan:
+    content = content_seconds(source)
+    rung = _rung(renditions, spec.tile_width)
+    tile = fit_width(ImageSize(rung.width, rung.height), spec.tile_width)
+    interval, tiles = storyboard_tiles(content, spec.interval_seconds, spec.max_tiles, spec.columns, tile)
+    return StoryboardPlan(name=spec.name, rung=rung.name, content_seconds=content, tile=tile, columns=spec.columns,
+                          interval_seconds=interval, tiles=tiles, jpeg_quality=spec.jpeg_quality)
+
+
+def content_seconds(source: SourceInfo) -> float:
+    """How long the renditions last: the source's duration less the clock jumps they close up."""
+    return max(source.duration_seconds - sum(end - start for start, end in source.timeline_gaps), 0.0)
+
+
+def picture_rung(sizes: Sequence[tuple[int, int]], width: int | None) -> int:
+    """The smallest rung at least `width` wide (scaling down only), else (or with no width) the widest."""
+    wide_enough = [i for i, (w, _) in enumerate(sizes) if width is not None and w >= width]
     if wide_enough:
         return min(wide_enough, key=lambda i: sizes[i][0] * sizes[i][1])
     return max(range(len(sizes)), key=lambda i: sizes[i][0])
@@ -182,19 +221,7 @@ def storyboard_tiles(content: float, interval: float, max_tiles: int, columns: i
     return interval, tuple(tiles)
 
 
-def _poster(spec: PosterSpec, picture: ImageSize, content: float) -> PosterPlan:
-    step = max(spec.sample_seconds, content / spec.max_candidates) if spec.max_candidates else spec.sample_seconds
-    return PosterPlan(size=fit_width(picture, spec.width), jpeg_quality=spec.jpeg_quality,
-                      webp_quality=spec.webp_quality, sample_seconds=step, region=poster_region(content))
-
-
-def _thumbnails(spec: ThumbnailsSpec, picture: ImageSize, content: float) -> ThumbnailsPlan:
-    return ThumbnailsPlan(size=fit_width(picture, spec.width), times=thumbnail_times(content, spec.count),
-                          jpeg_quality=spec.jpeg_quality)
-
-
-def _storyboard(spec: StoryboardSpec, picture: ImageSize, content: float) -> StoryboardPlan:
-    tile = fit_width(picture, spec.tile_width)
-    interval, tiles = storyboard_tiles(content, spec.interval_seconds, spec.max_tiles, spec.columns, tile)
-    return StoryboardPlan(tile=tile, columns=spec.columns, interval_seconds=interval, tiles=tiles,
-                          jpeg_quality=spec.jpeg_quality)
+def _rung(renditions: Sequence[RenditionPlan], width: int | None) -> RenditionPlan:
+    if not renditions:
+        raise ValueError("stills need a video rendition to take their pictures from")
+    return renditions[picture_rung([(r.width, r.height) for r in renditions], width)]

@@ -1,9 +1,9 @@
 """Stills made in the transcode's decode pass: a poster (JPEG and WebP),
 thumbnails at even intervals, and a storyboard (sprite sheet + WebVTT).
 
-    plan = plan_stills(encode_plan, poster=PosterSpec(), storyboard=StoryboardSpec())   # plan/stills.py
+    plan = plan_poster(PosterSpec(), encode_plan.renditions, source_info)   # plan/stills.py
     writer = StillsWriter(plan, out_dir)         # files go to out_dir/images/
-    execute(encode_plan, source, out_dir, stills=writer)
+    execute(encode_plan, source, out_dir, stills=[writer])
     writer.result                                # ProducedStills
 
 scoring.py says how a poster frame is judged; poster.py how it is picked

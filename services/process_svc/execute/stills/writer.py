@@ -1,5 +1,6 @@
-"""Makes a job's stills from the frames of one rung, in the transcode's single
-decode pass, on a thread of its own.
+"""Makes one still output (a poster, thumbnails or a storyboard) from the
+frames of one rung, in the transcode's single decode pass, on a thread of its
+own.
 
 The decode loop offers every frame of the chosen rung; `offer` only compares
 the frame's time with the next time some still is due (a few comparisons), and
@@ -17,6 +18,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import thread_time
 
 import av
 
@@ -24,7 +26,7 @@ from services.process_svc.execute.stills.images import rgb_picture, small_luma, 
 from services.process_svc.execute.stills.poster import PosterChoice, PosterPicker
 from services.process_svc.execute.stills.scoring import luma_stats
 from services.process_svc.execute.stills.storyboard import SpriteSheet, storyboard_vtt
-from services.process_svc.plan.stills import StillsPlan
+from services.process_svc.plan.stills import PosterPlan, StillPlan, StoryboardPlan, ThumbnailsPlan
 
 log = logging.getLogger("vtc.process.stills")
 
@@ -49,6 +51,7 @@ class ProducedStills:
     thumbnails: list[StillFile] = field(default_factory=list)
     storyboard: list[StillFile] = field(default_factory=list)  # storyboard.jpg, storyboard.vtt
     poster_rejections: dict[str, int] = field(default_factory=dict)  # sampled candidates refused, by reason
+    cpu_seconds: float = 0.0  # what making them cost, off the decode loop (its thread, then the final writes)
 
     @property
     def files(self) -> list[StillFile]:
@@ -65,28 +68,33 @@ class _Due:
 
 
 class StillsWriter:
-    def __init__(self, plan: StillsPlan, out_dir: Path, *, queue_depth: int = 8) -> None:
+    def __init__(self, plan: StillPlan, out_dir: Path, *, queue_depth: int = 8) -> None:
         self.plan = plan
-        self.rung = plan.rung
+        self.rung = plan.rung  # the rendition whose frames it wants
         self.dir = out_dir / IMAGES_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._poster = plan if isinstance(plan, PosterPlan) else None
+        self._thumbnails = plan if isinstance(plan, ThumbnailsPlan) else None
+        self._storyboard = plan if isinstance(plan, StoryboardPlan) else None
         # Schedules, kept by the decode loop's thread.
-        self._next_poster = 0.0 if plan.poster is not None else math.inf
-        self._thumbnail_times = list(plan.thumbnails.times) if plan.thumbnails is not None else []
+        poster = self._poster
+        self._next_poster = math.inf if poster is None else poster.at_seconds or 0.0
+        self._thumbnail_times = list(self._thumbnails.times) if self._thumbnails is not None else []
         self._next_thumbnail = 0
-        self._tile_starts = [t.start for t in plan.storyboard.tiles] if plan.storyboard is not None else []
+        self._tile_starts = [t.start for t in self._storyboard.tiles] if self._storyboard is not None else []
         self._next_tile = 0
         self._last: tuple[av.VideoFrame, float] | None = None
         self._end = 0.0
         # State of the stills thread.
         self._picker: PosterPicker[av.VideoFrame] | None = (
-            PosterPicker(plan.poster.region) if plan.poster is not None else None)
-        self._sheet = SpriteSheet(plan.storyboard) if plan.storyboard is not None else None
+            PosterPicker(poster.region) if poster is not None and poster.at_seconds is None else None)
+        self._fixed_poster: tuple[float, av.VideoFrame] | None = None  # at the profile's at_seconds
+        self._sheet = SpriteSheet(self._storyboard) if self._storyboard is not None else None
         self._produced = ProducedStills()
         self.result: ProducedStills | None = None  # once finish() returned
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="stills", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"stills-{plan.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -102,8 +110,7 @@ class StillsWriter:
         due: _Due | None = None
         if time + _EPSILON >= self._next_poster:
             due = _Due(frame, time, poster=True)
-            step = self.plan.poster.sample_seconds  # type: ignore[union-attr]
-            self._next_poster = (math.floor((time + _EPSILON) / step) + 1) * step
+            self._next_poster = self._after(time)
         while (self._next_thumbnail < len(self._thumbnail_times)
                and time + _EPSILON >= self._thumbnail_times[self._next_thumbnail]):
             due = due or _Due(frame, time)
@@ -116,18 +123,32 @@ class StillsWriter:
         if due is not None:
             self._put(due)
 
+    def _after(self, time: float) -> float:
+        """When the poster's next candidate is due."""
+        assert self._poster is not None
+        if self._poster.at_seconds is not None:
+            return math.inf  # the one frame asked for
+        step = self._poster.sample_seconds
+        return (math.floor((time + _EPSILON) / step) + 1) * step
+
     def finish(self) -> ProducedStills:
         """At the end of the stream: writes the poster and the storyboard, waits for every file."""
-        if self._last is not None and self._next_thumbnail < len(self._thumbnail_times):
-            # The video ended before its stated length: the missing thumbnails show its last picture.
+        if self._last is not None:
+            # The video ended before its stated length: the missing thumbnails (and a poster asked for
+            # past the end) show its last picture.
             frame, time = self._last
-            self._put(_Due(frame, time, thumbnails=list(range(self._next_thumbnail, len(self._thumbnail_times)))))
-            self._next_thumbnail = len(self._thumbnail_times)
+            missing = list(range(self._next_thumbnail, len(self._thumbnail_times)))
+            poster = self._next_poster < math.inf and self._picker is None
+            if missing or poster:
+                self._put(_Due(frame, time, poster=poster, thumbnails=missing))
+            self._next_thumbnail, self._next_poster = len(self._thumbnail_times), math.inf
         self._last = None
         self._stop()
         if self._error is not None:
             raise self._error
+        started = thread_time()
         self._complete()
+        self._produced.cpu_seconds += thread_time() - started
         self.result = self._produced
         return self._produced
 
@@ -147,6 +168,13 @@ class StillsWriter:
             self._thread.join()
 
     def _run(self) -> None:
+        started = thread_time()
+        try:
+            self._drain()
+        finally:
+            self._produced.cpu_seconds += thread_time() - started
+
+    def _drain(self) -> None:
         while (item := self._queue.get()) is not _FINISH:
             if self._error is not None:
                 continue  # keep draining, so the decode loop never blocks on a dead thread
@@ -156,9 +184,12 @@ class StillsWriter:
                 self._error = error
 
     def _take(self, due: _Due) -> None:
-        if due.poster and self._picker is not None:
-            self._picker.add(due.time, luma_stats(small_luma(due.frame)), due.frame)
-        thumbnails = self.plan.thumbnails
+        if due.poster:
+            if self._picker is not None:
+                self._picker.add(due.time, luma_stats(small_luma(due.frame)), due.frame)
+            else:
+                self._fixed_poster = (due.time, due.frame)
+        thumbnails = self._thumbnails
         if due.thumbnails and thumbnails is not None:
             rgb = rgb_picture(due.frame, thumbnails.size)
             for index in due.thumbnails:
@@ -178,22 +209,27 @@ class StillsWriter:
             self._produced.poster_rejections = dict(self._picker.rejections)
             if choice is not None:
                 self._write_poster(choice)
+        elif self._fixed_poster is not None:
+            time, frame = self._fixed_poster
+            self._write_poster(PosterChoice(time, frame, 0.0, None))
         if self._sheet is not None and self._sheet.tiles:
             self._write_storyboard()
 
     def _write_poster(self, choice: PosterChoice[av.VideoFrame]) -> None:
-        plan = self.plan.poster
+        plan = self._poster
         assert plan is not None
         rgb = rgb_picture(choice.picture, plan.size)
         at = round(choice.time, 3)
-        jpeg, webp = self.dir / "poster.jpg", self.dir / "poster.webp"
+        jpeg, webp = (self.dir / name for name in plan.file_names)
         write_jpeg(rgb, jpeg, plan.jpeg_quality)
         write_webp(rgb, webp, plan.webp_quality)
         self._produced.poster = [
             StillFile(jpeg.name, jpeg, "image/jpeg", plan.size.width, plan.size.height, at),
             StillFile(webp.name, webp, "image/webp", plan.size.width, plan.size.height, at),
         ]
-        extra = {"time": at, "score": round(choice.score, 3), "sampled": self._picker.samples if self._picker else 0,
+        if self._picker is None:
+            return  # taken where the profile said
+        extra = {"time": at, "score": round(choice.score, 3), "sampled": self._picker.samples,
                  "refused": self._produced.poster_rejections}
         if choice.rejected_because:
             log.info("no frame made a good poster; took the least bad (%s)", choice.rejected_because,
@@ -205,7 +241,7 @@ class StillsWriter:
         sheet = self._sheet
         assert sheet is not None
         plan = sheet.plan
-        tiles = sheet.close(self._end or self.plan.content_seconds)  # where the pictures really stopped
+        tiles = sheet.close(self._end or plan.content_seconds)  # where the pictures really stopped
         image = sheet.image()
         sprite, index = self.dir / plan.sprite_name, self.dir / plan.index_name
         write_jpeg(image, sprite, plan.jpeg_quality)

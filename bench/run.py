@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "fairness": ["fairness.py"],
     "workers": ["workers.py"],
     "stills": ["stills_cost.py"],
+    "compression": ["compression.py"],
 }
 
 

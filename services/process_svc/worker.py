@@ -25,10 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from services.process_svc.execute import ProducedRendition, execute, probe_source
+from services.process_svc.execute.per_title import decide_per_title
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.failures import JobFailure
 from services.process_svc.job_events import JobEventPublisher, rendition_message
-from services.process_svc.plan import EncodePlan, Profile, plan_encode
+from services.process_svc.plan import EncodePlan, Profile, SourceInfo, plan_encode
 from services.process_svc.profiles import ProfileCatalog, read_profile_document
 from services.process_svc.progress_relay import ProgressRelay
 from services.process_svc.scratch import ScratchDir, remove_abandoned
@@ -212,7 +213,7 @@ class TranscodeWorker:
                 raise JobFailure(
                     f"the source {request.source_key!r} is no longer in storage; upload it again") from None
             info = await asyncio.to_thread(probe_source, source)
-            plan = plan_encode(profile, info)
+            plan = await self._plan(profile, info, source)
             running.warnings = plan.warnings
             produced = await self._execute(plan, source, scratch.path / "out", events)
             storing = asyncio.ensure_future(self._store_all(request, produced, running))
@@ -225,6 +226,25 @@ class TranscodeWorker:
                 raise
         finally:
             await asyncio.to_thread(scratch.remove)
+
+    async def _plan(self, profile: Profile, info: SourceInfo, source: Path) -> EncodePlan:
+        """The fixed plan, or with per-title the plan its analysis and probe encodes decided."""
+        if profile.per_title is None:
+            return plan_encode(profile, info)
+        cancel = threading.Event()
+        deciding = asyncio.ensure_future(asyncio.to_thread(
+            decide_per_title, profile, profile.per_title, info, source, cancel=cancel))
+        try:
+            decided = await asyncio.shield(deciding)
+        except asyncio.CancelledError:
+            cancel.set()
+            await asyncio.wait([deciding])
+            raise
+        log.info("per-title decided", extra={"fields": {
+            "seconds": round(decided.seconds, 2),
+            "rungs": {d.name: {"crf": d.crf, "predicted_db": d.predicted_db, "dropped": d.dropped}
+                      for d in decided.decisions}}})
+        return decided.plan
 
     async def _execute(self, plan: EncodePlan, source: Path, out_dir: Path,
                        events: JobEventPublisher) -> list[ProducedRendition]:

@@ -20,7 +20,7 @@ from services.shared.errors import InvalidArgument
 def test_builtin_catalogue_has_the_default_ladder() -> None:
     catalog = ProfileCatalog.load()
     default = catalog.get("default")
-    assert catalog.names == ["default"]
+    assert catalog.names == ["default", "per-title"]
     assert [(r.name, r.height, r.crf, r.preset) for r in default.renditions] == [
         ("1080p", 1080, 23, "veryfast"), ("720p", 720, 23, "veryfast"),
         ("480p", 480, 23, "veryfast"), ("360p", 360, 23, "veryfast")]
@@ -88,3 +88,27 @@ def test_catalogue_refuses_an_index_naming_a_missing_file(tmp_path: Path) -> Non
     (tmp_path / "index.yaml").write_text(yaml.safe_dump({"profiles": ["gone.yaml"]}))
     with pytest.raises(ProfileError, match="gone.yaml"):
         ProfileCatalog.load(tmp_path)
+
+
+def test_per_title_profile_is_the_default_ladder_with_a_quality_target_per_rung() -> None:
+    catalog = ProfileCatalog.load()
+    default, per_title = catalog.get("default"), catalog.get("per-title")
+    assert [(r.name, r.height, r.max_bitrate) for r in per_title.renditions] == [
+        (r.name, r.height, r.max_bitrate) for r in default.renditions]
+    assert per_title.per_title is not None and default.per_title is None
+    assert [name for name, _ in per_title.per_title.targets] == ["1080p", "720p", "480p", "360p"]
+
+
+@pytest.mark.parametrize(("per_title", "complaint"), [
+    ({"targets": {"2160p": 40}}, "targets name rungs the profile does not have: 2160p"),
+    ({"targets": {"720p": "high"}}, "target of 720p must be a number of dB"),
+    ({"targets": {"720p": 38}, "metric": "vmaf"}, "metric must be one of xpsnr, psnr"),
+    ({"targets": {"720p": 38}, "crf_floor": 10}, "unknown key(s) crf_floor"),
+    ({"metric": "psnr"}, "'targets' must map rung names"),
+])
+def test_per_title_option_errors_name_the_problem(per_title: dict, complaint: str) -> None:
+    document = {"name": "pt", "outputs": [{"type": "video", "name": "720p", "height": 720, "crf": 23,
+                                           "maxrate": "3M", "bufsize": "6M"}], "per_title": per_title}
+    with pytest.raises(ProfileError) as raised:
+        parse_profile(document, source="pt.yaml")
+    assert complaint in str(raised.value)

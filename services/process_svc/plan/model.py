@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.process_svc.plan.per_title import PerTitleSpec
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Profile:
     description: str
     renditions: tuple[RenditionSpec, ...]
     audio: AudioSpec | None = None
+    per_title: PerTitleSpec | None = None  # set: each rung's CRF and cap are chosen per source (plan/per_title.py)
 
 
 # --- What the source is ------------------------------------------------------

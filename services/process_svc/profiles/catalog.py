@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from services.process_svc.plan.model import AudioSpec, Profile, RenditionSpec
+from services.process_svc.plan.per_title import METRICS, PerTitleSpec
 from services.shared.errors import InvalidArgument
 
 PROFILES_DIR = Path(__file__).parent
@@ -76,7 +77,7 @@ class ProfileCatalog:
 
 def parse_profile(document: Mapping[str, Any], source: str = "<profile>") -> Profile:
     """A Profile from one profile document (already parsed YAML)."""
-    _check_keys(document, {"name", "description", "video_defaults", "audio", "outputs"}, source)
+    _check_keys(document, {"name", "description", "video_defaults", "audio", "outputs", "per_title"}, source)
     name = document.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ProfileError(f"{source}: 'name' must be lower-case letters, digits, '-' or '_'; got {name!r}")
@@ -104,12 +105,54 @@ def parse_profile(document: Mapping[str, Any], source: str = "<profile>") -> Pro
     if len(set(names)) != len(names):
         raise ProfileError(f"{source}: rendition names must be unique; got {names}")
     audio = document.get("audio")
+    per_title = document.get("per_title")
     return Profile(
         name=name,
         description=str(document.get("description", "")),
         renditions=tuple(renditions),
         audio=_build(AudioSpec, audio, {}, f"{source}, audio") if audio else None,
+        per_title=parse_per_title(per_title, names, f"{source}, per_title") if per_title is not None else None,
     )
+
+
+def parse_per_title(values: Any, rungs: list[str], where: str) -> PerTitleSpec:
+    """The `per_title:` option: a quality target per rung (dB of `metric`) and the method's knobs."""
+    if not isinstance(values, Mapping):
+        raise ProfileError(f"{where}: expected a mapping, got {values!r}")
+    targets = values.get("targets")
+    if not isinstance(targets, Mapping) or not targets:
+        raise ProfileError(f"{where}: 'targets' must map rung names to a quality in dB, e.g. {{720p: 38}}")
+    unknown = [str(name) for name in targets if name not in rungs]
+    if unknown:
+        raise ProfileError(f"{where}: targets name rungs the profile does not have: {', '.join(unknown)}; "
+                           f"its rungs: {', '.join(rungs)}")
+    for name, target in targets.items():
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 10 <= target <= 99:
+            raise ProfileError(f"{where}: target of {name} must be a number of dB between 10 and 99, got {target!r}")
+    knobs = {k: v for k, v in values.items() if k != "targets"}
+    known = {f.name: f for f in fields(PerTitleSpec) if f.name != "targets"}
+    wrong = sorted(set(knobs) - set(known))
+    if wrong:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(wrong)}; accepted: targets, {', '.join(sorted(known))}")
+    converted: dict[str, Any] = {}
+    for key, value in knobs.items():
+        try:
+            converted[key] = _convert(key, known[key].type, value)
+        except (TypeError, ValueError) as error:
+            raise ProfileError(f"{where}: {key}: {error}") from None
+    built = PerTitleSpec(targets=tuple((str(k), float(v)) for k, v in targets.items()), **converted)
+    problems = []
+    if built.metric not in METRICS:
+        problems.append(f"metric must be one of {', '.join(METRICS)}, got {built.metric!r}")
+    if not 0 <= built.min_crf <= built.first_crf <= built.max_crf <= 51:
+        problems.append("CRFs must satisfy 0 <= min_crf <= first_crf <= max_crf <= 51")
+    if built.probe_rounds < 1 or built.window_seconds <= 0 or not 0 < built.sample_share <= 1:
+        problems.append("probe_rounds >= 1, window_seconds > 0 and 0 < sample_share <= 1")
+    if built.cap_factor < 1 or built.rung_step < 1:
+        problems.append("cap_factor and rung_step must be at least 1")
+    if problems:
+        raise ProfileError(f"{where}: {'; '.join(problems)}")
+    return built
 
 
 def parse_bitrate(value: Any) -> int:

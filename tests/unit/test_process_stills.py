@@ -309,3 +309,9 @@ def test_small_luma_skips_samples_of_the_frame_itself() -> None:
     luma = small_luma(frame, 160)
     assert luma.shape == (90, 160)
     assert luma.flags.c_contiguous
+
+
+def test_small_luma_of_a_ten_bit_rung_reads_its_levels() -> None:
+    frame = yuv_frame(126, 128, 128).reformat(format="yuv420p10le")
+    luma = small_luma(frame, 16)
+    assert luma.dtype == np.uint8 and abs(int(luma.mean()) - 126) <= 1

@@ -18,6 +18,9 @@ from PIL import Image
 
 from services.process_svc.plan.stills import ImageSize
 
+# Pixel formats whose first plane is 8-bit luma, one byte per sample.
+_EIGHT_BIT_LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"})
+
 
 def rgb_picture(frame: av.VideoFrame, size: ImageSize) -> np.ndarray:
     """The frame as full-range RGB (height x width x 3), scaled to size with an area average."""
@@ -32,6 +35,8 @@ def small_luma(frame: av.VideoFrame, width: int = 160) -> np.ndarray:
     """Every Nth luma sample of every Nth row, about `width` wide: a view of the frame's own plane
     (no scaler), copied once. Skipping samples (rather than averaging) keeps the fine detail that
     tells a sharp picture from a blurred one."""
+    if frame.format.name not in _EIGHT_BIT_LUMA_FIRST:  # e.g. a 10-bit rung: 8-bit first (sampled frames only)
+        frame = frame.reformat(format="yuv420p", threads=1)
     plane = frame.planes[0]
     step = max(1, frame.width // width)
     rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)

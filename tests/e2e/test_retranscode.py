@@ -174,3 +174,29 @@ def test_rest_upload_with_a_profile_of_ones_own(stack: Stack, clip_640x360: Path
             "header.filename": "own.mp4", "header.size_bytes": len(data),
             "header.profile_document": "name: x\noutputs: []"})
         assert refused.status_code == 400 and "header.profile_document" in refused.json()["message"]
+
+
+@pytest.mark.parametrize(("profile", "container", "video_codec", "audio_codec"), [
+    ("hevc", "mp4", "hevc", "aac"), ("webm", "webm", "vp9", "opus"), ("modern", "mp4", "h264", "aac")])
+def test_retranscode_under_a_shipped_codec_profile_serves_its_files(
+        stack: Stack, uploaded: tuple[str, common_pb2.Job], tmp_path: Path, profile: str, container: str,
+        video_codec: str, audio_codec: str) -> None:
+    video_id, _ = uploaded
+    token = stack.admin_token()
+    with stack.channel() as channel:
+        metadata = metadata_pb2_grpc.MetadataServiceStub(channel)
+        queued = metadata.Retranscode(metadata_pb2.RetranscodeRequest(video_id=video_id, profile=profile),
+                                      metadata=bearer(token), timeout=10)
+        job = _finished(metadata, queued.job_id, token)
+        assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
+        [rendition] = job.renditions  # 360p: never above the source (modern's 360p rung is H.264)
+        assert (rendition.container, rendition.video_codec, rendition.audio_codec) == (container, video_codec,
+                                                                                       audio_codec)
+        assert rendition.storage_key.endswith(f"/jobs/{job.job_id}/renditions/360p.{container}")
+        chunks = list(metadata.DownloadRendition(metadata_pb2.DownloadRenditionRequest(
+            video_id=video_id, rendition="360p"), metadata=bearer(token), timeout=60))
+    assert chunks[0].content_type == f"video/{container}"
+    out = tmp_path / f"360p.{container}"
+    out.write_bytes(b"".join(c.data for c in chunks))
+    summary = decoded_summary(out)
+    assert (summary["width"], summary["height"], summary["frames"]) == (640, 360, 60) and summary["has_audio"]

@@ -40,7 +40,8 @@ async def list_profiles(port: int, metadata: list[tuple[str, str]] | None) -> pr
 async def test_list_profiles_shows_the_default_ladder(server: RunningServer) -> None:
     reply = await list_profiles(server.port, KEYS.metadata(scopes=("videos:read",)))
 
-    [profile] = reply.profiles
+    assert [p.name for p in reply.profiles] == ["default", "per-title", "hevc", "modern", "webm"]
+    profile = reply.profiles[0]
     assert profile.name == "default" and "1080p" in profile.description
     assert [(r.name, r.height, r.video_codec, r.crf, r.max_bitrate, r.buffer_size, r.audio_codec, r.audio_bitrate)
             for r in profile.renditions] == [
@@ -49,6 +50,15 @@ async def test_list_profiles_shows_the_default_ladder(server: RunningServer) -> 
         ("480p", 480, "h264", 23, 1_600_000, 3_200_000, "aac", 128_000),
         ("360p", 360, "h264", 23, 900_000, 1_800_000, "aac", 128_000),
     ]
+
+
+async def test_list_profiles_shows_each_rungs_codec(server: RunningServer) -> None:
+    reply = await list_profiles(server.port, KEYS.metadata(scopes=("videos:read",)))
+    shown = {p.name: [(r.name, r.video_codec, r.audio_codec) for r in p.renditions] for p in reply.profiles}
+    assert shown["modern"] == [("1080p", "av1", "aac"), ("720p", "av1", "aac"), ("480p", "h264", "aac"),
+                               ("360p", "h264", "aac")]
+    assert {codecs for rung in shown["webm"] for codecs in rung[1:]} == {"vp9", "opus"}
+    assert {rung[1] for rung in shown["hevc"]} == {"hevc"}
 
 
 async def test_list_profiles_needs_a_token(server: RunningServer) -> None:

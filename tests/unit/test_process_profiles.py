@@ -20,7 +20,7 @@ from services.shared.errors import InvalidArgument
 def test_builtin_catalogue_has_the_default_ladder() -> None:
     catalog = ProfileCatalog.load()
     default = catalog.get("default")
-    assert catalog.names == ["default", "per-title"]
+    assert catalog.names == ["default", "per-title", "hevc", "modern", "webm"]
     assert [(r.name, r.height, r.crf, r.preset) for r in default.renditions] == [
         ("1080p", 1080, 23, "veryfast"), ("720p", 720, 23, "veryfast"),
         ("480p", 480, 23, "veryfast"), ("360p", 360, 23, "veryfast")]

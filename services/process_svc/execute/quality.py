@@ -43,7 +43,8 @@ class QualityMeter:
     """Fed, in order, each frame a rung's encoder gets and the packets it returns (from one thread)."""
 
     def __init__(self, codec: str, encoder: av.VideoCodecContext, *, sample_every: int) -> None:
-        """codec: the decoder's name for what `encoder` makes ("h264" for libx264)."""
+        """codec: the decoder that reads what `encoder` makes ("h264" for libx264, "libdav1d" for AV1:
+        FFmpeg's native av1 decoder needs a hardware accelerator)."""
         if sample_every < 1:
             raise ValueError(f"sample_every must be at least 1, not {sample_every}")
         self._every = sample_every

@@ -1,5 +1,6 @@
-"""One rendition's output file: its H.264 encoder and MP4 muxer, on a thread
-of their own.
+"""One rendition's output file: its encoder (H.264, HEVC, AV1 or VP9: the
+options come from plan/encoders.py) and muxer (MP4 or WebM), on a thread of
+their own.
 
 The decode-and-scale loop hands each rung its frames (and audio packets)
 through a short queue; the rung's thread encodes and muxes them. Without it,
@@ -10,6 +11,7 @@ thread touches the container, so no locks are needed.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from fractions import Fraction
@@ -23,6 +25,11 @@ from services.process_svc.execute.quality import QualityMeter, RenditionQuality
 from services.process_svc.plan import RenditionPlan
 
 _FINISH = object()
+# faststart puts the MP4 index up front, so players start before the whole file arrives
+# (WebM's muxer writes its cues at the end; players seek with them once they have them).
+_CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}}
+# SVT-AV1 logs its whole configuration to stderr for every encoder it opens, unless told otherwise.
+os.environ.setdefault("SVT_LOG", "1")  # errors only
 
 
 class RenditionWriter:
@@ -31,10 +38,12 @@ class RenditionWriter:
         """quality_sample_every: compare every Nth frame with what was encoded (quality.py); 0: no report."""
         self.plan = plan
         self.path = path
-        # faststart puts the index up front, so players start before the whole file arrives.
-        self.container = av.open(str(path), "w", format=plan.container, container_options={"movflags": "+faststart"})
+        self.container = av.open(str(path), "w", format=plan.container,
+                                 container_options=_CONTAINER_OPTIONS.get(plan.container, {}))
         stream = self.container.add_stream(plan.encoder, rate=plan.fps)
         context = stream.codec_context
+        if plan.codec_tag:
+            context.codec_tag = plan.codec_tag
         context.width, context.height = plan.width, plan.height
         context.pix_fmt = plan.pix_fmt
         # The scaler made every rendition limited-range BT.709 (plan/ladder.py); say so in the stream.
@@ -47,7 +56,7 @@ class RenditionWriter:
         context.thread_type = "AUTO"
         context.options = plan.encoder_options()
         self._video = stream
-        self._quality = (QualityMeter(plan.codec, context, sample_every=quality_sample_every)
+        self._quality = (QualityMeter(plan.decoder, context, sample_every=quality_sample_every)
                          if quality_sample_every else None)
         self.audio_stream: av.AudioStream | None = None  # set by SharedAudioTrack before start()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_depth)

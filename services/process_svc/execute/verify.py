@@ -12,7 +12,7 @@ from services.process_svc.execute.quality import RenditionQuality
 from services.process_svc.plan import RenditionPlan
 from services.shared.media_source import codec_name
 
-CONTENT_TYPES = {"mp4": "video/mp4"}
+CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm"}
 
 
 class RenditionMismatch(RuntimeError):
@@ -45,10 +45,13 @@ def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool,
         duration = round(container.duration / av.time_base, 3) if container.duration else 0.0
         video_codec = codec_name(video)
         audio_codec = codec_name(audio) if audio else ""
+        codec_tag = video.codec_context.codec_tag
     if (width, height) != (plan.width, plan.height):
         raise RenditionMismatch(f"rendition {plan.name} came out {width}x{height}, planned {plan.width}x{plan.height}")
     if video_codec != plan.codec:
         raise RenditionMismatch(f"rendition {plan.name} has {video_codec} video, planned {plan.codec}")
+    if plan.codec_tag and codec_tag != plan.codec_tag:
+        raise RenditionMismatch(f"rendition {plan.name} is tagged {codec_tag!r}, planned {plan.codec_tag!r}")
     if bool(audio_codec) != expect_audio:
         raise RenditionMismatch(f"rendition {plan.name} {'lacks' if expect_audio else 'has'} an audio track")
     if duration <= 0:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from services.process_svc.failures import clock
+from services.process_svc.plan.encoders import audio_encoder
 from services.process_svc.plan.model import (
     AudioPlan,
     AudioSpec,
@@ -109,7 +110,7 @@ def _audio(spec: AudioSpec | None, source: SourceInfo) -> AudioPlan | None:
         return None
     channels = min(source.audio_channels or spec.max_channels, spec.max_channels)
     return AudioPlan(bitrate=spec.bitrate, sample_rate=spec.sample_rate, channels=channels,
-                     codec=spec.codec, encoder=spec.encoder)
+                     codec=spec.codec, encoder=spec.encoder, sample_format=audio_encoder(spec.encoder).sample_format)
 
 
 # Transfer functions of HDR video, as FFmpeg names them.

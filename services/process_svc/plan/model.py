@@ -136,18 +136,24 @@ class RenditionPlan:
         return f"{self.name}.{self.container}"
 
     def encoder_options(self) -> dict[str, str]:
-        """AVOptions of the encoder, named as the ffmpeg CLI names them (`-crf`, `-g`...)."""
-        return {
-            "preset": self.preset,
-            "crf": str(self.crf),
-            "maxrate": str(self.max_bitrate),
-            "bufsize": str(self.buffer_size),
-            "profile": self.h264_profile,
-            "g": str(self.keyint),
-            "keyint_min": str(self.min_keyint),
-            # 0 turns scene-cut keyframes off, so keyframes fall on the same frames in every rung.
-            "sc_threshold": "40" if self.scene_cut else "0",
-        }
+        """AVOptions of the rung's encoder, named as the ffmpeg CLI names them (plan/encoders.py)."""
+        from services.process_svc.plan.encoders import video_encoder  # it builds on these dataclasses
+
+        return video_encoder(self.encoder).options(self)
+
+    @property
+    def decoder(self) -> str:
+        """The FFmpeg decoder that reads what the encoder makes (the quality report decodes it)."""
+        from services.process_svc.plan.encoders import video_encoder
+
+        return video_encoder(self.encoder).decoder
+
+    @property
+    def codec_tag(self) -> str:
+        """The MP4 sample entry to write ("hvc1" for HEVC, so Apple players take it); "": the muxer's."""
+        from services.process_svc.plan.encoders import video_encoder
+
+        return video_encoder(self.encoder).codec_tag if self.container == "mp4" else ""
 
 
 @dataclass(frozen=True)

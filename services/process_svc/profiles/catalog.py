@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from services.process_svc.plan.encoders import audio_encoder, rendition_problems
 from services.process_svc.plan.model import AudioSpec, Profile, RenditionSpec
 from services.process_svc.plan.per_title import METRICS, PerTitleSpec
 from services.shared.errors import InvalidArgument
@@ -106,11 +107,19 @@ def parse_profile(document: Mapping[str, Any], source: str = "<profile>") -> Pro
         raise ProfileError(f"{source}: rendition names must be unique; got {names}")
     audio = document.get("audio")
     per_title = document.get("per_title")
+    audio_spec = _build(AudioSpec, audio, {}, f"{source}, audio") if audio else None
+    if audio_spec is not None:
+        containers = audio_encoder(audio_spec.encoder).containers
+        for number, rendition in enumerate(renditions, start=1):
+            if rendition.container not in containers:
+                raise ProfileError(f"{source}, output {number}: container {rendition.container!r} cannot carry the "
+                                   f"profile's {audio_spec.codec} audio; {audio_spec.codec} goes in "
+                                   f"{' or '.join(containers)}")
     return Profile(
         name=name,
         description=str(document.get("description", "")),
         renditions=tuple(renditions),
-        audio=_build(AudioSpec, audio, {}, f"{source}, audio") if audio else None,
+        audio=audio_spec,
         per_title=parse_per_title(per_title, names, f"{source}, per_title") if per_title is not None else None,
     )
 
@@ -217,8 +226,7 @@ def _check_ranges(spec: Any, where: str) -> None:
     if isinstance(spec, RenditionSpec):
         if spec.height < 2 or spec.height % 2:
             problems.append(f"height must be even and at least 2, got {spec.height}")
-        if not 0 <= spec.crf <= 51:
-            problems.append(f"crf must be 0..51, got {spec.crf}")
+        problems.extend(rendition_problems(spec))
         if spec.max_bitrate <= 0 or spec.buffer_size <= 0:
             problems.append("maxrate and bufsize must be positive")
         if spec.keyint_seconds <= 0:
@@ -228,6 +236,16 @@ def _check_ranges(spec: Any, where: str) -> None:
             problems.append("bitrate must be positive")
         if spec.max_channels not in (1, 2):
             problems.append(f"max_channels must be 1 or 2, got {spec.max_channels}")
+        try:
+            encoder = audio_encoder(spec.encoder)
+        except ValueError as error:
+            problems.append(f"encoder: {error}")
+        else:
+            if spec.codec != encoder.codec:
+                problems.append(f"codec: {spec.encoder} makes {encoder.codec}, not {spec.codec!r}")
+            if encoder.sample_rates and spec.sample_rate not in encoder.sample_rates:
+                problems.append(f"sample_rate: {spec.encoder} runs at {' or '.join(map(str, encoder.sample_rates))} "
+                                f"Hz, not {spec.sample_rate}")
     if problems:
         raise ProfileError(f"{where}: {'; '.join(problems)}")
 

@@ -1,0 +1,90 @@
+"""Each shipped codec profile on a real (tiny) encode: the executor runs the
+profile's own encoder settings on a 2 s 640x360 clip, and every file is read
+back as a player would: container, codec, MP4 sample entry (hvc1), frame
+count, duration, audio codec, keyframes on the same frames in every rung, and
+a quality report decoded from the encoder's own packets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import pytest
+
+from services.process_svc.execute import execute, probe_source
+from services.process_svc.plan import Profile, plan_encode
+from services.process_svc.profiles import ProfileCatalog
+from tests.media import decoded_summary
+
+# The shipped profile's rungs at sizes a 640x360 clip has, the largest and the smallest kept
+# (modern: an AV1 rung and an H.264 one); keyframes every 0.5 s to check that they line up.
+SMALL_HEIGHTS = (240, 144)
+KEYINT_SECONDS = 0.5
+
+
+def small(profile: Profile) -> Profile:
+    first, last = profile.renditions[0], profile.renditions[-1]
+    rungs = tuple(replace(spec, name=f"{height}p", height=height, keyint_seconds=KEYINT_SECONDS)
+                  for spec, height in zip((first, last), SMALL_HEIGHTS, strict=True))
+    return replace(profile, renditions=rungs)
+
+
+def read_back(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        keyframes = [packet.pts for packet in container.demux(video) if packet.is_keyframe and packet.size]
+        return {"format": container.format.name, "codec": video.codec_context.codec.canonical_name,
+                "tag": video.codec_context.codec_tag,
+                "audio": audio.codec_context.codec.canonical_name if audio else "",
+                "sample_rate": audio.codec_context.sample_rate if audio else 0,
+                "keyframes": [round(float(pts * video.time_base), 3) for pts in keyframes]}
+
+
+EXPECTED = {  # profile: (container format, [(video codec, MP4 tag)] per small rung, audio codec, content type)
+    "hevc": ("mov,mp4,m4a,3gp,3g2,mj2", [("hevc", "hvc1"), ("hevc", "hvc1")], "aac", "video/mp4"),
+    "modern": ("mov,mp4,m4a,3gp,3g2,mj2", [("av1", "av01"), ("h264", "avc1")], "aac", "video/mp4"),
+    "webm": ("matroska,webm", [("vp9", None), ("vp9", None)], "opus", "video/webm"),
+}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shipped_codec_profile_encodes_what_players_expect(name: str, clip_640x360: Path, tmp_path: Path) -> None:
+    container, rungs, audio_codec, content_type = EXPECTED[name]
+    plan = plan_encode(small(ProfileCatalog.load().get(name)), probe_source(clip_640x360))
+
+    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=5)
+
+    assert [(p.width, p.height) for p in produced] == [(426, 240), (256, 144)]
+    keyframes = []
+    for rendition, (codec, tag) in zip(produced, rungs, strict=True):
+        found = read_back(rendition.path)
+        assert (found["format"], found["codec"], found["audio"]) == (container, codec, audio_codec), rendition.name
+        if tag is not None:
+            assert found["tag"] == tag, f"{rendition.name}: sample entry {found['tag']!r}"
+        assert found["sample_rate"] == 48000
+        summary = decoded_summary(rendition.path)
+        assert summary["frames"] == 60, "every source frame, decoded back"
+        assert abs(summary["duration"] - 2.0) <= 0.1
+        assert (rendition.video_codec, rendition.audio_codec, rendition.content_type) == (codec, audio_codec,
+                                                                                          content_type)
+        assert rendition.quality is not None and rendition.quality.frames_compared == 12
+        assert rendition.quality.psnr_db > 30, f"{rendition.name}: {rendition.quality}"
+        keyframes.append(found["keyframes"])
+    assert keyframes[0] == keyframes[1] == [0.0, 0.5, 1.0, 1.5], "keyframes on the same frames in every rung"
+
+
+def test_opus_tracks_are_copied_into_every_webm_rung(clip_640x360: Path, tmp_path: Path) -> None:
+    plan = plan_encode(small(ProfileCatalog.load().get("webm")), probe_source(clip_640x360))
+    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=0)
+
+    tracks = []
+    for rendition in produced:
+        with av.open(str(rendition.path)) as container:
+            audio = container.streams.audio[0]
+            tracks.append([bytes(p) for p in container.demux(audio) if p.size])
+        with av.open(str(rendition.path)) as container:
+            samples = sum(frame.samples for frame in container.decode(audio=0))
+        assert abs(samples / 48000 - 2.0) < 0.05, "two seconds of sound"
+    assert tracks[0] == tracks[1], "the one Opus encode, muxed into both rungs"

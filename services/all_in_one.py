@@ -26,8 +26,7 @@ from services.shared.private_files import create_private_dirs
 from services.shared.server import RunningServer, start_server
 from services.shared.settings import CommonSettings
 from services.shared.storage import open_store
-from services.shared.storage.file_server import signed_file_server
-from services.shared.storage.local import LocalDirectoryStore
+from services.shared.storage.file_server import signed_file_server, signer_of
 from services.shared.tokens import ServiceToken, TokenVerifier
 from services.upload_svc.server import UploadComponent
 from services.upload_svc.settings import Settings as UploadSettings
@@ -101,7 +100,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         UploadComponent(upload_settings, store,
                         ServiceToken(upload_settings.read_service_api_key, peer_channel(own, tls=settings.tls))),
     ]
-    # Local storage's download URLs: served here, reached through the gateway's /files/ route.
+    # Signed playback and download URLs: served here, reached through the gateway's /play/ and /files/.
     file_servers = signed_file_server(store, "127.0.0.1", 0)
     components += file_servers
     verifier = TokenVerifier(auth.local_jwks, refresh_seconds=settings.token_keys_refresh_seconds)
@@ -120,6 +119,6 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
             await bus.close()
             raise
         rest_port = gateway.port
-        if isinstance(store, LocalDirectoryStore) and store.urls is not None and not settings.download_base_url:
-            store.urls.base_url = gateway.url  # its port is known only now
+        if (signer := signer_of(store)) is not None and not settings.download_base_url:
+            signer.base_url = gateway.url  # its port is known only now
     return AllInOne(settings=settings, grpc=grpc_server, bus=bus, gateway=gateway, rest_port=rest_port)

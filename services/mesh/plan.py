@@ -66,12 +66,11 @@ def plan_mesh(settings: MeshSettings, ports: Iterator[int], *, auth_database_url
         ServiceProcess(p.name, p.module, p.port, {"VTC_PROCESS_WORK_DIR": str(data_dir / "mesh" / p.name / "work")})
         for p in _replicas("process", "services.process_svc", settings.mesh_process_workers, ports))
     upload = ServiceProcess("upload", "services.upload_svc", next(ports))
-    if settings.resolved_storage_url.startswith("file:"):
-        # Local storage: each replica serves the signed download URLs (same directory, same
-        # secret under keys/), which point at the edge; Envoy balances /files/ over them.
-        metadata = tuple(ServiceProcess(p.name, p.module, p.port, {
-            **p.env, "VTC_METADATA_FILES_PORT": str(next(ports)),
-            **({"VTC_DOWNLOAD_BASE_URL": edge_rest_url} if edge_rest_url else {})}) for p in metadata)
+    # Each replica serves the signed playback URLs (and local storage's download URLs) with
+    # the same secret under keys/; they point at the edge; Envoy balances /play/ and /files/ over them.
+    metadata = tuple(ServiceProcess(p.name, p.module, p.port, {
+        **p.env, "VTC_METADATA_FILES_PORT": str(next(ports)),
+        **({"VTC_DOWNLOAD_BASE_URL": edge_rest_url} if edge_rest_url else {})}) for p in metadata)
     common = {
         "VTC_DATA_DIR": str(data_dir),  # one keys/ folder (auth writes, all read) and one objects/ store
         "VTC_STORAGE_URL": settings.resolved_storage_url,

@@ -35,8 +35,9 @@ class Settings(CommonSettings):
     metadata_download_url_ttl_seconds: int = Field(
         3600, ge=1, le=7 * 24 * 3600, description="How long a GetDownloadUrl URL works when the caller does not say.")
     metadata_files_port: int = Field(
-        0, ge=0, description="HTTP port (on VTC_GRPC_HOST) serving the local store's signed download URLs; "
-                             "route the gateway's /files/ to it (envoy_config --files). 0 picks one; b2://: unused.")
+        0, ge=0, description="HTTP port (on VTC_GRPC_HOST) serving the signed playback URLs (and the local store's "
+                             "download URLs); route the gateway's /play/ and /files/ to it (envoy_config --files). "
+                             "0 picks one.")
     metadata_list_page_max_bytes: int = Field(
         DEFAULT_PAGE_MAX_BYTES, ge=64 * 1024,
         description="Largest encoded ListVideos page in bytes; a page ends there even before page_size videos.")

@@ -38,10 +38,11 @@ class CommonSettings(BaseSettings):
     storage_url: str = Field(
         "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
     download_base_url: str = Field(
-        "", description="Where clients reach the REST gateway, for the local store's signed download URLs "
-                        "(<this>/files/...); empty: http://127.0.0.1:8080, or the all-in-one's own gateway.")
+        "", description="Where clients reach the REST gateway, for the signed playback URLs (<this>/play/...) "
+                        "and the local store's download URLs (<this>/files/...); empty: http://127.0.0.1:8080, "
+                        "or the all-in-one's own gateway.")
     url_signing_key: SecretStr = Field(
-        SecretStr(""), description="Secret (16+ bytes) signing the local store's download URLs, the same for "
+        SecretStr(""), description="Secret (16+ bytes) signing playback and download URLs, the same for "
                                    "every metadata replica; empty: <data_dir>/keys/url-signing.key, made once.")
     b2_key_id: str = Field("", description="Backblaze B2 application key ID (b2:// storage).")
     b2_application_key: SecretStr = Field(

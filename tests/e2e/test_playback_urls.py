@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.calls import bearer
+from tests.cli_runner import Cli
 from tests.playback import PresentedVideo, present_video
 from tests.stack import Stack
 from vtc.v1 import metadata_pb2, metadata_pb2_grpc
@@ -170,3 +171,17 @@ def test_rest_get_video_carries_the_urls(presented: PresentedVideo) -> None:
     body = reply.json()
     assert body["hlsUrl"].endswith("/master.m3u8") and body["dashUrl"].endswith("/manifest.mpd")
     assert httpx.get(body["hlsUrl"], timeout=30).text.startswith("#EXTM3U")
+
+
+def test_vtc_status_prints_the_urls_whole_on_their_own_lines(presented: PresentedVideo, cli: Cli) -> None:
+    shown = cli.run("status", presented.video_id, "--ttl", "600")
+    as_json = cli.json("status", presented.video_id)
+
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line.split()[1] for line in shown.stdout.splitlines()
+             if line.startswith(("hls_url ", "dash_url "))}
+    assert set(lines) == {"hls_url", "dash_url"}, shown.stdout
+    master = httpx.get(lines["hls_url"], timeout=30)
+    assert master.status_code == 200 and master.text.startswith("#EXTM3U")
+    assert "any HLS/DASH player until" in shown.stdout
+    assert as_json["hls_url"].endswith("/master.m3u8") and as_json["playback_expires_at"]

@@ -103,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls = command("ls", run_ls, "list videos, newest first")
     ls.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N videos (default 50)")
 
-    status = command("status", run_status, "show a video: source, job and renditions")
+    status = command("status", run_status, "show a video: source, job, renditions and its playback URLs")
     status.add_argument("video_id", metavar="VIDEO_ID")
+    status.add_argument("--ttl", type=_positive, metavar="SECONDS",
+                        help="how long the playback URLs (hls_url, dash_url) work (default: the server's, an hour; "
+                             "at most 7 days)")
 
     download = command("download", run_download, "save one rendition of a video to a file")
     download.add_argument("video_id", metavar="VIDEO_ID")

@@ -175,6 +175,15 @@ def video_summary(video: common_pb2.Video) -> RenderableType:
     return facts
 
 
+def playback_lines(video: common_pb2.Video) -> list[str]:
+    """The signed playback URLs, one per line and never wrapped (they are copied into a player)."""
+    if not (video.hls_url or video.dash_url):
+        return []
+    lines = [f"{name:<9} {url}" for name, url in (("hls_url", video.hls_url), ("dash_url", video.dash_url)) if url]
+    return [*lines, f"(these URLs play in any HLS/DASH player until {human_time(video.playback_expires_at)}; "
+                    "`vtc status` again for new ones)"]
+
+
 class Output:
     """Where a command's result goes: JSON, or rich text for people."""
 

@@ -15,14 +15,16 @@ def open_store(settings: CommonSettings) -> ObjectStore:
     b2://bucket (Backblaze B2, with VTC_B2_KEY_ID and VTC_B2_APPLICATION_KEY)."""
     url = settings.resolved_storage_url
     parsed = urlparse(url)
+    from services.shared.storage.signed_urls import DEFAULT_BASE_URL, UrlSigner, load_or_create_secret
+
+    configured = settings.url_signing_key.get_secret_value().encode()
+    key_file = settings.keys_dir / "url-signing.key"
+    # Made on first use: a service that signs nothing needs no writable keys folder.
+    urls = UrlSigner(configured or (lambda: load_or_create_secret(key_file)),
+                     settings.download_base_url or DEFAULT_BASE_URL)
     if parsed.scheme == "file":
         from services.shared.storage.local import LocalDirectoryStore
-        from services.shared.storage.signed_urls import DEFAULT_BASE_URL, UrlSigner, load_or_create_secret
 
-        configured = settings.url_signing_key.get_secret_value().encode()
-        key_file = settings.keys_dir / "url-signing.key"
-        urls = UrlSigner(configured or (lambda: load_or_create_secret(key_file)),
-                         settings.download_base_url or DEFAULT_BASE_URL)
         return LocalDirectoryStore(Path(unquote(parsed.path)), urls)
     if parsed.scheme == "b2":
         from services.shared.storage.b2 import B2Store
@@ -30,5 +32,5 @@ def open_store(settings: CommonSettings) -> ObjectStore:
         if parsed.path.strip("/"):
             raise ValueError(f"storage URL {url!r}: a b2:// URL names only a bucket (b2://BUCKET)")
         return B2Store(parsed.netloc, settings.b2_key_id, settings.b2_application_key.get_secret_value(),
-                       large_file_threshold_bytes=settings.b2_large_file_threshold_bytes)
+                       large_file_threshold_bytes=settings.b2_large_file_threshold_bytes, urls=urls)
     raise ValueError(f"unknown storage URL {url!r}: expected file:///dir or b2://bucket")

@@ -40,6 +40,7 @@ from b2sdk.v2.exception import (
 
 from services.shared.errors import NotFound, StorageRejected, Unavailable, VtcError
 from services.shared.storage._base import DownloadUrl, ObjectInfo, validate_key
+from services.shared.storage.signed_urls import UrlSigner
 
 log = logging.getLogger("vtc.storage.b2")
 
@@ -63,7 +64,7 @@ class B2Store:
 
     def __init__(self, bucket_name: str, key_id: str, application_key: str, *,
                  large_file_threshold_bytes: int = 200 * 1024 * 1024, api: B2Api | None = None,
-                 realm: str = "production") -> None:
+                 realm: str = "production", urls: UrlSigner | None = None) -> None:
         if not bucket_name:
             raise ValueError("a b2:// storage URL names a bucket: b2://BUCKET")
         if not key_id or not application_key:
@@ -76,6 +77,8 @@ class B2Store:
         self._api = api or B2Api(InMemoryAccountInfo())
         self._bucket_found: Bucket | None = None
         self._connect_lock = threading.Lock()
+        # Signs the playback URLs the gateway serves from this bucket (downloads use B2's own authorizations).
+        self.urls = urls
 
     def _bucket(self) -> Bucket:
         """Authorizes and finds the bucket on first use (blocking; call in a thread)."""
@@ -173,6 +176,29 @@ class B2Store:
             start = page.get("nextFileName")
             if start is None:
                 return
+
+    # --- blocking reads, for threads other than the event loop's (the signed file server) ---
+
+    def open_blocking(self, key: str) -> tuple[int, str, float]:
+        """(size, version id, uploaded at in unix seconds) of the object. Raises NotFound."""
+        validate_key(key)
+        try:
+            version = self._bucket().get_file_info_by_name(key)
+        except (B2Error, *_STREAM_ERRORS) as error:
+            raise _rejection(error, f"look up {key!r}", self._bucket_name) from error
+        return int(version.content_length), str(version.id_), int(version.upload_timestamp) / 1000
+
+    def chunks_blocking(self, key: str, first: int, last: int, chunk_size: int) -> Iterator[bytes]:
+        """Bytes first..last (both included) of the object, by a ranged download."""
+        try:
+            stream = _ChunkStream(self._bucket(), key, first, last, chunk_size)
+        except (B2Error, *_STREAM_ERRORS) as error:
+            raise _rejection(error, f"read {key!r}", self._bucket_name) from error
+        try:
+            while chunk := stream.next_chunk():
+                yield chunk
+        finally:
+            stream.close()
 
     async def download_url(self, key: str, ttl_seconds: int) -> DownloadUrl:
         validate_key(key)

@@ -18,11 +18,13 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import BinaryIO, ClassVar
+from pathlib import Path, PurePosixPath
+from typing import ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import grpc
@@ -30,7 +32,7 @@ import grpc
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied, VtcError
 from services.shared.storage._base import ObjectStore
 from services.shared.storage.local import LocalDirectoryStore
-from services.shared.storage.signed_urls import UrlSigner
+from services.shared.storage.signed_urls import SignedRequest, UrlSigner
 
 log = logging.getLogger("vtc.storage.files")
 
@@ -69,15 +71,83 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return int(first), end
 
 
-def content_type(path: Path) -> str:
-    return _CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+def content_type(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def cache_control(path: Path, seconds_left: int) -> str:
+def cache_control(name: str, seconds_left: int) -> str:
     """Private (a tenant's media stays out of shared caches); never cached past the URL's expiry."""
-    if path.suffix.lower() in _REVALIDATED:
+    if PurePosixPath(name).suffix.lower() in _REVALIDATED:
         return "private, no-cache"
     return f"private, max-age={max(seconds_left, 0)}, immutable"
+
+
+@dataclass
+class _Opened:
+    """One object being served: its size and validators, and how to read a byte range of it."""
+
+    size: int
+    etag: str
+    modified: float  # unix seconds
+    read: Callable[[int, int], Iterator[bytes]]  # (first, last) both included
+    close: Callable[[], None]
+
+
+class _LocalFiles:
+    """Objects of a local directory store: its files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def open(self, key: str) -> _Opened:
+        path = self.root / key
+        try:
+            if not path.resolve().is_relative_to(self.root):  # a symlink inside the root pointing out
+                raise FileNotFoundError(path)
+            file = path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound("no such file: it was deleted") from None
+        stat = os.fstat(file.fileno())
+
+        def read(first: int, last: int) -> Iterator[bytes]:
+            file.seek(first)
+            length = last - first + 1
+            while length > 0 and (chunk := file.read(min(SEND_CHUNK_BYTES, length))):
+                yield chunk
+                length -= len(chunk)
+
+        return _Opened(stat.st_size, f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', stat.st_mtime, read, file.close)
+
+
+@runtime_checkable
+class BlockingReads(Protocol):
+    """A remote store read from the server's threads (B2Store), without importing b2sdk here."""
+
+    urls: UrlSigner | None
+
+    def open_blocking(self, key: str) -> tuple[int, str, float]: ...
+
+    def chunks_blocking(self, key: str, first: int, last: int, chunk_size: int) -> Iterator[bytes]: ...
+
+
+class _ProxiedObjects:
+    """Objects of a remote bucket (B2), proxied: players get one signed URL for a
+    whole presentation, which B2's own authorizations cannot give (docs/storage.md)."""
+
+    def __init__(self, store: BlockingReads) -> None:
+        self.store = store
+
+    def open(self, key: str) -> _Opened:
+        size, version_id, uploaded_at = self.store.open_blocking(key)
+
+        def read(first: int, last: int) -> Iterator[bytes]:
+            return self.store.chunks_blocking(key, first, last, SEND_CHUNK_BYTES)
+
+        return _Opened(size, f'"{version_id}"', uploaded_at, read, lambda: None)
+
+
+_Objects = _LocalFiles | _ProxiedObjects
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,52 +175,47 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, body: bool) -> None:
         try:
             signed = self.server.signer.verify(urlsplit(self.path).path)  # the query string plays no part
+            opened = self.server.objects.open(signed.key)
         except VtcError as error:
             self._reply_error(error)
             return
-        path = self.server.root / signed.key
         try:
-            if not path.resolve().is_relative_to(self.server.root):  # a symlink inside the root pointing out
-                raise FileNotFoundError(path)
-            file = path.open("rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            self._reply_error(NotFound("no such file: it was deleted"))
-            return
-        with file:
-            stat = os.fstat(file.fileno())
-            size = stat.st_size
-            etag = f'"{size:x}-{stat.st_mtime_ns:x}"'
-            headers = {"Content-Type": content_type(path), "Accept-Ranges": "bytes", "ETag": etag,
-                       "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
-                       "Cache-Control": cache_control(path, signed.expires - int(time.time()))}
-            if self.headers.get("If-None-Match") == etag:
-                self._start(HTTPStatus.NOT_MODIFIED, {**headers, "Content-Length": str(size)})  # no body
-                return
-            try:
-                wanted = byte_range(self.headers.get("Range"), size)
-            except Unsatisfiable:
-                self._reply_empty(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, {"Content-Range": f"bytes */{size}"})
-                return
-            first, last = wanted or (0, size - 1)
-            headers["Content-Length"] = str(last - first + 1)
-            if wanted is not None:
-                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-            self._start(HTTPStatus.PARTIAL_CONTENT if wanted is not None else HTTPStatus.OK, headers)
-            if body:
-                self._send(file, first, last - first + 1)
+            self._send_object(opened, signed, body=body)
+        finally:
+            opened.close()
 
-    def _send(self, file: BinaryIO, offset: int, length: int) -> None:
-        file.seek(offset)
+    def _send_object(self, opened: _Opened, signed: SignedRequest, *, body: bool) -> None:
+        size, name = opened.size, PurePosixPath(signed.key).name
+        headers = {"Content-Type": content_type(name), "Accept-Ranges": "bytes", "ETag": opened.etag,
+                   "Last-Modified": formatdate(opened.modified, usegmt=True),
+                   "Cache-Control": cache_control(name, signed.expires - int(time.time()))}
+        if self.headers.get("If-None-Match") == opened.etag:
+            self._start(HTTPStatus.NOT_MODIFIED, {**headers, "Content-Length": str(size)})  # no body
+            return
         try:
-            while length > 0:
-                chunk = file.read(min(SEND_CHUNK_BYTES, length))
-                if not chunk:  # the file shrank under us: the client sees a short body and retries
-                    self.close_connection = True
-                    return
+            wanted = byte_range(self.headers.get("Range"), size)
+        except Unsatisfiable:
+            self._reply_empty(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, {"Content-Range": f"bytes */{size}"})
+            return
+        first, last = wanted or (0, size - 1)
+        headers["Content-Length"] = str(last - first + 1)
+        if wanted is not None:
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        self._start(HTTPStatus.PARTIAL_CONTENT if wanted is not None else HTTPStatus.OK, headers)
+        if not body or size == 0:
+            return
+        sent = 0
+        try:
+            for chunk in opened.read(first, last):
                 self.wfile.write(chunk)
-                length -= len(chunk)
+                sent += len(chunk)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the player moved on (seeked): nothing to do
+            return
+        except VtcError as error:  # storage failed mid-way: the status is sent, so only a short body can say so
+            log.warning("serving %s stopped at byte %d of %d: %s", name, sent, last - first + 1, error.message)
+        if sent < last - first + 1:  # the client sees a short body and retries
+            self.close_connection = True
 
     def _start(self, status: HTTPStatus, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -177,19 +242,21 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], root: Path, signer: UrlSigner) -> None:
-        self.root = root
+    def __init__(self, address: tuple[str, int], objects: _Objects, signer: UrlSigner) -> None:
+        self.objects = objects
         self.signer = signer
         super().__init__(address, _Handler)
 
 
 class SignedFileServer:
-    """A component (see services.shared.server) serving `root` by signed URL on host:port."""
+    """A component (see services.shared.server) serving a store's objects by signed URL on host:port."""
 
     service_names: tuple[str, ...] = ()
 
-    def __init__(self, root: Path, signer: UrlSigner, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._root = root.resolve()
+    def __init__(self, store: LocalDirectoryStore | BlockingReads, signer: UrlSigner, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self._objects: _Objects = (_LocalFiles(store.root) if isinstance(store, LocalDirectoryStore)
+                                   else _ProxiedObjects(store))
         self._signer = signer
         self._host, self._requested_port = host, port
         self._server: _Server | None = None
@@ -206,7 +273,7 @@ class SignedFileServer:
 
     async def start(self) -> None:
         try:
-            self._server = _Server((self._host, self._requested_port), self._root, self._signer)
+            self._server = _Server((self._host, self._requested_port), self._objects, self._signer)
         except OSError as error:
             raise RuntimeError(f"cannot serve signed file URLs on {self._host}:{self._requested_port}: "
                                f"{error.strerror}") from error
@@ -224,12 +291,12 @@ class SignedFileServer:
 
 def signer_of(store: ObjectStore) -> UrlSigner | None:
     """What signs the URLs SignedFileServer serves for `store`; None when it serves none."""
-    return store.urls if isinstance(store, LocalDirectoryStore) else None
+    return store.urls if isinstance(store, LocalDirectoryStore | BlockingReads) else None
 
 
 def signed_file_server(store: ObjectStore, host: str, port: int) -> list[SignedFileServer]:
-    """The server a store's download and playback URLs need, if any: local stores sign theirs
-    (B2 serves downloads itself, by its download authorizations)."""
-    if isinstance(store, LocalDirectoryStore) and store.urls is not None:
-        return [SignedFileServer(store.root, store.urls, host, port)]
+    """The server a store's playback URLs (and a local store's download URLs) need, if any."""
+    signer = signer_of(store)
+    if isinstance(store, LocalDirectoryStore | BlockingReads) and signer is not None:
+        return [SignedFileServer(store, signer, host, port)]
     return []

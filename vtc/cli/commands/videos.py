@@ -6,7 +6,7 @@ import argparse
 
 from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
 from vtc.cli.commands.jobs import cancel_job
-from vtc.cli.output import Output, to_dict, video_summary, videos_table
+from vtc.cli.output import Output, playback_lines, to_dict, video_summary, videos_table
 from vtc.v1 import common_pb2, metadata_pb2
 
 MAX_PAGE_SIZE = 500  # the server's cap
@@ -41,12 +41,15 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
 
 def run_status(args: argparse.Namespace, out: Output) -> int:
     with Session.open(args.addr) as session:
-        video = session.videos.GetVideo(metadata_pb2.GetVideoRequest(video_id=args.video_id),
+        video = session.videos.GetVideo(metadata_pb2.GetVideoRequest(video_id=args.video_id,
+                                                                     url_ttl_seconds=args.ttl or 0),
                                         metadata=session.metadata(), timeout=UNARY_TIMEOUT_SECONDS)
     if out.json_mode:
         out.json(to_dict(video))
     else:
         out.show(video_summary(video))
+        for line in playback_lines(video):
+            out.say(line)
     return 0
 
 

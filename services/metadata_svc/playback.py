@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.metadata_svc.job import JobStatus
+from services.metadata_svc.video import Video
 from services.shared.errors import NotFound
 from services.shared.storage import ObjectStore
 from services.shared.storage.keys import presentation_prefix
@@ -32,17 +34,22 @@ class Playback:
         self._store = store
         self._signer = signer
 
-    async def urls(self, tenant_id: str, video_id: str, ttl_seconds: int) -> PlaybackUrls | None:
+    async def urls(self, video: Video, ttl_seconds: int) -> PlaybackUrls | None:
+        """The URLs of the newest presentation: the latest job's when it completed in a folder of
+        its own (a re-transcode, a retry), else the upload's job's, while it is there."""
         if self._signer is None:
             return None
-        prefix = presentation_prefix(tenant_id, video_id)
-        present = [entry for entry in (HLS_ENTRY, DASH_ENTRY) if await self._exists(prefix + entry)]
-        if not present:
-            return None
-        expires = int(time.time()) + ttl_seconds
-        hls, dash = (self._signer.folder_url(prefix, entry, expires) if entry in present else ""
-                     for entry in (HLS_ENTRY, DASH_ENTRY))
-        return PlaybackUrls(hls, dash, datetime.fromtimestamp(expires, UTC))
+        latest = video.job
+        own_folder = latest is not None and latest.status is JobStatus.COMPLETED and latest.outputs_in_job_folder
+        for job_id in ((latest.job_id, "") if own_folder and latest else ("",)):
+            prefix = presentation_prefix(video.tenant_id, video.video_id, job_id=job_id)
+            present = [entry for entry in (HLS_ENTRY, DASH_ENTRY) if await self._exists(prefix + entry)]
+            if present:
+                expires = int(time.time()) + ttl_seconds
+                hls, dash = (self._signer.folder_url(prefix, entry, expires) if entry in present else ""
+                             for entry in (HLS_ENTRY, DASH_ENTRY))
+                return PlaybackUrls(hls, dash, datetime.fromtimestamp(expires, UTC))
+        return None
 
     async def _exists(self, key: str) -> bool:
         try:

@@ -83,7 +83,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         ttl = _url_ttl(request.url_ttl_seconds, self._download_url_ttl, "url_ttl_seconds")
         video = await self._catalog.get_video(tenant, require_id(request.video_id, "vid", "video_id"))
         reply = video.to_proto()
-        if self._playback is not None and (urls := await self._playback.urls(tenant, video.video_id, ttl)):
+        if self._playback is not None and (urls := await self._playback.urls(video, ttl)):
             reply.hls_url, reply.dash_url = urls.hls_url, urls.dash_url
             reply.playback_expires_at.FromDatetime(urls.expires_at)
         return reply

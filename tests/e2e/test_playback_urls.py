@@ -6,7 +6,9 @@ expired URL gives 403 and no media."""
 
 from __future__ import annotations
 
+import base64
 import re
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -19,8 +21,9 @@ import pytest
 from tests.calls import bearer
 from tests.cli_runner import Cli
 from tests.playback import PresentedVideo, present_video
+from tests.presentation import make_presentation
 from tests.stack import Stack
-from vtc.v1 import metadata_pb2, metadata_pb2_grpc
+from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
 
 ORIGIN = "http://127.0.0.1:9"  # a player page on another origin
 
@@ -185,3 +188,23 @@ def test_vtc_status_prints_the_urls_whole_on_their_own_lines(presented: Presente
     assert master.status_code == 200 and master.text.startswith("#EXTM3U")
     assert "any HLS/DASH player until" in shown.stdout
     assert as_json["hls_url"].endswith("/master.m3u8") and as_json["playback_expires_at"]
+
+
+def test_after_a_retranscode_the_urls_play_the_new_jobs_presentation(presented: PresentedVideo,
+                                                                    tmp_path: Path) -> None:
+    with presented.stack.channel() as channel:
+        stub = metadata_pb2_grpc.MetadataServiceStub(channel)
+        job = stub.Retranscode(metadata_pb2.RetranscodeRequest(video_id=presented.video_id),
+                               metadata=bearer(presented.token), timeout=30)
+        final = list(stub.WatchJob(metadata_pb2.WatchJobRequest(job_id=job.job_id),
+                                   metadata=bearer(presented.token), timeout=300))[-1].job
+    assert final.status == common_pb2.JOB_STATUS_COMPLETED, final.error
+    folder = presented.folder.parent / "jobs" / job.job_id / "presentation"
+    if not (folder / "master.m3u8").exists():  # until the transcoder writes presentations
+        shutil.copytree(make_presentation(tmp_path / "again", seconds=2.0), folder)
+
+    url = presented.get_video().hls_url
+    scope = base64.urlsafe_b64decode(urlsplit(url).path.split("/")[2].split(".")[0] + "==").decode()
+
+    assert scope == f"{presented.tenant_id}/{presented.video_id}/jobs/{job.job_id}/presentation/"
+    assert httpx.get(url, timeout=30).content == (folder / "master.m3u8").read_bytes()

@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "workers": ["workers.py"],
     "stills": ["stills_cost.py"],
     "compression": ["compression.py"],
+    "codecs": ["codec_profiles.py"],
 }
 
 

@@ -6,12 +6,17 @@ a quality report decoded from the encoder's own packets."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
+from services.process_svc.adaptive.codecs import codecs_string
+from services.process_svc.adaptive.fmp4 import read_init
 from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import Profile, plan_encode
 from services.process_svc.profiles import ProfileCatalog
@@ -88,3 +93,38 @@ def test_opus_tracks_are_copied_into_every_webm_rung(clip_640x360: Path, tmp_pat
             samples = sum(frame.samples for frame in container.decode(audio=0))
         assert abs(samples / 48000 - 2.0) < 0.05, "two seconds of sound"
     assert tracks[0] == tracks[1], "the one Opus encode, muxed into both rungs"
+
+
+def _init_segment(encoder: str, codec_tag: str = "", **options: str) -> bytes:
+    """The init segment (ftyp + moov) of a one-track fragmented MP4 made by `encoder`."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4",
+                 options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as container:
+        if encoder == "libopus":
+            stream = container.add_stream(encoder, rate=48000)
+            stream.codec_context.layout = "stereo"
+            silence = av.AudioFrame.from_ndarray(np.zeros((1, 960 * 2), np.float32), format="flt", layout="stereo")
+            silence.sample_rate, silence.pts = 48000, 0
+            container.mux(stream.encode(silence))
+        else:
+            stream = container.add_stream(encoder, rate=30)
+            context = stream.codec_context
+            context.width, context.height, context.pix_fmt, context.options = 320, 240, "yuv420p", options
+            if codec_tag:
+                context.codec_tag = codec_tag
+            for i in range(3):
+                frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 40 * i, np.uint8), format="rgb24")
+                frame = frame.reformat(format="yuv420p")
+                frame.pts, frame.time_base = i, Fraction(1, 30)
+                container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    data = buffer.getvalue()
+    return data[:data.index(b"moof") - 4]
+
+
+def test_the_packager_names_every_codec_a_profile_makes() -> None:
+    assert codecs_string(read_init(_init_segment("libx265", "hvc1", **{"x265-params": "log-level=error"}))) \
+        .startswith("hvc1.1.6.L")
+    assert codecs_string(read_init(_init_segment("libsvtav1", preset="12"))) == "av01.0.00M.08"
+    assert codecs_string(read_init(_init_segment("libvpx-vp9", deadline="realtime"))).startswith("vp09.00.")
+    assert codecs_string(read_init(_init_segment("libopus"))) == "opus"

@@ -8,7 +8,14 @@ from fractions import Fraction
 
 import pytest
 
-from services.process_svc.adaptive.codecs import UnsupportedCodec, aac_codecs, avc_codecs
+from services.process_svc.adaptive.codecs import (
+    UnsupportedCodec,
+    aac_codecs,
+    av1_codecs,
+    avc_codecs,
+    hevc_codecs,
+    vp9_codecs,
+)
 from services.process_svc.adaptive.manifests import dash_manifest, hls_master_playlist, hls_media_playlist
 from services.process_svc.adaptive.model import Presentation, Segment, Track, segment_file
 
@@ -169,3 +176,19 @@ def test_codecs_strings_come_from_the_configuration_records() -> None:
     assert aac_codecs(bytes([0x2B, 0x92])) == "mp4a.40.5"  # HE-AAC
     with pytest.raises(UnsupportedCodec):
         avc_codecs("avc1", b"")
+
+
+def test_codecs_strings_of_hevc_av1_vp9_from_their_records() -> None:
+    # hvcC: version 1; profile space 0, Main tier, Main profile (1); compatibility flags 0x60000000
+    # (bits 1 and 2 set, written reversed: 6); constraint bytes 0x90 then zeros; level 4 (120).
+    hvcc = bytes([1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 120])
+    assert hevc_codecs("hvc1", hvcc) == "hvc1.1.6.L120.90"
+    assert hevc_codecs("hvc1", bytes([1, 0x22, 0x20, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 153])) == "hvc1.2.4.H153.90"
+    # av1C: marker + version 1; Main profile (0), level 4.0 (index 8); Main tier, 8 bits, 4:2:0.
+    assert av1_codecs(bytes([0x81, 0x08, 0x0C])) == "av01.0.08M.08"
+    assert av1_codecs(bytes([0x81, 0x0D, 0xCC])) == "av01.0.13H.10"  # high tier, 10 bits
+    # vpcC (full box): profile 0, level 3.1, 8 bits.
+    assert vp9_codecs(bytes([1, 0, 0, 0, 0, 31, 0x82, 1, 1, 1, 0, 0])) == "vp09.00.31.08"
+    for broken in (lambda: hevc_codecs("hvc1", b""), lambda: av1_codecs(b"\x00"), lambda: vp9_codecs(b"")):
+        with pytest.raises(UnsupportedCodec):
+            broken()

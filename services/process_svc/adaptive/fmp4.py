@@ -16,6 +16,8 @@ from dataclasses import dataclass
 # Boxes whose payload is nothing but more boxes.
 _CONTAINERS = {"moov", "trak", "mdia", "minf", "stbl", "moof", "traf", "mvex", "edts", "dinf"}
 _NON_SYNC = 0x00010000  # sample_is_non_sync_sample in the sample flags
+# Sample entry -> the box holding its codec configuration record.
+_VIDEO_CONFIG_BOXES = {"hvc1": "hvcC", "hev1": "hvcC", "av01": "av1C", "vp09": "vpcC"}
 
 
 class Fmp4Error(ValueError):
@@ -27,6 +29,9 @@ class InitInfo:
     timescale: int  # ticks per second of the track's media time (mdhd)
     sample_entry: str  # "avc1", "mp4a", ...
     avc_config: bytes = b""  # the avcC payload (video), empty otherwise
+    # The codec configuration record of other video sample entries: hvcC (hvc1/hev1), av1C (av01),
+    # vpcC (vp09, a full box: version and flags first); empty otherwise.
+    video_config: bytes = b""
     audio_config: bytes = b""  # the AudioSpecificConfig in esds (AAC), empty otherwise
     default_sample_duration: int = 0  # trex defaults, used when a fragment states none
     default_sample_flags: int = 0
@@ -83,12 +88,16 @@ def read_init(data: bytes) -> InitInfo:
     # stsd: full box header, entry count, then the first sample entry (a box).
     entry = next(_boxes(data, stsd[0] + 8, stsd[1]))
     kind, payload, entry_end = entry
-    avc_config = audio_config = b""
+    avc_config = audio_config = video_config = b""
     if kind in ("avc1", "avc3"):
         # VisualSampleEntry: 78 bytes of fixed fields before its child boxes.
         avcc = _find(data, "avcC", payload + 78, entry_end)
         if avcc is not None:
             avc_config = data[avcc[0]:avcc[1]]
+    elif kind in _VIDEO_CONFIG_BOXES:
+        record = _find(data, _VIDEO_CONFIG_BOXES[kind], payload + 78, entry_end)
+        if record is not None:
+            video_config = data[record[0]:record[1]]
     elif kind == "mp4a":
         # AudioSampleEntry: 28 bytes of fixed fields before its child boxes.
         esds = _find(data, "esds", payload + 28, entry_end)
@@ -101,6 +110,7 @@ def read_init(data: bytes) -> InitInfo:
         _, _, _, duration, _, flags = struct.unpack_from(">IIIIII", data, trex[0])
         defaults = (duration, flags)
     return InitInfo(timescale=timescale, sample_entry=kind, avc_config=avc_config, audio_config=audio_config,
+                    video_config=video_config,
                     default_sample_duration=defaults[0], default_sample_flags=defaults[1],
                     presentation_offset=_edit_offset(data))
 

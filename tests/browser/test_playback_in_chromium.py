@@ -7,12 +7,12 @@ changes the picture's size and playback goes on."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from tests.media import make_clip
 from tests.playback import PresentedVideo, present_video
 from tests.stack import Stack
 
@@ -21,8 +21,11 @@ TIMEOUT_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
-def presented(stack: Stack, clip_640x360: Path, tmp_path_factory: pytest.TempPathFactory) -> PresentedVideo:
-    return present_video(stack, stack.admin_token(), clip_640x360, tmp_path_factory.mktemp("presentation"))
+def presented(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> PresentedVideo:
+    """A clip long enough to play past 3 s after a switch, and tall enough for two rungs (480p, 360p)."""
+    media = tmp_path_factory.mktemp("playback-media")
+    clip = make_clip(media / "playback.mp4", seconds=8.0, width=854, height=480)
+    return present_video(stack, stack.admin_token(), clip, media)
 
 
 def wait_for(driver: Any, what: str, check: Any, timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:

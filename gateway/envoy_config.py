@@ -295,30 +295,44 @@ def _connection_manager(clusters: Mapping[str, tuple[str, Address]], descriptor_
         ],
     }
     if access_log:
-        # Fields are named one by one: headers (Authorization) are never logged.
-        manager["access_log"] = [{
-            "name": "envoy.access_loggers.stdout",
-            "typed_config": {
-                "@type": _TYPE + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-                "log_format": {"json_format": {
-                    "time": "%START_TIME%",
-                    "logger": "vtc.gateway",
-                    "method": "%REQ(:METHOD)%",
-                    # Never the query string: a client may put a token there
-                    # (?access_token=...), and no token may reach a log.
-                    "path": "%PATH(NQ:ORIG_OR_PATH)%",
-                    "grpc_method": "%PATH(NQ:PATH)%",
-                    "status": "%RESPONSE_CODE%",
-                    "grpc_status": "%GRPC_STATUS%",
-                    "bytes_in": "%BYTES_RECEIVED%",
-                    "bytes_out": "%BYTES_SENT%",
-                    "ms": "%DURATION%",
-                    "flags": "%RESPONSE_FLAGS%",
-                    "request_id": "%REQ(X-REQUEST-ID)%",
-                }},
-            },
-        }]
+        manager["access_log"] = _access_logs()
     return manager
+
+
+def _access_logs() -> list[dict[str, Any]]:
+    """JSON lines on stdout. Fields are named one by one: headers (Authorization) are
+    never logged, nor a query string (a client may put a token there: ?access_token=).
+    A signed URL's path is its credential (/play/<token>/...), so those requests get
+    a logger of their own that writes the route and not the path."""
+    fields = {
+        "time": "%START_TIME%",
+        "logger": "vtc.gateway",
+        "method": "%REQ(:METHOD)%",
+        "path": "%PATH(NQ:ORIG_OR_PATH)%",
+        "grpc_method": "%PATH(NQ:PATH)%",
+        "status": "%RESPONSE_CODE%",
+        "grpc_status": "%GRPC_STATUS%",
+        "bytes_in": "%BYTES_RECEIVED%",
+        "bytes_out": "%BYTES_SENT%",
+        "ms": "%DURATION%",
+        "flags": "%RESPONSE_FLAGS%",
+        "request_id": "%REQ(X-REQUEST-ID)%",
+    }
+    signed_fields = {**{k: v for k, v in fields.items() if k != "grpc_method"}, "path": "/%ROUTE_NAME%/(signed)"}
+
+    def signed_path(prefix: str, invert: bool) -> dict[str, Any]:
+        return {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": prefix},
+                                             "invert_match": invert}}}
+
+    def logger(json_format: dict[str, str], log_filter: dict[str, Any]) -> dict[str, Any]:
+        return {"name": "envoy.access_loggers.stdout", "filter": log_filter, "typed_config": {
+            "@type": _TYPE + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"json_format": json_format}}}
+
+    return [
+        logger(fields, {"and_filter": {"filters": [signed_path(p, True) for p in SIGNED_PREFIXES]}}),
+        logger(signed_fields, {"or_filter": {"filters": [signed_path(p, False) for p in SIGNED_PREFIXES]}}),
+    ]
 
 
 def build_envoy_config(

@@ -7,6 +7,7 @@ expired URL gives 403 and no media."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import time
@@ -208,3 +209,23 @@ def test_after_a_retranscode_the_urls_play_the_new_jobs_presentation(presented: 
 
     assert scope == f"{presented.tenant_id}/{presented.video_id}/jobs/{job.job_id}/presentation/"
     assert httpx.get(url, timeout=30).content == (folder / "master.m3u8").read_bytes()
+
+
+def test_no_signed_path_reaches_envoys_access_log(presented: PresentedVideo) -> None:
+    """A signed URL's path is its credential: the access log names the route, not the path."""
+    url = presented.get_video().hls_url
+    token = urlsplit(url).path.split("/")[2]
+    marker = f"play-log-{time.monotonic_ns()}"
+    assert httpx.get(url, headers={"x-request-id": marker}, timeout=30).status_code == 200
+    gateway = presented.stack.vtc.gateway
+    assert gateway is not None
+
+    deadline = time.monotonic() + 30
+    while marker not in gateway.log_path.read_text():
+        assert time.monotonic() < deadline, gateway.log_tail()
+        time.sleep(0.2)
+    log = gateway.log_path.read_text()
+    line = next(json.loads(entry) for entry in log.splitlines() if marker in entry)
+
+    assert (line["path"], line["status"]) == ("/play/(signed)", 200)
+    assert token not in log and token.split(".")[2] not in log

@@ -32,7 +32,7 @@ import grpc
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied, VtcError
 from services.shared.storage._base import ObjectStore
 from services.shared.storage.local import LocalDirectoryStore
-from services.shared.storage.signed_urls import SignedRequest, UrlSigner
+from services.shared.storage.signed_urls import ROUTES, SignedRequest, UrlSigner
 
 log = logging.getLogger("vtc.storage.files")
 
@@ -235,8 +235,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Never the path: a signed URL's path is its credential.
+        route = next((r for r in ROUTES if self.path.startswith(r)), "?")
+        log.debug("files: %s %s... %s", self.command, route, code)
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
-        log.debug("files: " + format, *args)
+        pass  # http.server's other messages quote the request line, token included
 
 
 class _Server(ThreadingHTTPServer):

@@ -54,6 +54,7 @@ def test_a_stock_player_plays_switches_level_and_plays_on(kind: str, presented: 
                                                           player_page: str) -> None:
     video = presented.get_video()
     url = video.hls_url if kind == "hls" else video.dash_url
+    opened = time.monotonic()
     browser.get(f"{player_page}?kind={kind}&src={quote(url, safe='')}")
 
     started = wait_for(browser, "two levels and playback started",
@@ -63,9 +64,12 @@ def test_a_stock_player_plays_switches_level_and_plays_on(kind: str, presented: 
 
     # Force the level the player is not showing, as a quality menu does.
     target = next(i for i, width in enumerate(widths) if width != started["videoWidth"])
+    playing = time.monotonic()
     browser.execute_script(f"window.forceLevel({target})")
     switched = wait_for(browser, f"the picture at level {target} ({widths[target]} wide)",
                         lambda s: s["videoWidth"] == widths[target] and s["rendered"] == target)
+    print(f"{kind}: playing {playing - opened:.1f} s after the page opened; level {target} "
+          f"({widths[target]} wide) shown {time.monotonic() - playing:.1f} s after the switch")
     after = wait_for(browser, f"playback past {PLAY_SECONDS} s after the switch",
                      lambda s: s["currentTime"] > max(PLAY_SECONDS, switched["currentTime"] + 1.0))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests.databases import private_postgres_database
 from tests.media import make_clip
 from tests.mesh import RunningMesh, run_mesh
 from tests.metadata_replicas import AMQP_URL, BrokerNamespace, require_rabbitmq
+from tests.presentation import make_presentation
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 VTC = Path(sys.executable).with_name("vtc")
@@ -71,7 +73,8 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("media") / "long.mp4", seconds=4.0, width=1280, height=720)
 
 
-def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh, cli, clip: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh, cli, clip: Path,  # type: ignore[no-untyped-def]
+                                                           tmp_path: Path) -> None:
     done = cli("upload", str(clip), "--watch", "--json", timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -92,6 +95,19 @@ def test_an_upload_through_traefik_completes_and_rest_sees_it(mesh: RunningMesh,
         assert url.startswith(f"{mesh.rest_url}/files/"), url
         fetched = httpx.get(url, headers={"Range": "bytes=0-99"}, timeout=30)
         assert fetched.status_code == 206 and len(fetched.content) == 100, fetched.text
+
+    # Playback URLs too, from either replica, through the edge's /play/ route.
+    folder = (mesh.mesh.settings.data_dir / "objects" / reply.json()["tenantId"] / result["video_id"]
+              / "presentation")
+    if not (folder / "master.m3u8").exists():  # until the transcoder writes presentations
+        shutil.copytree(make_presentation(tmp_path / "presentation", seconds=2.0), folder)
+    for _ in mesh.mesh.plan.metadata:
+        video = httpx.get(f"{mesh.rest_url}/v1/videos/{result['video_id']}", timeout=30,
+                          headers={"authorization": f"Bearer {token}"}).json()
+        assert video["hlsUrl"].startswith(f"{mesh.rest_url}/play/"), video
+        master = httpx.get(video["hlsUrl"], timeout=30)
+        assert master.status_code == 200 and master.text.startswith("#EXTM3U"), master.text
+        assert master.headers["access-control-allow-origin"] == "*"
 
 
 def test_an_upload_succeeds_while_one_of_the_two_workers_is_down(mesh: RunningMesh, cli, clip: Path) -> None:  # type: ignore[no-untyped-def]

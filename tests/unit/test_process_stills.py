@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import weakref
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from services.process_svc.execute.stills import StillsWriter
 from services.process_svc.execute.stills.images import rgb_picture, small_luma
 from services.process_svc.execute.stills.poster import PosterPicker
 from services.process_svc.execute.stills.scoring import LumaStats, luma_stats, poster_score, rejection, score
 from services.process_svc.execute.stills.storyboard import SpriteSheet, storyboard_vtt, vtt_timestamp
-from services.process_svc.plan import SourceInfo, plan_encode
+from services.process_svc.plan import RenditionPlan, SourceInfo, plan_encode
 from services.process_svc.plan.stills import (
     ImageSize,
     PosterSpec,
@@ -315,3 +317,48 @@ def test_small_luma_of_a_ten_bit_rung_reads_its_levels() -> None:
     frame = yuv_frame(126, 128, 128).reformat(format="yuv420p10le")
     luma = small_luma(frame, 16)
     assert luma.dtype == np.uint8 and abs(int(luma.mean()) - 126) <= 1
+
+
+# --- The writer, fed frames by hand ---------------------------------------------------------
+
+def rung_frames(seconds: float, fps: int = 10, width: int = 64, height: int = 36) -> list[av.VideoFrame]:
+    frames = []
+    for i in range(round(seconds * fps)):
+        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 + i % 200, np.uint8), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts, frame.time_base, frame.duration = i, Fraction(1, fps), 1
+        frames.append(frame)
+    return frames
+
+
+def small_ladder(seconds: float) -> tuple[SourceInfo, list[RenditionPlan]]:
+    source = SourceInfo(width=64, height=36, fps=Fraction(10), duration_seconds=seconds)
+    return source, list(plan_encode(ProfileCatalog.load().get("default"), source).renditions)
+
+
+def test_a_video_shorter_than_stated_still_gets_every_thumbnail_and_a_storyboard_to_its_end(tmp_path: Path) -> None:
+    source, ladder = small_ladder(10.0)  # says 10 s; its pictures stop at 4 s
+    thumbs = StillsWriter(plan_thumbnails(ThumbnailsSpec(count=5, width=32), ladder, source), tmp_path)
+    board = StillsWriter(plan_storyboard(StoryboardSpec(interval_seconds=1.0, tile_width=32), ladder, source), tmp_path)
+    for writer in (thumbs, board):
+        writer.start()
+    for frame in rung_frames(4.0):
+        thumbs.offer(frame)
+        board.offer(frame)
+    made = thumbs.finish()
+    assert [t.time_seconds for t in made.thumbnails] == [1.0, 3.0, 3.9, 3.9, 3.9]
+    assert all(t.path.exists() for t in made.thumbnails)
+    cues = parse_vtt(board.finish().storyboard[1].path.read_text())
+    assert len(cues) == 4 and cues[-1][1] == pytest.approx(4.0)
+
+
+def test_a_failure_on_the_stills_thread_is_raised_to_the_pass_not_hung_on(tmp_path: Path) -> None:
+    source, ladder = small_ladder(2.0)
+    writer = StillsWriter(plan_thumbnails(ThumbnailsSpec(count=2, width=32), ladder, source), tmp_path)
+    writer.start()
+    writer.dir.rmdir()  # the scratch disk lost the folder: JPEGs cannot be written
+    with pytest.raises(FileNotFoundError):
+        for frame in rung_frames(2.0):
+            writer.offer(frame)
+        writer.finish()
+    writer.close()

@@ -72,10 +72,12 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
                        on_progress, cancel)
             run.transcode()
             for still in stills:
-                still.finish()
+                still.end_of_stream()  # its thread writes the last files while the encoders flush
             for writer in writers:
                 writer.finish()
                 writer.close()  # writes the index (moved to the front: faststart)
+            for still in stills:
+                still.finish()
             qualities = [writer.quality() for writer in writers]
         finally:
             for writer in writers:  # after a failure: stop the threads, leave the files to the caller

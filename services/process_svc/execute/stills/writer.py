@@ -31,7 +31,8 @@ from services.process_svc.plan.stills import PosterPlan, StillPlan, StoryboardPl
 log = logging.getLogger("vtc.process.stills")
 
 IMAGES_DIR = "images"  # under the job's output folder, as under the video's storage prefix
-_FINISH = object()
+_END = object()  # the stream ended: write what is held, then stop
+_ABORT = object()  # stop without writing more
 _EPSILON = 1e-3  # a frame stamped a millisecond early is on time
 
 
@@ -51,7 +52,7 @@ class ProducedStills:
     thumbnails: list[StillFile] = field(default_factory=list)
     storyboard: list[StillFile] = field(default_factory=list)  # storyboard.jpg, storyboard.vtt
     poster_rejections: dict[str, int] = field(default_factory=dict)  # sampled candidates refused, by reason
-    cpu_seconds: float = 0.0  # what making them cost, off the decode loop (its thread, then the final writes)
+    cpu_seconds: float = 0.0  # what making them cost, on the stills thread (off the decode loop)
 
     @property
     def files(self) -> list[StillFile]:
@@ -84,7 +85,8 @@ class StillsWriter:
         self._tile_starts = [t.start for t in self._storyboard.tiles] if self._storyboard is not None else []
         self._next_tile = 0
         self._last: tuple[av.VideoFrame, float] | None = None
-        self._end = 0.0
+        self._media_end = 0.0  # where the last frame offered ends
+        self._ended = False
         # State of the stills thread.
         self._picker: PosterPicker[av.VideoFrame] | None = (
             PosterPicker(poster.region) if poster is not None and poster.at_seconds is None else None)
@@ -106,7 +108,7 @@ class StillsWriter:
             return
         self._last = (frame, time)
         duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
-        self._end = max(self._end, time + duration)
+        self._media_end = max(self._media_end, time + duration)
         due: _Due | None = None
         if time + _EPSILON >= self._next_poster:
             due = _Due(frame, time, poster=True)
@@ -131,57 +133,62 @@ class StillsWriter:
         step = self._poster.sample_seconds
         return (math.floor((time + _EPSILON) / step) + 1) * step
 
-    def finish(self) -> ProducedStills:
-        """At the end of the stream: writes the poster and the storyboard, waits for every file."""
+    def end_of_stream(self) -> None:
+        """Nothing more comes: the thread writes the poster and the storyboard while the caller goes on
+        (the encoders flushing). Cheap; finish() waits for the files."""
+        if self._ended:
+            return
+        self._ended = True
         if self._last is not None:
             # The video ended before its stated length: the missing thumbnails (and a poster asked for
             # past the end) show its last picture.
-            frame, time = self._last
+            frame, at = self._last
             missing = list(range(self._next_thumbnail, len(self._thumbnail_times)))
             poster = self._next_poster < math.inf and self._picker is None
             if missing or poster:
-                self._put(_Due(frame, time, poster=poster, thumbnails=missing))
+                self._put(_Due(frame, at, poster=poster, thumbnails=missing))
             self._next_thumbnail, self._next_poster = len(self._thumbnail_times), math.inf
         self._last = None
-        self._stop()
+        self._put(_END)
+
+    def finish(self) -> ProducedStills:
+        """Waits for every file (calls end_of_stream() if the caller has not); raises what went wrong."""
+        self.end_of_stream()
+        self._thread.join()
         if self._error is not None:
             raise self._error
-        started = thread_time()
-        self._complete()
-        self._produced.cpu_seconds += thread_time() - started
         self.result = self._produced
         return self._produced
 
     def close(self) -> None:
-        """Stops the thread (after a failure too); the files are the caller's to remove."""
+        """Stops the thread (after a failure too, without writing more); the files are the caller's to remove."""
         self._last = None
-        self._stop()
+        if self._thread.is_alive():
+            self._queue.put(_ABORT)
+            self._thread.join()
 
     def _put(self, item: object) -> None:
         if self._error is not None:
             raise self._error
         self._queue.put(item)
 
-    def _stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_FINISH)
-            self._thread.join()
-
     def _run(self) -> None:
         started = thread_time()
         try:
-            self._drain()
+            while (item := self._queue.get()) is not _ABORT:
+                if item is _END and self._error is not None:
+                    return
+                if self._error is not None:
+                    continue  # keep draining, so the decode loop never blocks on a dead thread
+                try:
+                    if item is _END:
+                        self._complete()
+                        return
+                    self._take(item)  # type: ignore[arg-type]
+                except BaseException as error:  # handed to the decode loop on its next offer, or to finish()
+                    self._error = error
         finally:
-            self._produced.cpu_seconds += thread_time() - started
-
-    def _drain(self) -> None:
-        while (item := self._queue.get()) is not _FINISH:
-            if self._error is not None:
-                continue  # keep draining, so the decode loop never blocks on a dead thread
-            try:
-                self._take(item)  # type: ignore[arg-type]
-            except BaseException as error:  # handed to the decode loop on its next offer
-                self._error = error
+            self._produced.cpu_seconds = thread_time() - started
 
     def _take(self, due: _Due) -> None:
         if due.poster:
@@ -203,7 +210,7 @@ class StillsWriter:
                 self._sheet.add(rgb)
 
     def _complete(self) -> None:
-        """On the caller's thread, once the stills thread has stopped."""
+        """The files made at the end of the stream."""
         if self._picker is not None:
             choice = self._picker.finish()
             self._produced.poster_rejections = dict(self._picker.rejections)
@@ -241,7 +248,7 @@ class StillsWriter:
         sheet = self._sheet
         assert sheet is not None
         plan = sheet.plan
-        tiles = sheet.close(self._end or plan.content_seconds)  # where the pictures really stopped
+        tiles = sheet.close(self._media_end or plan.content_seconds)  # where the pictures really stopped
         image = sheet.image()
         sprite, index = self.dir / plan.sprite_name, self.dir / plan.index_name
         write_jpeg(image, sprite, plan.jpeg_quality)

@@ -83,10 +83,15 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._lock = asyncio.Lock()
         self._revoked: dict[str, float] = {}  # heard on the bus, kept until a fetched set has them too
+        # Moves on whenever what this verifier trusts may have changed (a revocation heard, a key set
+        # fetched, a signing key change announced): a call under way checks its token again only then
+        # (and every few seconds), instead of at every message (see AuthInterceptor).
+        self.generation = 0
 
     def revoke(self, key_id: str, revoked_at: float) -> None:
         """Rejects from now on every token of this API key issued up to revoked_at."""
         self._revoked[key_id] = max(revoked_at, self._revoked.get(key_id, float("-inf")))
+        self.generation += 1
 
     async def follow(self, bus: Bus) -> None:
         """Follows the auth service's broadcasts: a revocation applies at once, a
@@ -99,6 +104,7 @@ class TokenVerifier:
             elif delivery.routing_key == SIGNING_KEYS_CHANGED:
                 log.info("signing keys changed; fetching the key set again")
                 self._outdated = True  # until a fetch succeeds, each token tries again
+                self.generation += 1
                 await self._fetch()
 
         await bus.consume_broadcast([KEY_REVOKED, SIGNING_KEYS_CHANGED], on_event)
@@ -117,6 +123,7 @@ class TokenVerifier:
                 log.warning("could not fetch the key set: %s", error)
                 return
             self._key_set, self._fetched_at, self._outdated = key_set, began, False
+            self.generation += 1
             # A revocation heard on the bus stays until the fetched list carries it.
             self._revoked = {k: at for k, at in self._revoked.items() if k not in key_set.revoked}
 

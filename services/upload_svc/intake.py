@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
+import time
 from collections.abc import AsyncIterable
 from pathlib import Path, PurePosixPath
 
@@ -66,12 +67,21 @@ class UploadIntake:
             if not header.profile_document:  # a customer's own was checked with the header
                 await self._profiles.require(header.profile)
             with spool_file(self._spool_dir, header.filename) as path:
+                started = time.perf_counter()
                 received = await receiver.receive_into(path)
+                last_byte = time.perf_counter()
                 media = await probe(path)
+                probed = time.perf_counter()
                 await self._store_and_register(video_id, job_id, tenant_id, header, received, media)
+                stored = time.perf_counter()
+            # The phases' times: the receive one is the network and the checks per chunk, the rest is
+            # the wait between the last byte and the reply (bench/upload.py reads them).
             log.info("upload accepted", extra={"fields": {
                 "bytes": received.size_bytes, "profile": header.profile,
-                "width": media.width, "height": media.height, "duration_seconds": round(media.duration_seconds, 3)}})
+                "width": media.width, "height": media.height, "duration_seconds": round(media.duration_seconds, 3),
+                "messages": received.messages, "receive_seconds": round(last_byte - started, 3),
+                "probe_seconds": round(probed - last_byte, 3),
+                "store_seconds": round(stored - probed, 3)}})
         return upload_pb2.UploadResponse(video_id=video_id, job_id=job_id, size_bytes=received.size_bytes,
                                          sha256=received.sha256, probe=media)
 

@@ -1,6 +1,7 @@
 """Reads one Upload stream: the header first, then the chunks into a spool file
 on disk, hashing as they arrive. The file is never held whole in memory, and
-disk writes and hashing run in a worker thread so the event loop stays free.
+disk writes and hashing run on a worker thread, in batches, while the event
+loop receives the next chunks (spool.py).
 
 A client that goes silent is not waited for: each message must arrive within
 UploadLimits.idle_seconds of the one before, or the upload ends with
@@ -10,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 from services.process_svc.profiles.document import read_profile_document
 from services.shared.errors import DeadlineExceeded, InvalidArgument
 from services.shared.validation import MAX_TITLE_CHARS, file_name, free_text, sha256_hex, slug
+from services.upload_svc.spool import SpoolWriter
 from vtc.v1 import upload_pb2
 
 SPOOL_PREFIX = "upload-"
@@ -67,6 +67,7 @@ class ReceivedFile:
     path: Path
     size_bytes: int
     sha256: str
+    messages: int = 0  # how many messages brought it (REST: as Envoy cut the body)
 
 
 @contextlib.contextmanager
@@ -101,19 +102,33 @@ class UploadReceiver:
 
     Over REST, Envoy's transcoder repeats the header (from the query string) in
     every message and splits the body across messages, so headers after the
-    first are ignored, as the contract says."""
+    first are ignored, as the contract says.
+
+    The work per message is kept small (it is most of an upload's cost beyond
+    the network): one timer for the idle limit, re-armed at most once per
+    idle_seconds instead of a timeout per message; the chunk's bytes read out
+    of the message once; hashing and writing batched on a worker thread
+    (spool.SpoolWriter)."""
 
     def __init__(self, requests: AsyncIterable[upload_pb2.UploadRequest], limits: UploadLimits) -> None:
         self._requests: AsyncIterator[upload_pb2.UploadRequest] = aiter(requests)
         self._limits = limits
         self._header: UploadHeader | None = None
         self._first_chunk = b""
+        # The idle limit: when the current wait for a message began (None: not waiting), and its timer.
+        self._waiting_since: float | None = None
+        self._awaited = ""
+        self._timer: asyncio.TimerHandle | None = None
+        self._stalled = False
+        self._task: asyncio.Task | None = None
 
     async def read_header(self) -> UploadHeader:
         try:
             first = await self._next_message("the header")
         except StopAsyncIteration:
             raise InvalidArgument("the upload stream was empty: the first message must carry the header") from None
+        finally:
+            self._stop_timer()
         if not first.HasField("header"):
             raise InvalidArgument("the first upload message must carry the header (filename, size_bytes)")
         self._header = UploadHeader.from_proto(first.header, self._limits)
@@ -125,61 +140,76 @@ class UploadReceiver:
         header = self._header
         if header is None:
             raise RuntimeError("read_header() must come first")
-        digest = hashlib.sha256()
-        received = 0
-        handle: BinaryIO = await asyncio.to_thread(open, path, "wb")
+        declared, chunk_max = header.size_bytes, self._limits.chunk_max_bytes
+        received = messages = 0
         try:
-            async for data in self._chunks():
-                received += len(data)
-                if received > header.size_bytes:
-                    raise InvalidArgument(
-                        f"received more than the {header.size_bytes} bytes header.size_bytes declared: "
-                        "declare the file's exact size")
-                await asyncio.to_thread(_absorb, handle, digest, data)
-            await asyncio.to_thread(handle.flush)
+            async with SpoolWriter(path) as spool:
+                data, self._first_chunk = self._first_chunk, b""
+                while True:
+                    if data:
+                        if len(data) > chunk_max:
+                            raise InvalidArgument(
+                                f"a chunk of {len(data)} bytes is over the limit of {chunk_max} bytes per message: "
+                                "send the file in smaller chunks")
+                        received += len(data)
+                        if received > declared:
+                            raise InvalidArgument(
+                                f"received more than the {declared} bytes header.size_bytes declared: "
+                                "declare the file's exact size")
+                        await spool.add(data)
+                    try:
+                        request = await self._next_message("the next chunk")
+                    except StopAsyncIteration:
+                        break
+                    messages += 1
+                    data = request.chunk.data  # a copy of the bytes each time it is read: once
+                actual = await spool.finish()
         finally:
-            handle.close()
-        if received != header.size_bytes:
+            self._stop_timer()
+        if received != declared:
             raise InvalidArgument(
-                f"received {received} bytes but header.size_bytes declared {header.size_bytes}: "
+                f"received {received} bytes but header.size_bytes declared {declared}: "
                 "the upload was cut short or the declared size is wrong")
-        actual = digest.hexdigest()
         if header.sha256 and actual != header.sha256:
             raise InvalidArgument(
                 f"sha256 mismatch: the header declared {header.sha256} but the received bytes hash to {actual}; "
                 "the file changed or was damaged on the way")
-        return ReceivedFile(path=path, size_bytes=received, sha256=actual)
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        if self._first_chunk:
-            yield self._checked(self._first_chunk)
-        while True:
-            try:
-                request = await self._next_message("the next chunk")
-            except StopAsyncIteration:
-                return
-            if request.chunk.data:
-                yield self._checked(request.chunk.data)
+        return ReceivedFile(path=path, size_bytes=received, sha256=actual, messages=messages + 1)
 
     async def _next_message(self, awaited: str) -> upload_pb2.UploadRequest:
         """The next message, or DeadlineExceeded after idle_seconds of silence."""
+        loop = asyncio.get_running_loop()
+        self._waiting_since, self._awaited = loop.time(), awaited
+        if self._timer is None:
+            self._task = asyncio.current_task()
+            self._timer = loop.call_at(self._waiting_since + self._limits.idle_seconds, self._check_idle)
         try:
-            async with asyncio.timeout(self._limits.idle_seconds):
-                return await anext(self._requests)
-        except TimeoutError:
-            raise DeadlineExceeded(
-                f"no data for {self._limits.idle_seconds:g} s while waiting for {awaited}: the upload stalled "
-                "and was dropped; send it again (uploads must keep sending)") from None
+            return await anext(self._requests)
+        except asyncio.CancelledError:
+            if self._stalled and self._task is not None and self._task.uncancel() == 0:
+                raise DeadlineExceeded(
+                    f"no data for {self._limits.idle_seconds:g} s while waiting for {awaited}: the upload stalled "
+                    "and was dropped; send it again (uploads must keep sending)") from None
+            raise
+        finally:
+            self._waiting_since = None
 
-    def _checked(self, data: bytes) -> bytes:
-        if len(data) > self._limits.chunk_max_bytes:
-            raise InvalidArgument(
-                f"a chunk of {len(data)} bytes is over the limit of {self._limits.chunk_max_bytes} bytes per message: "
-                "send the file in smaller chunks")
-        return data
+    def _check_idle(self) -> None:
+        """The idle timer: ends the wait if it has lasted idle_seconds, else waits for the rest of it.
+        Not re-armed while no wait is under way; the next wait arms it again."""
+        self._timer = None
+        since = self._waiting_since
+        if since is None or self._task is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = since + self._limits.idle_seconds
+        if loop.time() >= due:
+            self._stalled = True
+            self._task.cancel()
+        else:
+            self._timer = loop.call_at(due, self._check_idle)
 
-
-def _absorb(handle: BinaryIO, digest: hashlib._Hash, data: bytes) -> None:
-    # hashlib releases the GIL for large buffers, so this thread does not hold up the loop.
-    digest.update(data)
-    handle.write(data)
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -170,6 +170,16 @@ class Process:
         self._log.close()
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -205,6 +215,7 @@ class Sent:
     rss_growth: int = 0
     video_id: str = ""
     job_id: str = ""
+    server_cpu: float = 0.0  # CPU seconds the server spent receiving
 
     @property
     def streaming_seconds(self) -> float:
@@ -261,6 +272,7 @@ class Bench:
         self.grpc_sink, self.http_sink, self.rest_url = grpc_sink, http_sink, rest_url
         self.token, self.metadata = token, metadata
         self.accepted_seen = 0
+        self.grpc_sink_pid = self.http_sink_pid = 0
 
     def _after_last_byte(self) -> float:
         """The service's own account of its last upload: seconds spent after the last byte."""
@@ -271,7 +283,7 @@ class Bench:
         self.accepted_seen = len(lines)
         fields = lines[-1]
         self.last_phases = {k: fields.get(k, 0.0) for k in ("receive_seconds", "probe_seconds", "store_seconds",
-                                                               "messages")}
+                                                               "messages", "receive_cpu_seconds")}
         return float(fields["probe_seconds"]) + float(fields["store_seconds"])
 
     async def _forget(self, video_id: str, job_id: str) -> None:
@@ -292,13 +304,15 @@ class Bench:
     async def grpc_service(self) -> Sent:
         async with rss_peak(self.upload_svc.pid) as rss:
             seconds, reply = await grpc_upload(self.upload_address, self.token, self.path, self.sha256)
-        sent = Sent(seconds, self._after_last_byte(), rss["peak"] - rss["before"], reply.video_id, reply.job_id)
+        sent = Sent(seconds, self._after_last_byte(), rss["peak"] - rss["before"], reply.video_id, reply.job_id,
+                    self.last_phases["receive_cpu_seconds"])
         await self._forget(reply.video_id, reply.job_id)
         return sent
 
     async def grpc_bare(self) -> Sent:
+        cpu = cpu_seconds(self.grpc_sink_pid)
         seconds, _ = await grpc_upload(self.grpc_sink, self.token, self.path, self.sha256)
-        return Sent(seconds)
+        return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - cpu)
 
     async def rest_service(self) -> Sent:
         query = f"header.filename={self.path.name}&header.size_bytes={self.path.stat().st_size}" \
@@ -306,13 +320,15 @@ class Bench:
         async with rss_peak(self.upload_svc.pid) as rss:
             seconds, reply = await curl_upload(f"{self.rest_url}/v1/uploads?{query}", self.path,
                                                [f"Authorization: Bearer {self.token}"])
-        sent = Sent(seconds, self._after_last_byte(), rss["peak"] - rss["before"], reply["videoId"], reply["jobId"])
+        sent = Sent(seconds, self._after_last_byte(), rss["peak"] - rss["before"], reply["videoId"], reply["jobId"],
+                    self.last_phases["receive_cpu_seconds"])
         await self._forget(sent.video_id, sent.job_id)
         return sent
 
     async def rest_bare(self) -> Sent:
+        cpu = cpu_seconds(self.http_sink_pid)
         seconds, _ = await curl_upload(f"http://{self.http_sink}/upload", self.path, [])
-        return Sent(seconds)
+        return Sent(seconds, server_cpu=cpu_seconds(self.http_sink_pid) - cpu)
 
 
 def mb_s(size: int, seconds: float) -> float:
@@ -398,6 +414,7 @@ async def main() -> int:
             envoy = await start_envoy(config, workdir=tmp / "envoy", log_path=tmp / "envoy.log")
             bench = Bench(path, sha256, upload_svc, upload_address, f"127.0.0.1:{grpc_port}",
                           f"127.0.0.1:{http_port}", envoy.url, token, metadata_pb2_grpc.MetadataServiceStub(channel))
+            bench.grpc_sink_pid, bench.http_sink_pid = grpc_sink.pid, http_sink.pid
             print(f"source {path.name}: {size / MIB:.0f} MiB ({size / 1e6:.0f} MB), 1 MiB chunks; "
                   f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
@@ -420,12 +437,13 @@ async def main() -> int:
                     rss_growth.append(ours.rss_growth)
                     after.append(ours.after_last_byte)
                     phases = bench.last_phases
-                    print(f"  {kind} run {round_index + 1}: upload_svc {mb_s(size, ours.streaming_seconds):6.0f} MB/s "
-                          f"streaming (whole call {ours.seconds:.2f} s: receive {phases['receive_seconds']:.2f} s, "
-                          f"probe {phases['probe_seconds']:.2f} s, store+register {phases['store_seconds']:.2f} s; "
-                          f"{phases['messages']} messages; "
-                          f"RSS +{ours.rss_growth / MIB:.0f} MiB)  bare {mb_s(size, peer.seconds):6.0f} MB/s  "
-                          f"ratio {ratios[kind][-1]:.2f}", flush=True)
+                    mib = size / MIB
+                    print(f"  {kind} {round_index + 1}: upload_svc {mb_s(size, ours.streaming_seconds):5.0f} MB/s "
+                          f"(CPU {ours.server_cpu / mib * 1000:.2f} ms/MiB)  bare {mb_s(size, peer.seconds):5.0f} MB/s "
+                          f"(CPU {peer.server_cpu / mib * 1000:.2f} ms/MiB)  ratio {ratios[kind][-1]:.2f} | "
+                          f"call {ours.seconds:.2f} s: receive {phases['receive_seconds']:.2f} + probe "
+                          f"{phases['probe_seconds']:.2f} + store/register {phases['store_seconds']:.2f}; "
+                          f"{phases['messages']} msgs; RSS +{ours.rss_growth / MIB:.0f} MiB", flush=True)
 
             cli_config = tmp / "cli"
             cli_config.mkdir()

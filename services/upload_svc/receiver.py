@@ -21,6 +21,7 @@ from services.process_svc.profiles.document import read_profile_document
 from services.shared.errors import DeadlineExceeded, InvalidArgument
 from services.shared.validation import MAX_TITLE_CHARS, file_name, free_text, sha256_hex, slug
 from services.upload_svc.spool import SpoolWriter
+from services.upload_svc.wire import UploadMessage
 from vtc.v1 import upload_pb2
 
 SPOOL_PREFIX = "upload-"
@@ -106,15 +107,15 @@ class UploadReceiver:
 
     The work per message is kept small (it is most of an upload's cost beyond
     the network): one timer for the idle limit, re-armed at most once per
-    idle_seconds instead of a timeout per message; the chunk's bytes read out
-    of the message once; hashing and writing batched on a worker thread
-    (spool.SpoolWriter)."""
+    idle_seconds instead of a timeout per message; the chunk's bytes never
+    copied out of the message gRPC delivered (wire.UploadMessage); hashing and
+    writing batched on a worker thread (spool.SpoolWriter)."""
 
-    def __init__(self, requests: AsyncIterable[upload_pb2.UploadRequest], limits: UploadLimits) -> None:
-        self._requests: AsyncIterator[upload_pb2.UploadRequest] = aiter(requests)
+    def __init__(self, requests: AsyncIterable[UploadMessage], limits: UploadLimits) -> None:
+        self._requests: AsyncIterator[UploadMessage] = aiter(requests)
         self._limits = limits
         self._header: UploadHeader | None = None
-        self._first_chunk = b""
+        self._first_chunk = memoryview(b"")
         # The idle limit: when the current wait for a message began (None: not waiting), and its timer.
         self._waiting_since: float | None = None
         self._awaited = ""
@@ -129,10 +130,10 @@ class UploadReceiver:
             raise InvalidArgument("the upload stream was empty: the first message must carry the header") from None
         finally:
             self._stop_timer()
-        if not first.HasField("header"):
+        if first.header is None:
             raise InvalidArgument("the first upload message must carry the header (filename, size_bytes)")
         self._header = UploadHeader.from_proto(first.header, self._limits)
-        self._first_chunk = first.chunk.data
+        self._first_chunk = first.data
         return self._header
 
     async def receive_into(self, path: Path) -> ReceivedFile:
@@ -144,7 +145,7 @@ class UploadReceiver:
         received = messages = 0
         try:
             async with SpoolWriter(path) as spool:
-                data, self._first_chunk = self._first_chunk, b""
+                data, self._first_chunk = self._first_chunk, memoryview(b"")
                 while True:
                     if data:
                         if len(data) > chunk_max:
@@ -162,7 +163,7 @@ class UploadReceiver:
                     except StopAsyncIteration:
                         break
                     messages += 1
-                    data = request.chunk.data  # a copy of the bytes each time it is read: once
+                    data = request.data
                 actual = await spool.finish()
         finally:
             self._stop_timer()
@@ -176,7 +177,7 @@ class UploadReceiver:
                 "the file changed or was damaged on the way")
         return ReceivedFile(path=path, size_bytes=received, sha256=actual, messages=messages + 1)
 
-    async def _next_message(self, awaited: str) -> upload_pb2.UploadRequest:
+    async def _next_message(self, awaited: str) -> UploadMessage:
         """The next message, or DeadlineExceeded after idle_seconds of silence."""
         loop = asyncio.get_running_loop()
         self._waiting_since, self._awaited = loop.time(), awaited

@@ -23,7 +23,7 @@ from services.upload_svc.receiver import UploadLimits, remove_stale_spool_files
 from services.upload_svc.servicer import UploadServicer
 from services.upload_svc.settings import Settings
 from services.upload_svc.slots import UploadSlots
-from vtc.v1 import metadata_pb2_grpc, process_pb2_grpc, upload_pb2, upload_pb2_grpc
+from vtc.v1 import metadata_pb2_grpc, process_pb2_grpc, upload_pb2
 
 log = logging.getLogger("vtc.upload")
 
@@ -52,7 +52,7 @@ class UploadComponent:
         return [peer_check("metadata", self._metadata_channel), peer_check("process", self._process_channel)]
 
     def register(self, server: grpc.aio.Server) -> None:
-        upload_pb2_grpc.add_UploadServiceServicer_to_server(UploadServicer(self._intake, self._slots), server)
+        UploadServicer(self._intake, self._slots).add_to_server(server)
 
     async def start(self) -> None:
         spool_dir = self._settings.upload_spool_dir

@@ -16,6 +16,7 @@ import pytest
 from services.shared.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
 from services.upload_svc.receiver import UploadLimits, UploadReceiver, remove_stale_spool_files, spool_file
 from services.upload_svc.slots import UploadSlots
+from services.upload_svc.wire import UploadMessage
 from vtc.v1 import upload_pb2
 
 MIB = 1024 * 1024
@@ -26,9 +27,15 @@ def header(filename: str = "clip.mov", size: int = 0, **fields: str) -> upload_p
     return upload_pb2.UploadHeader(filename=filename, size_bytes=size, **fields)
 
 
-async def stream(messages: Iterable[upload_pb2.UploadRequest]) -> AsyncIterator[upload_pb2.UploadRequest]:
+async def stream(messages: Iterable[upload_pb2.UploadRequest]) -> AsyncIterator[UploadMessage]:
     for message in messages:
-        yield message
+        yield UploadMessage.parse(message.SerializeToString())
+
+
+async def as_received(messages: AsyncIterator[upload_pb2.UploadRequest]) -> AsyncIterator[UploadMessage]:
+    """As the server reads them: serialized, then parsed by the Upload method's deserializer."""
+    async for message in messages:
+        yield UploadMessage.parse(message.SerializeToString())
 
 
 def grpc_style(data: bytes, chunk: int = MIB, **fields: str) -> list[upload_pb2.UploadRequest]:
@@ -121,7 +128,7 @@ async def test_more_bytes_than_declared_stops_the_upload_at_once(tmp_path: Path)
             sent.append(i)
             yield upload_pb2.UploadRequest(chunk={"data": b"y" * 600})
 
-    receiver = UploadReceiver(endless(), LIMITS)
+    receiver = UploadReceiver(as_received(endless()), LIMITS)
     await receiver.read_header()
     with pytest.raises(InvalidArgument, match="received more than the 1000 bytes"):
         await receiver.receive_into(tmp_path / "spooled")
@@ -148,7 +155,7 @@ async def test_silence_between_chunks_ends_the_upload_after_the_idle_timeout(tmp
         await asyncio.Event().wait()
         yield upload_pb2.UploadRequest()  # never reached
 
-    receiver = UploadReceiver(goes_silent(), dataclasses.replace(LIMITS, idle_seconds=0.2))
+    receiver = UploadReceiver(as_received(goes_silent()), dataclasses.replace(LIMITS, idle_seconds=0.2))
     await receiver.read_header()
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=r"no data for 0\.2 s while waiting for the next chunk"):
@@ -161,7 +168,7 @@ async def test_silence_before_the_header_ends_the_upload_too() -> None:
         await asyncio.Event().wait()
         yield upload_pb2.UploadRequest()  # never reached
 
-    receiver = UploadReceiver(says_nothing(), dataclasses.replace(LIMITS, idle_seconds=0.2))
+    receiver = UploadReceiver(as_received(says_nothing()), dataclasses.replace(LIMITS, idle_seconds=0.2))
     with pytest.raises(DeadlineExceeded, match="while waiting for the header"):
         await receiver.read_header()
 

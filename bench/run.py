@@ -21,10 +21,14 @@ BENCHMARKS: dict[str, list[str]] = {
     "stills": ["stills_cost.py"],
     "compression": ["compression.py"],
     "codecs": ["codec_profiles.py"],
+    "upload": ["upload.py"],
 }
 
 
 def run(name: str) -> int:
+    if name == "upload" and shutil.which("curl") is None:
+        print("bench upload needs curl: apt-get install -y curl")
+        return 1
     if name == "ladder" and shutil.which("ffmpeg") is None:
         print("bench needs the ffmpeg CLI: apt-get install -y ffmpeg")
         return 1

@@ -223,3 +223,35 @@ async def test_a_call_under_way_may_outlive_its_token_but_not_its_key(keyring: S
     verifier.revoke(KEY.key_id, datetime.now(UTC).timestamp())
     with pytest.raises(Unauthenticated, match="API key was revoked"):
         await verifier.verify(expired.token, allow_expired=True)
+
+
+async def test_an_open_stream_checks_its_token_again_when_trust_moves_or_a_second_passes(
+        keyring: SigningKeyring, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the auth interceptor does between a stream's messages: a cheap test, and the full
+    # check only when the verifier learned something (a revocation, a key set fetched) or once a second.
+    from services.shared import interceptors
+
+    token = TokenIssuer(keyring, TTL_SECONDS).issue(KEY, now=datetime.now(UTC) - timedelta(seconds=10)).token
+    await verifier.verify(token)
+    now = [1000.0]
+    monkeypatch.setattr(interceptors.time, "monotonic", lambda: now[0])
+    trust = interceptors._Trust(verifier, token)
+    assert not trust.due()
+
+    verifier.revoke(KEY.key_id, datetime.now(UTC).timestamp())  # heard on the bus
+    assert trust.due()
+    with pytest.raises(Unauthenticated, match="API key was revoked"):
+        await trust.check()
+
+    quiet = TokenVerifier(verifier._source, min_refresh_seconds=0)  # a revocation it will learn only by fetching
+    await quiet.verify(token)
+    trust = interceptors._Trust(quiet, token)
+    now[0] += interceptors.RECHECK_SECONDS / 2
+    assert not trust.due()
+    now[0] += interceptors.RECHECK_SECONDS
+    assert trust.due()
+    await trust.check()
+    assert not trust.due()
+    generation = quiet.generation
+    await quiet._fetch()  # the periodic refresh of the key set
+    assert quiet.generation != generation and trust.due()

@@ -198,3 +198,22 @@ def test_stale_spool_files_are_cleared_but_nothing_else(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("not ours")
     assert remove_stale_spool_files(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+async def test_a_slow_upload_that_keeps_sending_is_never_cut(tmp_path: Path) -> None:
+    # One timer serves the whole stream: it must measure each silence, not the upload's length.
+    data = os.urandom(12 * 1000)
+
+    async def trickles() -> AsyncIterator[upload_pb2.UploadRequest]:
+        yield upload_pb2.UploadRequest(header=header(size=len(data)))
+        for offset in range(0, len(data), 1000):
+            await asyncio.sleep(0.1)
+            yield upload_pb2.UploadRequest(chunk={"data": data[offset:offset + 1000]})
+
+    receiver = UploadReceiver(as_received(trickles()), dataclasses.replace(LIMITS, idle_seconds=0.25))
+    await receiver.read_header()
+    await asyncio.sleep(0.4)  # between the header and the chunks (the profile check): not the client's silence
+    started = time.monotonic()
+    received = await receiver.receive_into(tmp_path / "spooled")
+    assert time.monotonic() - started > 1.0  # four times the idle limit
+    assert received.path.read_bytes() == data

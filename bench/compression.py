@@ -109,11 +109,12 @@ class Bench:
     def _run(self, plan, kind: str, started: float) -> Ladder:  # type: ignore[no-untyped-def]
         out = OUT / "encodes" / kind
         shutil.rmtree(out, ignore_errors=True)
-        produced = execute(plan, self.sources[kind], out)
+        produced = {o.name: o.rendition for o in execute(plan, self.sources[kind], out)}
         seconds = time.monotonic() - started
         rungs = {}
-        for rendition, made in zip(plan.renditions, produced, strict=True):
-            assert made.quality is not None
+        for rendition in plan.renditions:
+            made = produced[rendition.name]
+            assert made is not None and made.quality is not None
             rungs[made.name] = Rung(made.name, rendition.crf, made.size_bytes, made.quality.psnr_db,
                                     made.quality.xpsnr_db)
         shutil.rmtree(out, ignore_errors=True)

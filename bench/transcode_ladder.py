@@ -134,7 +134,7 @@ def run_ours(source: Path, out_dir: Path) -> tuple[float, float, list[ProducedRe
     cpu, started = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
     plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(source))
     # The ffmpeg peer measures no quality: ours does not either here (bench/quality_cost.py prices the report).
-    produced = execute(plan, source, out_dir, quality_sample_every=0)
+    produced = [o.rendition for o in execute(plan, source, out_dir, quality_sample_every=0) if o.rendition is not None]
     return time.perf_counter() - started, cpu_seconds(resource.RUSAGE_SELF) - cpu, produced
 
 

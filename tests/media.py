@@ -83,3 +83,10 @@ def parse_vtt(text: str) -> list[tuple[float, float, str, tuple[int, int, int, i
         end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
         cues.append((start, end, str(g[8]), (g[9], g[10], g[11], g[12])))
     return cues
+
+
+def renditions_made(outputs: list) -> list:
+    """The renditions of execute()'s outputs, each checked to have completed."""
+    failed = [(o.name, o.error) for o in outputs if o.failed]
+    assert not failed, f"outputs failed: {failed}"
+    return [o.rendition for o in outputs if o.rendition is not None]

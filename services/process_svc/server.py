@@ -8,7 +8,8 @@ import logging
 
 import grpc
 
-from services.process_svc.profiles import ProfileCatalog
+from services.process_svc.execute import EXECUTORS
+from services.process_svc.profiles import PROFILES_DIR, ProfileCatalog
 from services.process_svc.servicer import ProcessServicer
 from services.process_svc.settings import Settings
 from services.process_svc.time_limit import TimeLimit
@@ -32,8 +33,8 @@ class ProcessComponent:
         self._settings = settings
         self._bus = bus
         # Loaded now so a broken profile file stops the service at start, not a job later.
-        self.catalog = ProfileCatalog.load(settings.process_profiles_dir) if settings.process_profiles_dir \
-            else ProfileCatalog.load()
+        # Only profiles whose every output type has an executor here (a mistake names the file and output).
+        self.catalog = ProfileCatalog.load(settings.process_profiles_dir or PROFILES_DIR, output_types=EXECUTORS)
         self.worker = TranscodeWorker(
             bus, store, self.catalog, settings.work_dir,
             progress_interval_seconds=settings.process_progress_interval_seconds,

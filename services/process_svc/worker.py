@@ -21,10 +21,10 @@ import os
 import socket
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.process_svc.execute import ProducedRendition, execute, probe_source
+from services.process_svc.execute import ProducedOutput, execute, probe_source
 from services.process_svc.execute.per_title import decide_per_title
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.failures import JobFailure
@@ -40,7 +40,7 @@ from services.shared.errors import InvalidArgument, NotFound, StorageRejected, U
 from services.shared.ids import require_id, require_tenant_id
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore, validate_key
-from services.shared.storage.keys import rendition_key, video_prefix
+from services.shared.storage.keys import output_key, video_prefix
 from services.shared.validation import slug
 from vtc.v1 import common_pb2, events_pb2
 
@@ -216,6 +216,10 @@ class TranscodeWorker:
             plan = await self._plan(profile, info, source)
             running.warnings = plan.warnings
             produced = await self._execute(plan, source, scratch.path / "out", events)
+            failed = [output for output in produced if output.failed]
+            if len(failed) == len(produced):
+                raise JobFailure("no output could be made: " + "; ".join(f"{o.name}: {o.error}" for o in failed))
+            running.warnings += tuple(f"output {o.name} ({o.kind}) failed: {o.error}" for o in failed)
             storing = asyncio.ensure_future(self._store_all(request, produced, running))
             try:
                 return await asyncio.shield(storing)
@@ -247,7 +251,7 @@ class TranscodeWorker:
         return decided.plan
 
     async def _execute(self, plan: EncodePlan, source: Path, out_dir: Path,
-                       events: JobEventPublisher) -> list[ProducedRendition]:
+                       events: JobEventPublisher) -> list[ProducedOutput]:
         relay = ProgressRelay(events.progress, interval_seconds=self._progress_interval)
         cancel = threading.Event()
         encoding = asyncio.ensure_future(asyncio.to_thread(
@@ -263,17 +267,24 @@ class TranscodeWorker:
         finally:
             await relay.close()
 
-    async def _store_all(self, request: events_pb2.JobRequested, produced: list[ProducedRendition],
+    async def _store_all(self, request: events_pb2.JobRequested, produced: list[ProducedOutput],
                          running: _RunningJob) -> list[common_pb2.Rendition]:
+        """Every file of every completed output, under the video's prefix."""
         stored = []
-        for rendition in produced:
-            if running.stopping:
-                break
-            key = rendition_key(request.tenant_id, request.video_id, rendition.name, rendition.container,
-                                job_id=request.job_id if request.outputs_in_job_folder else "")
-            running.stored_keys.append(key)
-            await self._store.put_file(key, rendition.path, rendition.content_type)
-            stored.append(rendition_message(rendition, key))
+        for output in produced:
+            if output.failed:
+                continue
+            keys = []
+            for file in output.files:
+                if running.stopping:
+                    return stored
+                key = output_key(request.tenant_id, request.video_id, file.key,
+                                 job_id=request.job_id if request.outputs_in_job_folder else "")
+                running.stored_keys.append(key)
+                await self._store.put_file(key, file.path, file.content_type)
+                keys.append(key)
+            if output.rendition is not None:
+                stored.append(rendition_message(output.rendition, keys[0]))
         return stored
 
     async def _remove_outputs(self, running: _RunningJob) -> None:
@@ -292,11 +303,11 @@ def job_profile(catalog: ProfileCatalog, request: events_pb2.JobRequested) -> Pr
     if not request.only_outputs:
         return profile
     wanted = set(request.only_outputs)
-    missing = sorted(wanted - {r.name for r in profile.renditions})
+    missing = sorted(wanted - {o.name for o in profile.outputs})
     if missing:
         raise InvalidArgument(f"profile {profile.name!r} has no output {', '.join(missing)} to make again; "
-                              f"it has {', '.join(r.name for r in profile.renditions)}")
-    return replace(profile, renditions=tuple(r for r in profile.renditions if r.name in wanted))
+                              f"it has {', '.join(o.name for o in profile.outputs)}")
+    return profile.model_copy(update={"outputs": tuple(o for o in profile.outputs if o.name in wanted)})
 
 
 def check_job_request(request: events_pb2.JobRequested) -> None:

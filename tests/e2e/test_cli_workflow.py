@@ -156,6 +156,6 @@ def test_upload_with_a_profile_file_then_retranscode_and_retry(cli: Cli, clip_64
     own.write_text("name: broken\noutputs:\n  - {type: video, name: 240p, height: 241}\n")
     refused = cli.run("retranscode", uploaded["video_id"], "--profile-file", str(own))
     line = _one_error_line(refused)
-    assert "INVALID_ARGUMENT" in line and "profile_document, output 1" in line
+    assert "INVALID_ARGUMENT" in line and "profile_document: outputs[0].height: must be even" in line
     missing = cli.run("retranscode", uploaded["video_id"], "--profile-file", str(tmp_path / "nope.yaml"))
     assert "no such profile file" in _one_error_line(missing)

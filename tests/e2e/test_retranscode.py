@@ -115,7 +115,7 @@ def test_retry_of_a_failed_job_runs_again_with_the_same_profile_and_succeeds(
 @pytest.mark.parametrize(("request_fields", "code", "words"), [
     ({"profile": "no-such"}, grpc.StatusCode.INVALID_ARGUMENT, "available profiles: default"),
     ({"profile_document": "name: x\noutputs:\n  - {type: video, name: a, height: 361}"},
-     grpc.StatusCode.INVALID_ARGUMENT, "profile_document, output 1"),
+     grpc.StatusCode.INVALID_ARGUMENT, "profile_document: outputs[0].height: must be even"),
     ({"profile_document": "name: [unclosed"}, grpc.StatusCode.INVALID_ARGUMENT, "not valid YAML or JSON"),
     ({"profile_document": "x" * (65 * 1024)}, grpc.StatusCode.INVALID_ARGUMENT, "at most 65536"),
 ])

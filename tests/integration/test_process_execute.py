@@ -14,7 +14,7 @@ from services.process_svc.execute import TranscodeProgress, execute, probe_sourc
 from services.process_svc.failures import SourceUnreadable
 from services.process_svc.plan import plan_encode
 from services.process_svc.profiles import ProfileCatalog, parse_profile
-from tests.media import decoded_summary, make_clip
+from tests.media import decoded_summary, make_clip, renditions_made
 
 # Three rungs small enough for a 640x360 source, to run the split with several outputs.
 SMALL_LADDER = parse_profile({
@@ -39,7 +39,7 @@ def test_default_profile_on_a_640x360_clip(clip_640x360: Path, tmp_path: Path) -
     plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(clip_640x360))
     reports: list[TranscodeProgress] = []
 
-    produced = execute(plan, clip_640x360, tmp_path, reports.append, progress_interval_seconds=0.0)
+    produced = renditions_made(execute(plan, clip_640x360, tmp_path, reports.append, progress_interval_seconds=0.0))
 
     assert [(p.name, p.width, p.height) for p in produced] == [("360p", 640, 360)]
     summary = decoded_summary(produced[0].path)
@@ -59,7 +59,7 @@ def test_default_profile_on_a_640x360_clip(clip_640x360: Path, tmp_path: Path) -
 def test_split_ladder_outputs_share_one_audio_encode(clip_640x360: Path, tmp_path: Path) -> None:
     plan = plan_encode(SMALL_LADDER, probe_source(clip_640x360))
 
-    produced = execute(plan, clip_640x360, tmp_path)
+    produced = renditions_made(execute(plan, clip_640x360, tmp_path))
 
     assert [(p.name, p.width, p.height) for p in produced] == [("360p", 640, 360), ("240p", 426, 240),
                                                                ("144p", 256, 144)]
@@ -81,7 +81,7 @@ def test_source_without_audio_gives_renditions_without_audio(tmp_path: Path) -> 
     plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(silent))
     assert plan.audio is None
 
-    produced = execute(plan, silent, tmp_path / "out")
+    produced = renditions_made(execute(plan, silent, tmp_path / "out"))
 
     assert [(p.name, p.width, p.height, p.audio_codec) for p in produced] == [("180p", 320, 180, "")]
     summary = decoded_summary(produced[0].path)
@@ -112,7 +112,7 @@ def test_rotated_source_comes_out_upright(tmp_path: Path) -> None:
     assert info.rotation == 90
     plan = plan_encode(ProfileCatalog.load().get("default"), info)
 
-    produced = execute(plan, source, tmp_path / "out")
+    produced = renditions_made(execute(plan, source, tmp_path / "out"))
 
     assert [(p.width, p.height) for p in produced] == [(180, 320)], "portrait, as the phone showed it"
     with av.open(str(produced[0].path)) as container:
@@ -127,7 +127,7 @@ def test_keyframes_follow_the_plan_not_the_source(tmp_path: Path) -> None:
     assert len(keyframe_times(source)) == 12
     plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(source))
 
-    produced = execute(plan, source, tmp_path / "out")
+    produced = renditions_made(execute(plan, source, tmp_path / "out"))
 
     # Every 2 s (keyint 60 at 30 fps); decoded frames' picture types must not leak into x264.
     assert keyframe_times(produced[0].path) == [0.0, 2.0]
@@ -146,7 +146,7 @@ def test_random_bytes_are_refused_with_a_reason(tmp_path: Path) -> None:
 def test_truncated_source_fails_at_the_point_it_breaks(clip_640x360: Path, tmp_path: Path) -> None:
     # A faststart MP4 (index first) cut in half still opens: the damage shows only when decoding reaches it.
     plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(clip_640x360))
-    whole = execute(plan, clip_640x360, tmp_path / "whole")[0].path
+    whole = renditions_made(execute(plan, clip_640x360, tmp_path / "whole"))[0].path
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(cut))

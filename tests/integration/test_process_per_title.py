@@ -20,6 +20,7 @@ from services.process_svc.execute.probe_encode import ProbeSetting, probe_encode
 from services.process_svc.plan import plan_encode
 from services.process_svc.plan.per_title import PerTitleSpec, analysis_windows
 from services.process_svc.profiles import ProfileCatalog
+from tests.media import renditions_made
 
 FPS = 25
 
@@ -101,7 +102,7 @@ def test_a_decided_plan_meets_its_targets_on_the_final_renditions(clips: dict[st
     assert len(decision.probed_crfs) >= 2  # the answer was bracketed by real probes
     assert decision.predicted_db >= 34.0 + spec.margin_db
     assert decided.analysis_seconds > 0 and decided.probe_seconds > 0
-    (produced,) = execute(decided.plan, clips["noisy"], tmp_path, quality_sample_every=1)
+    (produced,) = renditions_made(execute(decided.plan, clips["noisy"], tmp_path, quality_sample_every=1))
     assert produced.quality is not None
     measured = produced.quality.psnr_db
     assert measured >= 34.0 - 0.2, f"predicted {decision.predicted_db}, measured {measured}"

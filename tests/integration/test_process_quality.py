@@ -7,6 +7,7 @@ from pathlib import Path
 from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import plan_encode
 from services.process_svc.profiles import parse_profile
+from tests.media import renditions_made
 
 
 def _profile(crf: int) -> dict:
@@ -23,7 +24,7 @@ TWO_CRFS = parse_profile({
 def test_the_lower_crf_rendition_measures_better_on_every_metric(clip_640x360: Path, tmp_path: Path) -> None:
     plan = plan_encode(TWO_CRFS, probe_source(clip_640x360))
 
-    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=1)
+    produced = renditions_made(execute(plan, clip_640x360, tmp_path, quality_sample_every=1))
 
     good, poor = (p.quality for p in produced)
     assert good is not None and poor is not None
@@ -40,8 +41,8 @@ def test_the_lower_crf_rendition_measures_better_on_every_metric(clip_640x360: P
 def test_sampling_compares_every_nth_frame_and_zero_turns_it_off(clip_640x360: Path, tmp_path: Path) -> None:
     plan = plan_encode(TWO_CRFS, probe_source(clip_640x360))
 
-    sampled = execute(plan, clip_640x360, tmp_path / "sampled", quality_sample_every=7)
-    off = execute(plan, clip_640x360, tmp_path / "off", quality_sample_every=0)
+    sampled = renditions_made(execute(plan, clip_640x360, tmp_path / "sampled", quality_sample_every=7))
+    off = renditions_made(execute(plan, clip_640x360, tmp_path / "off", quality_sample_every=0))
 
     assert [p.quality.frames_compared for p in sampled if p.quality] == [9, 9], "frames 0, 7, ..., 56 of 60"
     assert [p.quality for p in off] == [None, None]
@@ -59,7 +60,7 @@ def test_a_cascaded_rung_is_measured_against_its_own_reference(clip_640x360: Pat
     plan = plan_encode(ladder, probe_source(clip_640x360))
     assert plan.renditions[1].scaled_from == 0
 
-    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=2)
+    produced = renditions_made(execute(plan, clip_640x360, tmp_path, quality_sample_every=2))
 
     assert all(p.quality is not None and p.quality.psnr_db > 35 and p.quality.frames_compared == 30
                for p in produced)

@@ -16,7 +16,7 @@ from av.video.reformatter import ColorRange, Colorspace
 from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import plan_encode
 from services.process_svc.profiles import parse_profile
-from tests.media import decoded_summary, make_clip
+from tests.media import decoded_summary, make_clip, renditions_made
 from tests.source_media import (
     idet_counts,
     make_changing_clip,
@@ -37,7 +37,7 @@ LADDER = parse_profile({
 
 
 def _transcode(source: Path, out: Path) -> list[Path]:
-    return [r.path for r in execute(plan_encode(LADDER, probe_source(source)), source, out)]
+    return [r.path for r in renditions_made(execute(plan_encode(LADDER, probe_source(source)), source, out))]
 
 
 @pytest.mark.parametrize("flagged", [True, False], ids=["flagged tff", "combed but flagged progressive"])
@@ -110,7 +110,7 @@ def _audio_seconds(path: Path) -> float:
 def test_picture_size_and_sample_rate_changing_mid_stream(parts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     source = make_changing_clip(tmp_path / "programme-change.ts", parts)
 
-    renditions = execute(plan_encode(LADDER, probe_source(source)), source, tmp_path / "out")
+    renditions = renditions_made(execute(plan_encode(LADDER, probe_source(source)), source, tmp_path / "out"))
 
     for rendition in renditions:
         assert _frame_sizes(rendition.path) == {(rendition.width, rendition.height)}
@@ -174,7 +174,7 @@ def test_ten_hour_clock_jump_is_closed_up(audio: bool, tmp_path: Path) -> None:
     source = make_gapped_clip(tmp_path / "clock-reset.mkv", gap_seconds=36_000, audio=audio)
 
     info = probe_source(source)
-    renditions = execute(plan_encode(LADDER, info), source, tmp_path / "out")
+    renditions = renditions_made(execute(plan_encode(LADDER, info), source, tmp_path / "out"))
 
     assert len(info.timeline_gaps) == 1 and info.timeline_gaps[0][1] - info.timeline_gaps[0][0] > 35_990
     assert info.duration_seconds == pytest.approx(2.0, abs=0.1)

@@ -21,12 +21,12 @@ HOSTILE = {
     "python name tag in a value": (f"name: x\noutputs: [{_RUNG}]\ndescription: !!python/name:os.system", "not valid"),
     "oversized": ("name: x\n" + "# padding\n" * 8000, "at most 65536"),
     "rendition name with a path": ("name: x\noutputs: [{type: video, name: ../../keys, height: 360, crf: 23, "
-                                   "maxrate: 1M, bufsize: 2M}]", "rendition 'name'"),
-    "profile name with a path": (f"name: ../x\noutputs: [{_RUNG}]", "'name' must be"),
+                                   "maxrate: 1M, bufsize: 2M}]", "outputs[0].name: must be lower-case letters"),
+    "profile name with a path": (f"name: ../x\noutputs: [{_RUNG}]", "profile_document: name: must be lower-case"),
     "not a mapping": ("- just\n- a list", "must be a mapping"),
     "unknown key (a typo must not fall back to a default)": (
         "name: x\noutputs: [{type: video, name: a, height: 360, crf: 23, maxrate: 1M, bufsize: 2M, crff: 1}]",
-        "unknown key(s) crff"),
+        "outputs[0].crff: unknown key; accepted:"),
 }
 
 

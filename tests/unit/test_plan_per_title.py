@@ -106,8 +106,9 @@ def test_a_target_out_of_reach_gets_the_lowest_crf_the_cap_allows_and_says_so(pr
     assert decisions[0].crf == 26
     assert decisions[0].predicted_bitrate <= 0.8 * 900_000
     assert "out of reach" in decisions[0].reason and "cap of 0.9 Mbit/s" in decisions[0].reason
-    uncapped = replace(profile, renditions=tuple(replace(r, max_bitrate=50_000_000, buffer_size=100_000_000)
-                                                 for r in profile.renditions))
+    uncapped = profile.with_renditions(tuple(r.model_copy(update={"max_bitrate": 50_000_000,
+                                                                  "buffer_size": 100_000_000})
+                                             for r in profile.renditions))
     _, decisions = plan_per_title(uncapped, source, targets, {"360p": RungProbes("360p", NOISY_360P)})
     assert decisions[0].crf == targets.min_crf
     assert "out of reach" in decisions[0].reason and "cap" not in decisions[0].reason

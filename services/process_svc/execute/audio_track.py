@@ -6,16 +6,18 @@ streams copied from it (same codec parameters and AAC config). Each rendition
 is written by its own thread, so each gets its own copy of every packet (AAC
 packets carry no side data: payload and timing are the whole packet). Against
 one AAC encoder per rendition this saves (renditions - 1) encodes and gives
-every rung byte-identical audio.
+every rung byte-identical audio. Other outputs (an adaptive presentation) may
+take the packets too (`listeners`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from fractions import Fraction
+from collections.abc import Callable, Sequence
 
 import av
 
+from services.process_svc.execute.audio_encoder import AudioEncoder, add_audio_encoder
+from services.process_svc.execute.packets import copy_packet
 from services.process_svc.execute.rendition_writer import RenditionWriter
 from services.process_svc.plan import AudioPlan
 
@@ -24,67 +26,35 @@ class SharedAudioTrack:
     def __init__(self, plan: AudioPlan, writers: Sequence[RenditionWriter]) -> None:
         """Call once every writer has its video stream and before they start: this writes the first file's header."""
         host = writers[0]
-        encoder = host.container.add_stream(plan.encoder, rate=plan.sample_rate)
-        encoder.codec_context.layout = plan.layout
-        encoder.codec_context.format = plan.sample_format
-        encoder.codec_context.bit_rate = plan.bitrate
-        encoder.codec_context.time_base = Fraction(1, plan.sample_rate)
+        stream = add_audio_encoder(host.container, plan.encoder, sample_rate=plan.sample_rate, layout=plan.layout,
+                                   sample_format=plan.sample_format, bitrate=plan.bitrate)
         # The header opens the encoder, which fills in the AAC config the copies need.
         host.container.start_encoding()
-        host.audio_stream = encoder
+        host.audio_stream = stream
         for writer in writers[1:]:
-            writer.audio_stream = writer.container.add_stream_from_template(encoder, opaque=True)
-        self._encoder = encoder
+            writer.audio_stream = writer.container.add_stream_from_template(stream, opaque=True)
+        self.stream = stream
         self._writers = list(writers)
-        self._plan = plan
-        self._resampler = self._new_resampler()
-        self._input: tuple[str, str, int] | None = None  # the source audio's format, layout, rate
-        self._next_pts = 0  # in samples at the plan's rate
-
-    def _new_resampler(self) -> av.AudioResampler:
-        return av.AudioResampler(format=self._plan.sample_format, layout=self._plan.layout,
-                                 rate=self._plan.sample_rate, frame_size=self._encoder.codec_context.frame_size or None)
+        self.listeners: list[Callable[[av.Packet], None]] = []  # each gets its own copy of every packet
+        self._failed: set[RenditionWriter] = set()
+        self._encoder = AudioEncoder(stream, self._send)
 
     def encode(self, frame: av.AudioFrame | None) -> None:
         """A decoded source frame, or None at the end of the stream (flushes resampler and encoder)."""
-        if frame is not None:
-            shape = (frame.format.name, frame.layout.name, frame.sample_rate)
-            if self._input is not None and shape != self._input:
-                # The source's sample rate, layout or format changed mid-stream: a resampler is set up
-                # for one input, so drain this one and start another.
-                for resampled in self._resampler.resample(None):
-                    self._encode(resampled)
-                self._resampler = self._new_resampler()
-            self._input = shape
-        for resampled in self._resampler.resample(frame):
-            self._encode(resampled)
-        if frame is None:
-            self._send(self._encoder.encode(None))
-
-    def _encode(self, frame: av.AudioFrame) -> None:
-        # Timestamps in samples at the output rate, whatever time base the resampler kept (in a
-        # coarse one, such as Matroska's milliseconds, they come rounded: a frame that starts a little
-        # early just follows on). Where the source's audio overlaps itself by more (a part's padding
-        # running into the next part's start, a drained resampler's padded tail), the frame is
-        # dropped: a gap of a few ms keeps lips in sync, where shifting would add up at every change.
-        start = round(frame.time * self._plan.sample_rate) if frame.time is not None else self._next_pts
-        if start < self._next_pts - frame.samples // 2:
-            return
-        frame.pts = max(start, self._next_pts)
-        frame.time_base = Fraction(1, self._plan.sample_rate)
-        self._next_pts = frame.pts + frame.samples
-        self._send(self._encoder.encode(frame))
+        self._encoder.encode(frame)
 
     def _send(self, packets: Sequence[av.Packet]) -> None:
         for packet in packets:
+            for listener in self.listeners:
+                listener(copy_packet(packet))
             for writer in self._writers[1:]:
-                writer.mux_audio(_copy(packet))
-            self._writers[0].mux_audio(packet)
+                self._mux(writer, copy_packet(packet))
+            self._mux(self._writers[0], packet)
 
-
-def _copy(packet: av.Packet) -> av.Packet:
-    clone = av.Packet(bytes(packet))
-    clone.pts, clone.dts, clone.duration = packet.pts, packet.dts, packet.duration
-    clone.time_base = packet.time_base
-    clone.is_keyframe = packet.is_keyframe
-    return clone
+    def _mux(self, writer: RenditionWriter, packet: av.Packet) -> None:
+        if writer in self._failed:
+            return
+        try:
+            writer.mux_audio(packet)
+        except Exception:  # the writer keeps its error: its output fails when finished, the others go on
+            self._failed.add(writer)

@@ -19,9 +19,11 @@ from services.process_svc.plan import EncodePlan, VideoFilter
 
 
 class LadderGraph:
-    def __init__(self, plan: EncodePlan, first: av.VideoFrame, time_base: Fraction, *, threads: int = 1) -> None:
+    def __init__(self, plan: EncodePlan, first: av.VideoFrame, time_base: Fraction, *, threads: int = 1,
+                 upright_output: bool = False) -> None:
         """Shaped after the first decoded frame (size, pixel format), the stream's time base and the
-        source's pixel aspect."""
+        source's pixel aspect. upright_output: one more output with each frame upright at the source's
+        size, before any scaling (for stills)."""
         self._input = (first.width, first.height, first.format.name)
         self._graph = av.filter.Graph()
         self._graph.threads = threads  # slice threads for filters that have them (the scaler); 0: one per core
@@ -35,8 +37,12 @@ class LadderGraph:
         )
         upright = self._chain(source, 0, plan.upright)
         roots = plan.source_fed
-        split = self._graph.add("split", str(len(roots)))
+        split = self._graph.add("split", str(len(roots) + upright_output))
         upright.link_to(split)
+        self._upright_sink: av.filter.context.FilterContext | None = None
+        if upright_output:
+            self._upright_sink = self._graph.add("buffersink")
+            split.link_to(self._upright_sink, output_idx=len(roots))
         # Where each rung takes its picture from: an output of the source's split, or of the split
         # after the rung above it (a cascade). Rungs come largest first, so a rung's feed is made
         # before the rungs it feeds.
@@ -84,10 +90,17 @@ class LadderGraph:
 
     def pull(self, rung: int) -> list[av.VideoFrame]:
         """The frames rung `rung` has ready (all that remain, after push(None))."""
-        frames = []
-        sink = self._sinks[rung]
-        while True:
-            try:
-                frames.append(sink.pull())
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return frames
+        return _drain(self._sinks[rung])
+
+    def pull_upright(self) -> list[av.VideoFrame]:
+        """The upright, unscaled frames ready (none unless built with upright_output)."""
+        return _drain(self._upright_sink) if self._upright_sink is not None else []
+
+
+def _drain(sink: av.filter.context.FilterContext) -> list[av.VideoFrame]:
+    frames = []
+    while True:
+        try:
+            frames.append(sink.pull())
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return frames

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import av
 from av.video.frame import PictureType
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
+from services.process_svc.execute.packets import copy_packet
 from services.process_svc.execute.quality import QualityMeter, RenditionQuality
 from services.process_svc.plan import RenditionPlan
 
@@ -59,9 +61,19 @@ class RenditionWriter:
         self._quality = (QualityMeter(plan.decoder, context, sample_every=quality_sample_every)
                          if quality_sample_every else None)
         self.audio_stream: av.AudioStream | None = None  # set by SharedAudioTrack before start()
+        # Called on this writer's thread with (rung name, a copy of each encoded video packet); set before start().
+        self.packet_listeners: list[Callable[[str, av.Packet], None]] = []
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"rendition-{plan.name}", daemon=True)
+
+    @property
+    def video_stream(self) -> av.VideoStream:
+        return self._video
+
+    def open(self) -> None:
+        """Writes the header, which opens the encoders: their codec parameters are known from then on."""
+        self.container.start_encoding()
 
     def start(self) -> None:
         """Once every stream is added: from now on only the writer's thread touches the container."""
@@ -123,4 +135,7 @@ class RenditionWriter:
             self._quality.encoded(packets)  # before the muxer takes them
             if frame is None:
                 self._quality.flush()
+        for listener in self.packet_listeners:
+            for packet in packets:
+                listener(self.plan.name, copy_packet(packet))
         self.container.mux(packets)

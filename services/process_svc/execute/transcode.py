@@ -1,28 +1,28 @@
 """Runs an encode plan with PyAV: one decode of the source, one filter graph
 that splits and scales, one H.264 encoder per rung, one AAC encode shared by
-all rungs, everything flushed at the end. Blocking and CPU-bound: call it
+all rungs, and every other output of the plan fed from the same pass (its
+executor's hooks: execute/outputs.py), everything flushed at the end. Blocking and CPU-bound: call it
 from a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import av
 import av.error
 
-from services.process_svc.execute.audio_track import SharedAudioTrack
 from services.process_svc.execute.ladder_graph import LadderGraph
+from services.process_svc.execute.outputs import OutputExecutor, PassContext, ProducedOutput
+from services.process_svc.execute.pass_outputs import PassOutputs
 from services.process_svc.execute.probe import ffmpeg_reason, open_source
 from services.process_svc.execute.progress import ProgressMeter, TranscodeProgress
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
-from services.process_svc.execute.rendition_writer import RenditionWriter
+from services.process_svc.execute.registry import EXECUTORS
 from services.process_svc.execute.stills import StillsWriter
-from services.process_svc.execute.verify import ProducedRendition, inspect_rendition
 from services.process_svc.failures import SourceUnreadable, TranscodeCancelled, clock
 from services.process_svc.plan import EncodePlan
 
@@ -34,14 +34,17 @@ ProgressCallback = Callable[[TranscodeProgress], None]
 def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: ProgressCallback | None = None, *,
             cancel: threading.Event | None = None, progress_interval_seconds: float = 0.5,
             graph_threads: int = 1, quality_sample_every: int = DEFAULT_SAMPLE_EVERY,
-            stills: Sequence[StillsWriter] = ()) -> list[ProducedRendition]:
-    """Writes one file per rendition into out_dir and returns what each turned out to be.
+            executors: Mapping[str, type[OutputExecutor]] = EXECUTORS,
+            stills: Sequence[StillsWriter] = ()) -> list[ProducedOutput]:
+    """Makes every output of the plan in one pass over the source, writing their files under out_dir at
+    their storage paths, and returns what each turned out to be, in the plan's order: an output whose
+    executor failed comes back with its reason (`error`) while the others complete.
 
     quality_sample_every: each rendition's quality report compares every Nth frame
     with its reference (quality.py); 0: no report.
 
-    stills: each makes a poster, thumbnails or a storyboard from one rung's frames in this same
-    pass; its files are in its `result` once this returns.
+    stills (until the stills are output types with an executor): each makes a poster, thumbnails or a
+    storyboard from one rung's frames in this same pass; its files are in its `result` once this returns.
 
     graph_threads: slice threads for the scaler. One: the rung encoders already keep
     every core busy, and scaler slices cost about 5% more CPU in decode+scale
@@ -54,39 +57,31 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
     with open_source(source_path) as source:
         video = source.streams.video[0]
         video.thread_type = "AUTO"  # frame threads for the decoder too
-        audio = source.streams.audio[0] if plan.audio and source.streams.audio else None
+        audio = source.streams.audio[0] if plan.decodes_audio and source.streams.audio else None
         if audio is not None:
             audio.thread_type = "AUTO"
-        writers: list[RenditionWriter] = []
+        context = PassContext(plan=plan, out_dir=out_dir, video_time_base=video.time_base,
+                              renditions_carry_audio=audio is not None and plan.audio is not None,
+                              quality_sample_every=quality_sample_every)
+        outputs = PassOutputs(context, executors)
         try:
-            writers = [RenditionWriter(r, out_dir / r.file_name, video.time_base,
-                                       quality_sample_every=quality_sample_every) for r in plan.renditions]
-            track = SharedAudioTrack(plan.audio, writers) if audio and plan.audio else None
-            for writer in writers:
-                writer.start()
+            outputs.connect(with_audio_track=context.renditions_carry_audio)
             for still in stills:
                 still.start()
-            run = _Run(plan, source, video, audio, writers, track, stills, graph_threads,
+            run = _Run(plan, source, video, audio, outputs, stills, graph_threads,
                        ProgressMeter(plan.total_frames, plan.source.duration_seconds,
                                      interval_seconds=progress_interval_seconds),
                        on_progress, cancel)
             run.transcode()
             for still in stills:
                 still.end_of_stream()  # its thread writes the last files while the encoders flush
-            for writer in writers:
-                writer.finish()
-                writer.close()  # writes the index (moved to the front: faststart)
+            produced = outputs.finish()
             for still in stills:
                 still.finish()
-            qualities = [writer.quality() for writer in writers]
-        finally:
-            for writer in writers:  # after a failure: stop the threads, leave the files to the caller
-                with contextlib.suppress(Exception):
-                    writer.close()
+        finally:  # after a failure: stop the threads, leave the files to the caller
+            outputs.close()
             for still in stills:
                 still.close()
-    produced = [inspect_rendition(r, out_dir / r.file_name, expect_audio=track is not None, quality=quality)
-                for r, quality in zip(plan.renditions, qualities, strict=True)]
     _report(on_progress, run.meter.finished())
     return produced
 
@@ -95,13 +90,16 @@ class _Run:
     """The state of one pass over the source."""
 
     def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream,
-                 audio: av.AudioStream | None, writers: list[RenditionWriter], track: SharedAudioTrack | None,
-                 stills: Sequence[StillsWriter], graph_threads: int, meter: ProgressMeter,
-                 on_progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
+                 audio: av.AudioStream | None, outputs: PassOutputs, stills: Sequence[StillsWriter], graph_threads: int,
+                 meter: ProgressMeter, on_progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
         self.plan, self.source, self.video, self.audio = plan, source, video, audio
-        self.writers, self.track, self.meter = writers, track, meter
+        self.outputs, self.track, self.meter = outputs, outputs.track, meter
         # Which stills each rung's frames go to.
         self.stills = [[s for s in stills if s.rung == r.name] for r in plan.renditions]
+        self.rung_listeners = outputs.listening("rung_frame")
+        self.rungs = outputs.rungs
+        self.upright_listeners = outputs.listening("upright_frame")
+        self.audio_listeners = outputs.listening("audio_frame")
         self.graph: LadderGraph | None = None
         self.graph_threads = graph_threads
         self.on_progress, self.cancel = on_progress, cancel
@@ -117,19 +115,27 @@ class _Run:
             if isinstance(frame, av.VideoFrame):
                 self._video_frame(frame)
                 frames += 1
-            elif self.track is not None:
-                self._shift(frame)
-                self.track.encode(frame)
+            else:
+                self._audio_frame(frame)
         if frames == 0:
             raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
         self._check_complete()
         if self.graph is not None:
             self.graph.push(None)
             self._drain_graph()
-        for writer in self.writers:
-            writer.encode(None)
+        for rung in self.rungs:
+            rung.call("encode", None)
         if self.track is not None:
             self.track.encode(None)
+        for running in self.outputs.running:
+            running.call("end_of_stream")
+
+    def _audio_frame(self, frame: av.AudioFrame) -> None:
+        self._shift(frame)
+        if self.track is not None:
+            self.track.encode(frame)
+        for running in self.audio_listeners:
+            running.call("audio_frame", frame)
 
     def _decoded(self) -> Iterator[av.VideoFrame | av.AudioFrame]:
         """Every decoded frame of the source, decoders flushed at the end."""
@@ -164,18 +170,24 @@ class _Run:
             self._drain_graph()
             self.graph = None
         if self.graph is None:
-            self.graph = LadderGraph(self.plan, frame, self.video.time_base, threads=self.graph_threads)
+            self.graph = LadderGraph(self.plan, frame, self.video.time_base, threads=self.graph_threads,
+                                     upright_output=bool(self.upright_listeners))
         self.graph.push(frame)
         self._drain_graph()
         _report(self.on_progress, self.meter.frame_decoded(self.media_seconds))
 
     def _drain_graph(self) -> None:
         assert self.graph is not None
-        for rung, writer in enumerate(self.writers):
-            for scaled in self.graph.pull(rung):
-                writer.encode(scaled)
-                for still in self.stills[rung]:
+        for index, rung in enumerate(self.rungs):
+            for scaled in self.graph.pull(index):
+                for running in self.rung_listeners:  # before the encoder's thread takes the frame
+                    running.call("rung_frame", rung.plan.name, scaled)
+                for still in self.stills[index]:
                     still.offer(scaled)
+                rung.call("encode", scaled)
+        for upright in self.graph.pull_upright():
+            for running in self.upright_listeners:
+                running.call("upright_frame", upright)
 
     def _shift(self, frame: av.VideoFrame | av.AudioFrame) -> None:
         """Moves the frame onto the output's clock: starting at 0, with the source's timeline gaps closed."""

@@ -9,10 +9,11 @@ from pathlib import Path
 import av
 
 from services.process_svc.execute.quality import RenditionQuality
-from services.process_svc.plan import RenditionPlan
+from services.process_svc.plan import AudioRenditionPlan, RenditionPlan
 from services.shared.media_source import codec_name
 
 CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm"}
+AUDIO_CONTENT_TYPES = {"m4a": "audio/mp4", "mp4": "audio/mp4", "webm": "audio/webm", "ogg": "audio/ogg"}
 
 
 class RenditionMismatch(RuntimeError):
@@ -31,9 +32,9 @@ class ProducedRendition:
     container: str
     video_codec: str
     audio_codec: str  # empty when there is no audio
+    # width, height 0 and video_codec empty: an audio-only rendition
     content_type: str
     quality: RenditionQuality | None = None  # None when not measured
-
 
 
 def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool,
@@ -63,3 +64,23 @@ def inspect_rendition(plan: RenditionPlan, path: Path, *, expect_audio: bool,
         video_codec=video_codec, audio_codec=audio_codec,
         content_type=CONTENT_TYPES.get(plan.container, "application/octet-stream"), quality=quality,
     )
+
+
+def inspect_audio_rendition(plan: AudioRenditionPlan, path: Path) -> ProducedRendition:
+    with av.open(str(path)) as container:
+        if container.streams.video or not container.streams.audio:
+            raise RenditionMismatch(f"audio output {plan.name} should hold one audio stream and no video")
+        audio = container.streams.audio[0]
+        codec, channels = codec_name(audio), audio.codec_context.channels
+        duration = round(container.duration / av.time_base, 3) if container.duration else 0.0
+    if codec != plan.codec:
+        raise RenditionMismatch(f"audio output {plan.name} has {codec} audio, planned {plan.codec}")
+    if channels != plan.channels:
+        raise RenditionMismatch(f"audio output {plan.name} has {channels} channels, planned {plan.channels}")
+    if duration <= 0:
+        raise RenditionMismatch(f"audio output {plan.name} has no duration")
+    size = path.stat().st_size
+    return ProducedRendition(
+        name=plan.name, path=path, width=0, height=0, duration_seconds=duration, size_bytes=size,
+        bitrate=round(size * 8 / duration), container=plan.container, video_codec="", audio_codec=codec,
+        content_type=AUDIO_CONTENT_TYPES.get(plan.container, "application/octet-stream"))

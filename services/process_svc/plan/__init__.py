@@ -7,23 +7,31 @@ arithmetic, no PyAV), so whole plans are unit-tested without media.
 from services.process_svc.plan.ladder import plan_encode
 from services.process_svc.plan.model import (
     AudioPlan,
-    AudioSpec,
+    AudioRenditionPlan,
     EncodePlan,
-    Profile,
+    OutputPlan,
     RenditionPlan,
-    RenditionSpec,
     SourceInfo,
     VideoFilter,
 )
+from services.process_svc.plan.outputs import PLANNERS, OutputSkipped, PlanContext
+from services.process_svc.plan.specs import OUTPUT_SPECS, AudioOutput, AudioSpec, Profile, VideoOutput
 
 __all__ = [
+    "OUTPUT_SPECS",
+    "PLANNERS",
+    "AudioOutput",
     "AudioPlan",
+    "AudioRenditionPlan",
     "AudioSpec",
     "EncodePlan",
+    "OutputPlan",
+    "OutputSkipped",
+    "PlanContext",
     "Profile",
     "RenditionPlan",
-    "RenditionSpec",
     "SourceInfo",
     "VideoFilter",
+    "VideoOutput",
     "plan_encode",
 ]

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from services.process_svc.plan.model import RenditionPlan, RenditionSpec
+from services.process_svc.plan.model import RenditionPlan
+
+if TYPE_CHECKING:
+    from services.process_svc.plan.specs import VideoOutput
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -136,7 +140,7 @@ def audio_encoder(name: str) -> AudioEncoder:
                          f"{', '.join(AUDIO_ENCODERS)}") from None
 
 
-def rendition_problems(spec: RenditionSpec) -> list[str]:
+def rendition_problems(spec: VideoOutput) -> list[str]:
     """What is wrong with a video rung's encoder settings, in words naming the key; [] when nothing."""
     try:
         encoder = video_encoder(spec.encoder)

@@ -8,16 +8,9 @@ from fractions import Fraction
 
 from services.process_svc.failures import clock
 from services.process_svc.plan.encoders import audio_encoder
-from services.process_svc.plan.model import (
-    AudioPlan,
-    AudioSpec,
-    EncodePlan,
-    Profile,
-    RenditionPlan,
-    RenditionSpec,
-    SourceInfo,
-    VideoFilter,
-)
+from services.process_svc.plan.model import AudioPlan, EncodePlan, OutputPlan, RenditionPlan, SourceInfo, VideoFilter
+from services.process_svc.plan.outputs import PLANNERS, OutputSkipped, PlanContext
+from services.process_svc.plan.specs import AudioSpec, Profile, VideoOutput
 from services.shared.errors import InvalidArgument
 from services.shared.media_limits import MIN_PICTURE_SIDE
 
@@ -26,7 +19,8 @@ FALLBACK_FPS = Fraction(30)
 
 
 def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -> EncodePlan:
-    """The renditions, filters and encoder settings for `source` under `profile`.
+    """The renditions, filters and encoder settings for `source` under `profile`, and one plan per
+    output of the profile (plan/outputs.py), in the profile's order.
 
     Rungs above the source's short side are dropped (we never upscale); a
     source smaller than every rung gets one rung at its own size. Sizes keep
@@ -46,34 +40,58 @@ def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -
     fps = source.fps if source.fps > 0 else FALLBACK_FPS
     display_width, display_height = source.display_size
     colour = _colour_conversion(source)
-    renditions = tuple(_rendition(spec, display_width, display_height, fps, colour)
-                       for spec in _rungs(profile, source))
+    rungs = _rungs(profile, source)
+    renditions = tuple(_rendition(spec, display_width, display_height, fps, colour) for _, spec in rungs)
     if cascade:
         renditions = _cascade(renditions)
+    context = PlanContext(profile=profile, source=source, fps=fps, renditions=renditions,
+                          rung_of_output={output: plan for (output, _), plan in zip(rungs, renditions, strict=True)},
+                          audio=_audio(profile.audio, source))
+    outputs, skipped = _plan_outputs(context)
     total_frames = source.video_frames or round(source.duration_seconds * float(fps))
     return EncodePlan(
         profile=profile.name,
         source=source,
         renditions=renditions,
-        audio=_audio(profile.audio, source),
+        audio=context.audio,
         upright=_deinterlace(source) + _upright(source.quarter_turns),
         total_frames=max(total_frames, 0),
-        warnings=source_warnings(source),
+        warnings=source_warnings(source) + skipped,
+        outputs=outputs,
     )
 
 
-def _rungs(profile: Profile, source: SourceInfo) -> list[RenditionSpec]:
+def _plan_outputs(context: PlanContext) -> tuple[tuple[OutputPlan, ...], tuple[str, ...]]:
+    """Each output's plan, and why any output was left out."""
+    outputs: list[OutputPlan] = []
+    skipped: list[str] = []
+    for spec in context.profile.outputs:
+        planner = PLANNERS.get(spec.type)
+        if planner is None:
+            raise InvalidArgument(f"profile {context.profile.name!r}: output type {spec.type!r} has no planner")
+        try:
+            planned = planner(spec, context)
+        except OutputSkipped as skip:
+            skipped.append(skip.reason)
+            continue
+        if planned is not None:
+            outputs.append(planned)
+    return tuple(outputs), tuple(skipped)
+
+
+def _rungs(profile: Profile, source: SourceInfo) -> list[tuple[str, VideoOutput]]:
+    """The rungs this source gets, largest first, each with the name of the video output it makes."""
     short_side = min(source.display_size)
     fitting = [spec for spec in profile.renditions if spec.height <= short_side]
     if fitting:
-        return sorted(fitting, key=lambda spec: spec.height, reverse=True)
+        return [(spec.name, spec) for spec in sorted(fitting, key=lambda spec: spec.height, reverse=True)]
     # Smaller than the smallest rung: one rung at the source's own size, with that rung's caps.
     smallest = min(profile.renditions, key=lambda spec: spec.height)
     own = _even_floor(short_side)
-    return [replace(smallest, name=f"{own}p", height=own)]
+    return [(smallest.name, smallest.model_copy(update={"name": f"{own}p", "height": own}))]
 
 
-def _rendition(spec: RenditionSpec, display_width: float, display_height: float, fps: Fraction,
+def _rendition(spec: VideoOutput, display_width: float, display_height: float, fps: Fraction,
                colour: str) -> RenditionPlan:
     portrait = display_height > display_width
     short_side, long_side = sorted((display_width, display_height))

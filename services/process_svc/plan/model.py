@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from services.process_svc.plan.per_title import PerTitleSpec
+from typing import ClassVar, Protocol
 
 
 @dataclass(frozen=True)
@@ -25,46 +22,7 @@ class VideoFilter:
         return f"{self.name}={self.args}" if self.args else self.name
 
 
-# --- What a profile asks for -------------------------------------------------
-
-@dataclass(frozen=True)
-class RenditionSpec:
-    """One video rung of a profile (an output of `type: video`)."""
-
-    name: str  # e.g. "720p"
-    height: int  # the picture's short side: height for landscape, width for portrait
-    crf: int
-    max_bitrate: int  # bits per second (VBV cap)
-    buffer_size: int  # bits (VBV buffer)
-    codec: str = "h264"  # what players see
-    encoder: str = "libx264"  # the FFmpeg encoder producing it
-    preset: str = "veryfast"
-    h264_profile: str = "high"
-    pix_fmt: str = "yuv420p"
-    keyint_seconds: float = 2.0
-    scene_cut: bool = False  # False: fixed GOPs, aligned across rungs (segmentable for HLS)
-    scale_flags: str = "bicubic"
-    container: str = "mp4"
-
-
-@dataclass(frozen=True)
-class AudioSpec:
-    """The audio track every video rung carries when the source has audio."""
-
-    bitrate: int  # bits per second
-    codec: str = "aac"
-    encoder: str = "aac"
-    sample_rate: int = 48000
-    max_channels: int = 2  # more source channels are downmixed to this
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    description: str
-    renditions: tuple[RenditionSpec, ...]
-    audio: AudioSpec | None = None
-    per_title: PerTitleSpec | None = None  # set: each rung's CRF and cap are chosen per source (plan/per_title.py)
+# What a profile asks for: plan/specs.py (the profile schema, pydantic models).
 
 
 # --- What the source is ------------------------------------------------------
@@ -110,8 +68,20 @@ class SourceInfo:
 
 # --- What the executor will do -----------------------------------------------
 
+class OutputPlan(Protocol):
+    """What the executor of one output type will make of one output of the profile."""
+
+    kind: ClassVar[str]  # the output's type, as profiles spell it: "video", "audio"...
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class RenditionPlan:
+    """A video output: one rung of the ladder, a progressive MP4."""
+
+    kind: ClassVar[str] = "video"
     name: str
     width: int
     height: int
@@ -158,6 +128,8 @@ class RenditionPlan:
 
 @dataclass(frozen=True)
 class AudioPlan:
+    """The audio track every video rendition carries: encoded once, muxed into each."""
+
     bitrate: int
     sample_rate: int
     channels: int
@@ -171,14 +143,57 @@ class AudioPlan:
 
 
 @dataclass(frozen=True)
+class AudioRenditionPlan:
+    """An audio-only output: the source's first audio track, encoded on its own."""
+
+    kind: ClassVar[str] = "audio"
+    name: str
+    codec: str  # "aac", "opus"
+    encoder: str  # "aac", "libopus"
+    bitrate: int
+    sample_rate: int
+    channels: int
+    container: str  # "m4a", "mp4", "webm", "ogg"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.{self.container}"
+
+    @property
+    def layout(self) -> str:
+        return "mono" if self.channels == 1 else "stereo"
+
+    @property
+    def sample_format(self) -> str:
+        """What the FFmpeg encoder takes: planar float for AAC, interleaved float for libopus."""
+        return "fltp" if self.codec == "aac" else "flt"
+
+
+@dataclass(frozen=True)
 class EncodePlan:
+    """One pass over the source that makes every output of the profile.
+
+    `renditions` is the ladder (largest first, the filter graph's order);
+    `outputs` holds one plan per output in the profile's order (video outputs
+    are the ladder's RenditionPlans), leaving out what this source cannot have
+    (a rung above its size)."""
+
     profile: str
     source: SourceInfo
     renditions: tuple[RenditionPlan, ...]
-    audio: AudioPlan | None
+    audio: AudioPlan | None  # the track video renditions carry
     upright: tuple[VideoFilter, ...] = field(default=())  # before the split: deinterlace, undo the rotation
     total_frames: int = 0  # estimate, for progress
     warnings: tuple[str, ...] = ()  # what the customer should know the renditions changed or left out
+    outputs: tuple[OutputPlan, ...] = ()
+
+    def outputs_of(self, kind: str) -> tuple[OutputPlan, ...]:
+        return tuple(output for output in self.outputs if output.kind == kind)
+
+    @property
+    def decodes_audio(self) -> bool:
+        """Whether the pass must decode the source's audio (a track for the renditions, or an audio output)."""
+        return self.audio is not None or bool(self.outputs_of("audio"))
 
     @property
     def source_fed(self) -> list[int]:

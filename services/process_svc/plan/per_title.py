@@ -21,38 +21,15 @@ import math
 from dataclasses import dataclass, replace
 
 from services.process_svc.plan.ladder import plan_encode
-from services.process_svc.plan.model import EncodePlan, Profile, RenditionPlan, SourceInfo
+from services.process_svc.plan.model import EncodePlan, RenditionPlan, SourceInfo
+from services.process_svc.plan.per_title_spec import METRICS, PerTitleSpec
+from services.process_svc.plan.specs import Profile
 
-METRICS = ("xpsnr", "psnr")
+__all__ = ["METRICS", "PerTitleSpec", "plan_per_title"]
 # Quality falls about this much per CRF step, and bitrate halves every 6 steps (x264/x265 at
 # mid CRFs): the guesses used until a rung has two probe points of its own.
 DEFAULT_DB_PER_CRF = -0.45
 DEFAULT_LOG2_RATE_PER_CRF = -1 / 6
-
-
-@dataclass(frozen=True)
-class PerTitleSpec:
-    """A profile's `per_title:` option."""
-
-    targets: tuple[tuple[str, float], ...]  # (rung name, target in dB of `metric`)
-    metric: str = "xpsnr"
-    first_crf: int = 26  # every rung's first probe
-    min_crf: int = 14
-    max_crf: int = 42
-    margin_db: float = 0.3  # the prediction must clear the target by this (samples are not the whole)
-    min_gain_db: float = 0.5  # a rung that beats the rung below (upscaled) by less is dropped
-    probe_preset: str = ""  # empty: the rung's own preset; another one is corrected by a measured offset
-    probe_rounds: int = 3
-    bracket_crf: int = 6  # probe points further apart than this around the answer call for another round
-    window_seconds: float = 1.0  # one analysis or probe window
-    analysis_windows: int = 12  # most windows analysed (spread evenly); fewer on a short source
-    sample_share: float = 0.08  # probe windows cover about this share of the source (2..6 windows)
-    cap_factor: float = 2.5  # the rung's cap: this times its predicted average bitrate (never above the profile's)
-    cap_share: float = 0.8  # no CRF is chosen whose predicted average bitrate exceeds this share of the profile's cap
-    rung_step: float = 1.15  # a rung costs at least this much more than the one below it
-
-    def target(self, rung: str) -> float | None:
-        return dict(self.targets).get(rung)
 
 
 # --- Analysis --------------------------------------------------------------------
@@ -274,11 +251,11 @@ def plan_per_title(profile: Profile, source: SourceInfo, spec: PerTitleSpec,
         # A source smaller than every rung gets one rung of its own size, made from the smallest.
         smallest = min(profile.renditions, key=lambda r: r.height)
         chosen[smallest.name] = chosen[fixed.renditions[0].name]
-    rungs = tuple(replace(r, crf=chosen[r.name].crf, max_bitrate=chosen[r.name].max_bitrate,
-                          buffer_size=chosen[r.name].buffer_size)
+    rungs = tuple(r.model_copy(update={"crf": chosen[r.name].crf, "max_bitrate": chosen[r.name].max_bitrate,
+                                       "buffer_size": chosen[r.name].buffer_size})
                   for r in profile.renditions if r.name in chosen and not chosen[r.name].dropped)
     # Planned again from the profile, so a rung whose parent was dropped is scaled from what remains.
-    return plan_encode(replace(profile, renditions=rungs), source), tuple(decisions)
+    return plan_encode(profile.with_renditions(rungs), source), tuple(decisions)
 
 
 def _decide(rung: RenditionPlan, spec: PerTitleSpec, probes: RungProbes | None,

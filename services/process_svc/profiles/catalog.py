@@ -1,40 +1,34 @@
-"""Loads the profile catalogue from YAML: an index naming one file per profile.
+"""Loads the profile catalogue from YAML: an index naming one file per profile,
+each validated against the schema (plan/specs.py).
 
 Strict on purpose: an unknown key or output type is an error naming the file
-and the output, so a typo never silently falls back to a default.
+and the field (`default.yaml: outputs[2].height: ...`), so a typo never
+silently falls back to a default. The same validation reads a profile a
+customer sends (`parse_profile_text`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import fields
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import yaml
 
-from services.process_svc.plan.encoders import audio_encoder, rendition_problems
-from services.process_svc.plan.model import AudioSpec, Profile, RenditionSpec
-from services.process_svc.plan.per_title import METRICS, PerTitleSpec
+from services.process_svc.plan.specs import OUTPUT_SPECS, AudioSpec, PerTitleOption, Profile, VideoSettings
 from services.shared.errors import InvalidArgument
 
 PROFILES_DIR = Path(__file__).parent
 DEFAULT_PROFILE = "default"
 
-# Output types the schema reserves; only these are built so far.
-SUPPORTED_OUTPUT_TYPES = ("video",)
-PLANNED_OUTPUT_TYPES = ("audio", "thumbnail", "hls")
 
-# YAML key -> RenditionSpec field, where the YAML speaks ffmpeg's words.
-_VIDEO_KEYS = {"maxrate": "max_bitrate", "bufsize": "buffer_size"}
-_BITRATE_FIELDS = {"max_bitrate", "buffer_size", "bitrate"}
-# Profile and rendition names travel in requests and become parts of storage keys.
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+class ProfileError(InvalidArgument, ValueError):
+    """A profile document that does not follow the schema; the message names its origin and the field."""
 
-
-class ProfileError(ValueError):
-    """A profile file that does not follow the schema."""
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
 
 
 class UnknownProfile(InvalidArgument):
@@ -53,13 +47,16 @@ class ProfileCatalog:
             self._profiles[profile.name] = profile
 
     @classmethod
-    def load(cls, directory: Path = PROFILES_DIR) -> ProfileCatalog:
+    def load(cls, directory: Path = PROFILES_DIR, *, output_types: Collection[str] | None = None) -> ProfileCatalog:
+        """output_types: the types the caller can produce (the transcoder: its executors); a profile
+        with any other is refused, naming the file and the output."""
         index_path = directory / "index.yaml"
         index = _read_yaml(index_path)
         files = index.get("profiles")
         if not isinstance(files, list) or not files:
             raise ProfileError(f"{index_path}: 'profiles' must list at least one profile file")
-        return cls(parse_profile(_read_yaml(directory / str(name)), source=str(name)) for name in files)
+        return cls(parse_profile(_read_yaml(directory / str(name)), source=str(name), output_types=output_types)
+                   for name in files)
 
     @property
     def names(self) -> list[str]:
@@ -76,186 +73,114 @@ class ProfileCatalog:
             raise UnknownProfile(name, self._profiles) from None
 
 
-def parse_profile(document: Mapping[str, Any], source: str = "<profile>") -> Profile:
-    """A Profile from one profile document (already parsed YAML)."""
-    _check_keys(document, {"name", "description", "video_defaults", "audio", "outputs", "per_title"}, source)
-    name = document.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ProfileError(f"{source}: 'name' must be lower-case letters, digits, '-' or '_'; got {name!r}")
-    defaults = document.get("video_defaults") or {}
-    outputs = document.get("outputs")
-    if not isinstance(outputs, list) or not outputs:
-        raise ProfileError(f"{source}: 'outputs' must list at least one output")
-    renditions = []
-    for number, output in enumerate(outputs, start=1):
-        where = f"{source}, output {number}"
-        if not isinstance(output, Mapping):
-            raise ProfileError(f"{where}: expected a mapping, got {output!r}")
-        kind = output.get("type")
-        if kind not in SUPPORTED_OUTPUT_TYPES:
-            planned = " (planned, not built yet)" if kind in PLANNED_OUTPUT_TYPES else ""
-            raise ProfileError(f"{where}: output type {kind!r}{planned} is not supported; "
-                               f"supported: {', '.join(SUPPORTED_OUTPUT_TYPES)}")
-        merged = {**defaults, **{k: v for k, v in output.items() if k != "type"}}
-        renditions.append(_build(RenditionSpec, merged, _VIDEO_KEYS, where))
-    names = [r.name for r in renditions]
-    for rendition_name in names:  # part of each rendition's storage key and file name
-        if not _NAME.fullmatch(rendition_name):
-            raise ProfileError(f"{source}: rendition 'name' must be lower-case letters, digits, '-' or '_'; "
-                               f"got {rendition_name!r}")
-    if len(set(names)) != len(names):
-        raise ProfileError(f"{source}: rendition names must be unique; got {names}")
-    audio = document.get("audio")
-    per_title = document.get("per_title")
-    audio_spec = _build(AudioSpec, audio, {}, f"{source}, audio") if audio else None
-    if audio_spec is not None:
-        containers = audio_encoder(audio_spec.encoder).containers
-        for number, rendition in enumerate(renditions, start=1):
-            if rendition.container not in containers:
-                raise ProfileError(f"{source}, output {number}: container {rendition.container!r} cannot carry the "
-                                   f"profile's {audio_spec.codec} audio; {audio_spec.codec} goes in "
-                                   f"{' or '.join(containers)}")
-    return Profile(
-        name=name,
-        description=str(document.get("description", "")),
-        renditions=tuple(renditions),
-        audio=audio_spec,
-        per_title=parse_per_title(per_title, names, f"{source}, per_title") if per_title is not None else None,
-    )
-
-
-def parse_per_title(values: Any, rungs: list[str], where: str) -> PerTitleSpec:
-    """The `per_title:` option: a quality target per rung (dB of `metric`) and the method's knobs."""
-    if not isinstance(values, Mapping):
-        raise ProfileError(f"{where}: expected a mapping, got {values!r}")
-    targets = values.get("targets")
-    if not isinstance(targets, Mapping) or not targets:
-        raise ProfileError(f"{where}: 'targets' must map rung names to a quality in dB, e.g. {{720p: 38}}")
-    unknown = [str(name) for name in targets if name not in rungs]
-    if unknown:
-        raise ProfileError(f"{where}: targets name rungs the profile does not have: {', '.join(unknown)}; "
-                           f"its rungs: {', '.join(rungs)}")
-    for name, target in targets.items():
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 10 <= target <= 99:
-            raise ProfileError(f"{where}: target of {name} must be a number of dB between 10 and 99, got {target!r}")
-    knobs = {k: v for k, v in values.items() if k != "targets"}
-    known = {f.name: f for f in fields(PerTitleSpec) if f.name != "targets"}
-    wrong = sorted(set(knobs) - set(known))
-    if wrong:
-        raise ProfileError(f"{where}: unknown key(s) {', '.join(wrong)}; accepted: targets, {', '.join(sorted(known))}")
-    converted: dict[str, Any] = {}
-    for key, value in knobs.items():
-        try:
-            converted[key] = _convert(key, known[key].type, value)
-        except (TypeError, ValueError) as error:
-            raise ProfileError(f"{where}: {key}: {error}") from None
-    built = PerTitleSpec(targets=tuple((str(k), float(v)) for k, v in targets.items()), **converted)
-    problems = []
-    if built.metric not in METRICS:
-        problems.append(f"metric must be one of {', '.join(METRICS)}, got {built.metric!r}")
-    if not 0 <= built.min_crf <= built.first_crf <= built.max_crf <= 51:
-        problems.append("CRFs must satisfy 0 <= min_crf <= first_crf <= max_crf <= 51")
-    if built.probe_rounds < 1 or built.window_seconds <= 0 or not 0 < built.sample_share <= 1:
-        problems.append("probe_rounds >= 1, window_seconds > 0 and 0 < sample_share <= 1")
-    if built.cap_factor < 1 or built.rung_step < 1:
-        problems.append("cap_factor and rung_step must be at least 1")
-    if problems:
-        raise ProfileError(f"{where}: {'; '.join(problems)}")
-    return built
-
-
-def parse_bitrate(value: Any) -> int:
-    """Bits per second from 128000, "128k", "3.5M"."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a bitrate: {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(value))
-    if not match:
-        raise ValueError(f"not a bitrate: {value!r} (write e.g. 900k or 3.5M)")
-    scale = {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2).lower()]
-    return round(float(match.group(1)) * scale)
-
-
-def _build(cls: type, values: Mapping[str, Any], renames: Mapping[str, str], where: str) -> Any:
-    """An instance of the dataclass `cls` from YAML values, converted and checked."""
-    if not isinstance(values, Mapping):
-        raise ProfileError(f"{where}: expected a mapping, got {values!r}")
-    known = {f.name: f for f in fields(cls)}
-    yaml_names = {renames.get(k, k): k for k in values}
-    unknown = [yaml_names[k] for k in yaml_names if k not in known]
-    if unknown:
-        accepted = sorted({*(k for k in known if k not in renames.values()), *renames})
-        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
-    converted: dict[str, Any] = {}
-    for field_name, yaml_name in yaml_names.items():
-        value = values[yaml_name]
-        try:
-            converted[field_name] = _convert(field_name, known[field_name].type, value)
-        except (TypeError, ValueError) as error:
-            raise ProfileError(f"{where}: {yaml_name}: {error}") from None
-    try:
-        spec = cls(**converted)
-    except TypeError as error:  # a required key is missing
-        raise ProfileError(f"{where}: {error}") from None
-    _check_ranges(spec, where)
-    return spec
-
-
-def _convert(name: str, annotation: Any, value: Any) -> Any:
-    if name in _BITRATE_FIELDS:
-        return parse_bitrate(value)
-    kind = str(annotation)
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {value!r}")
-        return value
-    return str(value)
-
-
-def _check_ranges(spec: Any, where: str) -> None:
-    problems = []
-    if isinstance(spec, RenditionSpec):
-        if spec.height < 2 or spec.height % 2:
-            problems.append(f"height must be even and at least 2, got {spec.height}")
-        problems.extend(rendition_problems(spec))
-        if spec.max_bitrate <= 0 or spec.buffer_size <= 0:
-            problems.append("maxrate and bufsize must be positive")
-        if spec.keyint_seconds <= 0:
-            problems.append("keyint_seconds must be positive")
-    if isinstance(spec, AudioSpec):
-        if spec.bitrate <= 0:
-            problems.append("bitrate must be positive")
-        if spec.max_channels not in (1, 2):
-            problems.append(f"max_channels must be 1 or 2, got {spec.max_channels}")
-        try:
-            encoder = audio_encoder(spec.encoder)
-        except ValueError as error:
-            problems.append(f"encoder: {error}")
-        else:
-            if spec.codec != encoder.codec:
-                problems.append(f"codec: {spec.encoder} makes {encoder.codec}, not {spec.codec!r}")
-            if encoder.sample_rates and spec.sample_rate not in encoder.sample_rates:
-                problems.append(f"sample_rate: {spec.encoder} runs at {' or '.join(map(str, encoder.sample_rates))} "
-                                f"Hz, not {spec.sample_rate}")
-    if problems:
-        raise ProfileError(f"{where}: {'; '.join(problems)}")
-
-
-def _check_keys(document: Mapping[str, Any], allowed: set[str], source: str) -> None:
+def parse_profile(document: Any, source: str = "<profile>", *,
+                  output_types: Collection[str] | None = None) -> Profile:
+    """A Profile from one profile document (already parsed YAML or JSON). Raises ProfileError naming
+    `source` and each wrong field, e.g. "default.yaml: outputs[2].height: ..."."""
     if not isinstance(document, Mapping):
-        raise ProfileError(f"{source}: expected a mapping at the top")
-    unknown = sorted(set(document) - allowed)
-    if unknown:
-        raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+        raise ProfileError(f"{source}: expected a mapping at the top, got {type(document).__name__}")
+    document = dict(document)
+    try:
+        profile = Profile.model_validate(document)
+    except pydantic.ValidationError as invalid:
+        problems = _problems(invalid, document)
+        raise ProfileError(f"{source}: " + f"; {source}: ".join(problems), problems) from None
+    if output_types is not None:
+        for index, output in enumerate(profile.outputs):
+            if output.type not in output_types:
+                raise ProfileError(f"{source}: outputs[{index}].type: output type {output.type!r} cannot be made by "
+                                   f"this transcoder yet; it makes {', '.join(sorted(output_types))}")
+    return profile
+
+
+def parse_profile_text(text: str, origin: str, *, output_types: Collection[str] | None = None) -> Profile:
+    """A Profile from YAML (or JSON) text, e.g. one a customer sent; `origin` names it in errors."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{origin}: not valid YAML: {error}") from None
+    return parse_profile(document, origin, output_types=output_types)
+
+
+def _problems(invalid: pydantic.ValidationError, document: Mapping[str, Any]) -> list[str]:
+    """One line per mistake: the field's path as the document spells it, and what is wrong."""
+    defaults = document.get("video_defaults")
+    outputs = document.get("outputs")
+    wrong_defaults = {str(error["loc"][1]) for error in invalid.errors()
+                      if len(error["loc"]) == 2 and error["loc"][0] == "video_defaults"}
+    errors = invalid.errors()
+    problems = []
+    for error in errors:
+        loc = error["loc"]
+        if _inherited(loc, outputs, defaults, wrong_defaults):
+            continue  # a wrong default, reported once at video_defaults rather than once per output
+        if error["type"] == "too_short" and any(other["loc"][:len(loc)] == loc and len(other["loc"]) > len(loc)
+                                                for other in errors):
+            continue  # "too short" only because its items failed, which are reported
+        path, explained = _path(loc), _explain(error, loc)
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path += ".type"
+        problems.append(f"{path}: {explained}" if path else explained)
+    return problems
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """('outputs', 2, 'video', 'maxrate') -> 'outputs[2].maxrate' (the union's tag is not in the document)."""
+    path = ""
+    for position, part in enumerate(loc):
+        if position == 2 and loc[0] == "outputs" and part in OUTPUT_SPECS:
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _inherited(loc: tuple[int | str, ...], outputs: Any, defaults: Any, wrong_defaults: set[str]) -> bool:
+    if len(loc) != 4 or loc[0] != "outputs" or not isinstance(loc[1], int) or str(loc[3]) not in wrong_defaults:
+        return False
+    output = outputs[loc[1]] if isinstance(outputs, list) and loc[1] < len(outputs) else {}
+    return isinstance(defaults, Mapping) and isinstance(output, Mapping) and loc[3] not in output
+
+
+def _explain(error: Any, loc: tuple[int | str, ...]) -> str:
+    kind = error["type"]
+    if kind == "union_tag_invalid":
+        return (f"unknown output type {error['ctx']['tag']!r}; the types are "
+                f"{', '.join(OUTPUT_SPECS)} (docs/transcoding-profiles.md)")
+    if kind == "union_tag_not_found":
+        return f"each output needs a 'type': one of {', '.join(OUTPUT_SPECS)}"
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        accepted = sorted(field.alias or name for name, field in model.model_fields.items()) if model else []
+        return f"unknown key; accepted: {', '.join(accepted)}" if accepted else "unknown key"
+    if kind == "missing" and len(loc) == 4 and loc[0] == "outputs" and loc[2] == "video":
+        return "required: set it on the output or in video_defaults"
+    if kind == "missing":
+        return "required"
+    if kind == "too_short" and loc == ("outputs",):
+        return "must list at least one output"
+    if kind == "multiple_of" and error["ctx"].get("multiple_of") == 2:
+        return f"must be even; got {error['input']!r}"
+    if kind == "string_pattern_mismatch":
+        return f"must be lower-case letters, digits, '-' or '_' (at most 64), starting with a letter or digit; " \
+               f"got {error['input']!r}"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    return f"{message[0].lower()}{message[1:]}; got {error['input']!r}" if _shows_input(error) else message
+
+
+def _shows_input(error: Any) -> bool:
+    return not isinstance(error.get("input"), (dict, list)) and error["type"] not in ("value_error", "assertion_error")
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[pydantic.BaseModel] | None:
+    """The schema model that holds the field at `loc` (its parent's path), for listing accepted keys."""
+    if loc == ():
+        return Profile
+    if loc[0] == "outputs" and len(loc) == 3 and str(loc[2]) in OUTPUT_SPECS:
+        return OUTPUT_SPECS[str(loc[2])]
+    if len(loc) == 1 and loc[0] in ("video_defaults", "audio", "per_title"):
+        return {"video_defaults": VideoSettings, "audio": AudioSpec, "per_title": PerTitleOption}[str(loc[0])]
+    return None
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:

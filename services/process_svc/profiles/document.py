@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 import yaml.composer
 
-from services.process_svc.plan.model import Profile
+from services.process_svc.plan.specs import Profile
 from services.process_svc.profiles.catalog import ProfileError, parse_profile
 from services.shared.errors import InvalidArgument
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+# The folders of a video's outputs, under its prefix.
+RENDITIONS = "renditions/"  # progressive video and audio renditions: renditions/720p.mp4, renditions/audio.m4a
+PRESENTATION = "presentation/"  # the adaptive presentation: master.m3u8, manifest.mpd, one folder per track
+IMAGES = "images/"  # poster, thumbnails, storyboard
+
 
 def video_prefix(tenant_id: str, video_id: str) -> str:
     return f"{tenant_id}/{video_id}/"
@@ -29,10 +34,19 @@ def outputs_prefix(tenant_id: str, video_id: str, job_id: str = "") -> str:
 def rendition_key(tenant_id: str, video_id: str, rendition: str, extension: str = "mp4", *,
                   job_id: str = "") -> str:
     """A progressive rendition's key; with `job_id`, in that job's folder."""
-    return f"{outputs_prefix(tenant_id, video_id, job_id)}renditions/{rendition}.{extension}"
+    return f"{outputs_prefix(tenant_id, video_id, job_id)}{RENDITIONS}{rendition}.{extension}"
+
+
+def output_key(tenant_id: str, video_id: str, relative: str, *, job_id: str = "") -> str:
+    """The key of one file of an output, from its path relative to the job's outputs folder
+    ("renditions/720p.mp4"); ValueError unless that path stays inside the folder."""
+    path = PurePosixPath(relative)
+    if not relative or path.is_absolute() or any(part in ("", ".", "..") for part in relative.split("/")):
+        raise ValueError(f"an output file's path must stay inside the video's folder: {relative!r}")
+    return f"{outputs_prefix(tenant_id, video_id, job_id)}{relative}"
 
 
 def presentation_prefix(tenant_id: str, video_id: str, *, job_id: str = "") -> str:
     """The folder of the video's HLS + DASH presentation (with `job_id`, of that later job's); every
     reference inside it is relative and stays inside it, so one signed folder URL plays all of it."""
-    return f"{outputs_prefix(tenant_id, video_id, job_id)}presentation/"
+    return f"{outputs_prefix(tenant_id, video_id, job_id)}{PRESENTATION}"

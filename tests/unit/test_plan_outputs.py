@@ -1,0 +1,67 @@
+"""One plan per output of a profile, from source facts alone (no media)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from services.process_svc.plan import (
+    OUTPUT_SPECS,
+    PLANNERS,
+    AudioRenditionPlan,
+    RenditionPlan,
+    SourceInfo,
+    plan_encode,
+)
+from services.process_svc.profiles import parse_profile
+
+LADDER = [{"type": "video", "name": "720p", "height": 720}, {"type": "video", "name": "360p", "height": 360}]
+
+
+def profile(*outputs: dict, audio: bool = True):  # type: ignore[no-untyped-def]
+    return parse_profile({"name": "p", "video_defaults": {"crf": 23, "maxrate": "2M", "bufsize": "4M"},
+                          "audio": {"bitrate": "128k"} if audio else None, "outputs": [*LADDER, *outputs]})
+
+
+def source(width: int = 1280, height: int = 720, audio_channels: int = 2) -> SourceInfo:
+    return SourceInfo(width=width, height=height, fps=Fraction(30), duration_seconds=10.0,
+                      has_audio=audio_channels > 0, audio_channels=audio_channels)
+
+
+def test_one_plan_per_output_in_the_profiles_order() -> None:
+    plan = plan_encode(profile({"type": "audio", "name": "podcast", "codec": "opus", "bitrate": "64k"}), source())
+    assert [(o.kind, o.name) for o in plan.outputs] == [("video", "720p"), ("video", "360p"), ("audio", "podcast")]
+    assert plan.outputs[0] is plan.renditions[0], "a video output's plan is its rung of the ladder"
+    assert plan.outputs[2] == AudioRenditionPlan(name="podcast", codec="opus", encoder="libopus", bitrate=64_000,
+                                                 sample_rate=48000, channels=2, container="webm")
+    assert plan.outputs[2].file_name == "podcast.webm" and plan.outputs[2].sample_format == "flt"
+    assert plan.decodes_audio
+
+
+def test_video_outputs_above_the_source_are_left_out_and_a_small_source_gets_its_own_size() -> None:
+    assert [o.name for o in plan_encode(profile(), source(640, 360)).outputs] == ["360p"]
+    [own] = plan_encode(profile(), source(320, 240)).outputs
+    assert isinstance(own, RenditionPlan) and (own.name, own.width, own.height) == ("240p", 320, 240)
+
+
+def test_an_audio_output_follows_the_source_channels_up_to_its_maximum() -> None:
+    mono = plan_encode(profile({"type": "audio", "max_channels": 2}), source(audio_channels=1)).outputs_of("audio")
+    surround = plan_encode(profile({"type": "audio", "max_channels": 1}), source(audio_channels=6)).outputs_of("audio")
+    assert [(o.channels, o.codec, o.container, o.sample_format) for o in (*mono, *surround)] == [
+        (1, "aac", "m4a", "fltp"), (1, "aac", "m4a", "fltp")]
+
+
+def test_a_silent_source_skips_the_audio_output_and_says_so() -> None:
+    plan = plan_encode(profile({"type": "audio", "name": "sound"}), source(audio_channels=0))
+    assert [o.kind for o in plan.outputs] == ["video", "video"]
+    assert "the source has no audio: audio output 'sound' was not made" in plan.warnings
+    assert not plan.decodes_audio
+
+
+def test_an_audio_output_alone_makes_the_pass_decode_audio() -> None:
+    plan = plan_encode(profile({"type": "audio"}, audio=False), source())
+    assert plan.audio is None and plan.decodes_audio, "the renditions stay silent, the audio output does not"
+
+
+def test_every_output_type_of_the_schema_is_known_to_the_planner_or_waits_for_it() -> None:
+    assert set(PLANNERS) <= set(OUTPUT_SPECS)
+    assert {"video", "audio"} <= set(PLANNERS)

@@ -85,7 +85,7 @@ def _profile(**video: object) -> dict:
 def test_an_encoder_asked_for_what_it_cannot_do_is_a_profile_error(video: dict, words: str) -> None:
     with pytest.raises(ProfileError) as error:
         parse_profile(_profile(**video))
-    assert "<profile>, output 1" in str(error.value) and words in str(error.value)
+    assert "<profile>: outputs[0]." in str(error.value) and words in str(error.value)
 
 
 @pytest.mark.parametrize(("audio", "video", "words"), [

@@ -67,7 +67,7 @@ VIDEO = {"type": "video", "name": "x", "height": 360, "crf": 23, "maxrate": "1M"
     (minimal(outputs=[{**VIDEO, "bitrate": "1M"}]), "small.yaml: outputs[0].bitrate: unknown key; accepted: bufsize,"),
     (minimal(outputs=[{**VIDEO, "height": 361}]), "small.yaml: outputs[0].height: must be even; got 361"),
     (minimal(outputs=[{**VIDEO, "crf": "high"}]), "small.yaml: outputs[0].crf: input should be a valid integer"),
-    (minimal(outputs=[{**VIDEO, "crf": 52}]), "small.yaml: outputs[0].crf: input should be less than or equal to 51"),
+    (minimal(outputs=[{**VIDEO, "crf": 52}]), "small.yaml: outputs[0].crf: libx264 takes 0..51, got 52"),
     (minimal(outputs=[{**VIDEO, "maxrate": "fast"}]), "small.yaml: outputs[0].maxrate: not a bitrate: 'fast'"),
     (minimal(outputs=[{k: v for k, v in VIDEO.items() if k != "crf"}]),
      "small.yaml: outputs[0].crf: required: set it on the output or in video_defaults"),
@@ -97,10 +97,10 @@ def test_schema_mistakes_name_the_file_and_the_field(document: dict, message: st
 
 def test_every_mistake_is_listed_once_and_a_wrong_default_at_its_own_place() -> None:
     with pytest.raises(ProfileError) as caught:
-        parse_profile(minimal(video_defaults={"crf": 99}, outputs=[
+        parse_profile(minimal(video_defaults={"crf": -1}, outputs=[
             {"type": "video", "name": "a", "height": 360, "maxrate": "1M", "bufsize": "2M"},
             {"type": "video", "name": "b", "height": 241, "maxrate": "1M", "bufsize": "2M"}]), source="p.yaml")
-    assert caught.value.problems == ("video_defaults.crf: input should be less than or equal to 51; got 99",
+    assert caught.value.problems == ("video_defaults.crf: input should be greater than or equal to 0; got -1",
                                      "outputs[1].height: must be even; got 241")
 
 

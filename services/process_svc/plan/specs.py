@@ -52,7 +52,7 @@ class _Spec(BaseModel):
 class VideoSettings(_Spec):
     """Encoder settings of a video rendition; `video_defaults` holds any of them for every video output."""
 
-    crf: int | None = Field(None, ge=0, le=63)  # the range the encoder takes is checked per output
+    crf: int | None = Field(None, ge=0)  # the range the encoder takes is checked per output
     max_bitrate: Bitrate | None = Field(None, alias="maxrate")  # VBV cap
     buffer_size: Bitrate | None = Field(None, alias="bufsize")  # VBV buffer, in bits
     codec: str = "h264"  # what players see
@@ -74,7 +74,7 @@ class VideoOutput(VideoSettings):
     name: Name  # e.g. "720p"
     height: EvenSize  # the picture's short side: height for landscape, width for portrait
     # Required once video_defaults are merged in (the Profile checks).
-    crf: int = Field(ge=0, le=63)
+    crf: int = Field(ge=0)
     max_bitrate: Bitrate = Field(alias="maxrate")
     buffer_size: Bitrate = Field(alias="bufsize")
 

@@ -118,6 +118,10 @@ def _problems(invalid: pydantic.ValidationError, document: Mapping[str, Any]) ->
                                                 for other in errors):
             continue  # "too short" only because its items failed, which are reported
         path, explained = _path(loc), _explain(error, loc)
+        model = _model_at(loc)
+        field, _, rest = explained.partition(": ")
+        if error["type"] == "value_error" and rest and model is not None and field in _keys(model):
+            path, explained = f"{path}.{field}" if path else field, rest  # a check naming its field
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             path += ".type"
         problems.append(f"{path}: {explained}" if path else explained)
@@ -150,7 +154,7 @@ def _explain(error: Any, loc: tuple[int | str, ...]) -> str:
         return f"each output needs a 'type': one of {', '.join(OUTPUT_SPECS)}"
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
-        accepted = sorted(field.alias or name for name, field in model.model_fields.items()) if model else []
+        accepted = sorted(_keys(model)) if model else []
         return f"unknown key; accepted: {', '.join(accepted)}" if accepted else "unknown key"
     if kind == "missing" and len(loc) == 4 and loc[0] == "outputs" and loc[2] == "video":
         return "required: set it on the output or in video_defaults"
@@ -170,6 +174,10 @@ def _explain(error: Any, loc: tuple[int | str, ...]) -> str:
 
 def _shows_input(error: Any) -> bool:
     return not isinstance(error.get("input"), (dict, list)) and error["type"] not in ("value_error", "assertion_error")
+
+
+def _keys(model: type[pydantic.BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[pydantic.BaseModel] | None:

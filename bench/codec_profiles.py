@@ -41,7 +41,7 @@ def run(profile: str, source: Path) -> tuple[float, float, list[ProducedRenditio
     shutil.rmtree(out_dir, ignore_errors=True)
     plan = plan_encode(ProfileCatalog.load().get(profile), probe_source(source))
     cpu, started = cpu_seconds(), time.perf_counter()
-    produced = execute(plan, source, out_dir, quality_sample_every=5)
+    produced = [o.rendition for o in execute(plan, source, out_dir, quality_sample_every=5) if o.rendition is not None]
     return time.perf_counter() - started, cpu_seconds() - cpu, produced
 
 

@@ -84,8 +84,9 @@ class Bench:
         if key in self.encodes and not fresh:
             return self.encodes[key]
         by_name = dict(zip(self.rungs, crfs, strict=True))
-        profile = replace(self.profile, per_title=None, renditions=tuple(
-            replace(r, crf=by_name.get(r.name, r.crf)) for r in self.profile.renditions))
+        profile = self.profile.with_renditions(tuple(
+            r.model_copy(update={"crf": by_name.get(r.name, r.crf)}) for r in self.profile.renditions
+        )).model_copy(update={"per_title_option": None})
         started = time.monotonic()
         plan = plan_encode(profile, self.infos[kind])
         ladder = self._run(plan, kind, started)

@@ -7,7 +7,6 @@ a quality report decoded from the encoder's own packets."""
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from services.process_svc.adaptive.fmp4 import read_init
 from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import Profile, plan_encode
 from services.process_svc.profiles import ProfileCatalog
-from tests.media import decoded_summary
+from tests.media import decoded_summary, renditions_made
 
 # The shipped profile's rungs at sizes a 640x360 clip has, the largest and the smallest kept
 # (modern: an AV1 rung and an H.264 one); keyframes every 0.5 s to check that they line up.
@@ -30,9 +29,9 @@ KEYINT_SECONDS = 0.5
 
 def small(profile: Profile) -> Profile:
     first, last = profile.renditions[0], profile.renditions[-1]
-    rungs = tuple(replace(spec, name=f"{height}p", height=height, keyint_seconds=KEYINT_SECONDS)
+    rungs = tuple(spec.model_copy(update={"name": f"{height}p", "height": height, "keyint_seconds": KEYINT_SECONDS})
                   for spec, height in zip((first, last), SMALL_HEIGHTS, strict=True))
-    return replace(profile, renditions=rungs)
+    return profile.model_copy(update={"outputs": rungs})
 
 
 def read_back(path: Path) -> dict:
@@ -59,7 +58,7 @@ def test_shipped_codec_profile_encodes_what_players_expect(name: str, clip_640x3
     container, rungs, audio_codec, content_type = EXPECTED[name]
     plan = plan_encode(small(ProfileCatalog.load().get(name)), probe_source(clip_640x360))
 
-    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=5)
+    produced = renditions_made(execute(plan, clip_640x360, tmp_path, quality_sample_every=5))
 
     assert [(p.width, p.height) for p in produced] == [(426, 240), (256, 144)]
     keyframes = []
@@ -82,7 +81,7 @@ def test_shipped_codec_profile_encodes_what_players_expect(name: str, clip_640x3
 
 def test_opus_tracks_are_copied_into_every_webm_rung(clip_640x360: Path, tmp_path: Path) -> None:
     plan = plan_encode(small(ProfileCatalog.load().get("webm")), probe_source(clip_640x360))
-    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=0)
+    produced = renditions_made(execute(plan, clip_640x360, tmp_path, quality_sample_every=0))
 
     tracks = []
     for rendition in produced:

@@ -74,3 +74,19 @@ def test_a_stock_player_plays_switches_level_and_plays_on(kind: str, presented: 
                      lambda s: s["currentTime"] > max(PLAY_SECONDS, switched["currentTime"] + 1.0))
 
     assert after["videoWidth"] == widths[target] and not after["paused"], after
+
+
+def test_the_hls_url_plays_when_pasted_into_the_address_bar(presented: PresentedVideo, browser: Any) -> None:
+    """What a new user does with the hls_url `vtc status` prints: Chromium plays HLS natively."""
+    browser.get(presented.get_video().hls_url)
+
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    state: list[Any] = []
+    while time.monotonic() < deadline:
+        state = browser.execute_script(
+            "const v = document.querySelector('video');"
+            "return v ? [v.currentTime, v.videoWidth, v.error && v.error.message] : [0, 0, 'no video element'];")
+        if state[0] > PLAY_SECONDS or (state[2] and state[2] != "no video element"):
+            break
+        time.sleep(0.2)
+    assert state[0] > PLAY_SECONDS and state[1] > 0 and not state[2], (state, _console(browser))

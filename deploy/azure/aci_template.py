@@ -36,7 +36,7 @@ LOOPBACK = "127.0.0.1"
 # Each service's gRPC port inside the group (VTC_GRPC_PORT), and the others.
 GRPC_PORTS = {"auth": 50051, "metadata": 50052, "process": 50053, "upload": 50054}
 ENVOY_PORT = 8080
-FILES_PORT = 8081  # metadata's signed file server, behind Envoy's /files/ route
+FILES_PORT = 8081  # metadata's signed file server, behind Envoy's /play/ and /files/ routes
 EDGE_PORTS = (80, 443)
 DATA_DIR = "/var/lib/vtc"
 

@@ -59,25 +59,25 @@ def main() -> int:
     for profile in args.profiles:
         walls: dict[str, list[float]] = {profile: [], PEER: []}
         cpus: dict[str, list[float]] = {profile: [], PEER: []}
-        produced: list[ProducedRendition] = []
+        produced: dict[str, list[ProducedRendition]] = {}
         for number in range(1, args.runs + 1):
             for name in (profile, PEER):
                 wall, cpu, made = run(name, source)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
-                if name == profile:
-                    produced = made
+                produced[name] = made
                 print(f"run {number} {name:8} {wall:7.1f} s wall ({duration / wall:.2f}x realtime), "
                       f"cpu {cpu:7.1f} s", flush=True)
         ours, peer = statistics.median(walls[profile]), statistics.median(walls[PEER])
         print(f"{profile}: median {ours:.1f} s wall = {duration / ours:.2f}x realtime, "
               f"cpu {statistics.median(cpus[profile]):.1f} s; {ours / peer:.2f}x the wall time of {PEER} "
               f"({peer:.1f} s)")
-        for rendition in produced:
-            psnr = f"{rendition.quality.psnr_db:.2f} dB" if rendition.quality else "-"
-            print(f"  {rendition.name:6} {rendition.video_codec:5} {rendition.container:5} "
-                  f"{rendition.width}x{rendition.height} {rendition.size_bytes / 1e6:6.2f} MB "
-                  f"{rendition.bitrate / 1e6:5.2f} Mb/s PSNR {psnr}")
+        for name in (profile, PEER):
+            for rendition in produced[name]:
+                psnr = f"{rendition.quality.psnr_db:.2f} dB" if rendition.quality else "-"
+                print(f"  {name:8} {rendition.name:6} {rendition.video_codec:5} {rendition.container:5} "
+                      f"{rendition.width}x{rendition.height} {rendition.size_bytes / 1e6:6.2f} MB "
+                      f"{rendition.bitrate / 1e6:5.2f} Mb/s PSNR {psnr}")
         print(flush=True)
     return 0
 

@@ -24,6 +24,9 @@ HOSTILE = {
                                    "maxrate: 1M, bufsize: 2M}]", "outputs[0].name: must be lower-case letters"),
     "profile name with a path": (f"name: ../x\noutputs: [{_RUNG}]", "profile_document: name: must be lower-case"),
     "not a mapping": ("- just\n- a list", "must be a mapping"),
+    "a ladder of 40 rungs (CPU for everyone else)": (
+        "name: x\noutputs:\n" + "".join(f"  - {{type: video, name: r{i}, height: 360, crf: 23, maxrate: 1M, "
+                                          "bufsize: 2M}\n" for i in range(40)), "at most 8"),
     "unknown key (a typo must not fall back to a default)": (
         "name: x\noutputs: [{type: video, name: a, height: 360, crf: 23, maxrate: 1M, bufsize: 2M, crff: 1}]",
         "outputs[0].crff: unknown key; accepted:"),

@@ -18,6 +18,8 @@ from services.process_svc.profiles.catalog import ProfileError, parse_profile
 from services.shared.errors import InvalidArgument
 
 MAX_PROFILE_DOCUMENT_BYTES = 64 * 1024
+# Each rung is an encoder running on the shared workers: a customer's ladder may have this many.
+MAX_CUSTOM_RENDITIONS = 8
 
 
 class _DocumentLoader(yaml.SafeLoader):
@@ -42,9 +44,13 @@ def read_profile_document(text: str, field: str = "profile_document") -> Profile
     if not isinstance(document, dict):
         raise InvalidArgument(f"{field} must be a mapping (name, outputs, ...), not {type(document).__name__}")
     try:
-        return parse_profile(document, source=field)
+        profile = parse_profile(document, source=field)
     except ProfileError as error:
         raise InvalidArgument(str(error)) from None
+    if len(profile.renditions) > MAX_CUSTOM_RENDITIONS:
+        raise InvalidArgument(f"{field}: {len(profile.renditions)} video outputs; a profile sent with a request may "
+                              f"have at most {MAX_CUSTOM_RENDITIONS}")
+    return profile
 
 
 def _one_line(error: yaml.YAMLError) -> str:

@@ -7,6 +7,9 @@ in a file only this user can read.
                            the admin of a first customer tenant (what `vtc login` uses)
   <keys_dir>/service.key   tenant "system", scope service (what the services use
                            to call each other)
+  <keys_dir>/url-signing.key  the secret signing playback and download URLs, made
+                           here too so that services reading keys_dir read-only
+                           (docker-compose mounts it so) find it
 
 The operator and service identities exist only here: no API call makes one.
 
@@ -28,6 +31,7 @@ from services.auth_svc.api_keys import InvalidApiKey, RevokedApiKey
 from services.auth_svc.directory import TenantDirectory
 from services.shared.principal import PLATFORM_TENANT_ID, SYSTEM_TENANT_ID, Role
 from services.shared.private_files import ensure_private_dir, read_private_file, write_private_file
+from services.shared.storage.signed_urls import URL_SIGNING_KEY_FILE, load_or_create_secret
 
 log = logging.getLogger("vtc.auth.bootstrap")
 
@@ -52,6 +56,7 @@ async def bootstrap(directory: TenantDirectory, keys_dir: Path) -> None:
     await asyncio.to_thread(ensure_private_dir, keys_dir)
     for identity in (OPERATOR, ADMIN, SERVICE):
         await _ensure_identity(directory, keys_dir / identity.file_name, identity)
+    await asyncio.to_thread(load_or_create_secret, keys_dir / URL_SIGNING_KEY_FILE)
 
 
 async def _ensure_identity(directory: TenantDirectory, path: Path, identity: BootstrapIdentity) -> None:

@@ -140,8 +140,11 @@ async def test_first_start_writes_operator_admin_and_service_keys_only_their_own
     try:
         admin_file, service_file = auth.keys_dir / "admin.key", auth.keys_dir / "service.key"
         operator_file = auth.keys_dir / "operator.key"
-        for key_file in (admin_file, service_file, operator_file):
+        # The URL signing secret too: services mounting keys/ read-only sign playback URLs with it.
+        url_signing_file = auth.keys_dir / "url-signing.key"
+        for key_file in (admin_file, service_file, operator_file, url_signing_file):
             assert key_file.stat().st_mode & 0o777 == 0o600
+        assert len(bytes.fromhex(url_signing_file.read_text())) == 32
         assert auth.keys_dir.stat().st_mode & 0o777 == 0o700
 
         admin = await auth.token(auth.admin_key())

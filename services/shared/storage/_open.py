@@ -15,10 +15,15 @@ def open_store(settings: CommonSettings) -> ObjectStore:
     b2://bucket (Backblaze B2, with VTC_B2_KEY_ID and VTC_B2_APPLICATION_KEY)."""
     url = settings.resolved_storage_url
     parsed = urlparse(url)
-    from services.shared.storage.signed_urls import DEFAULT_BASE_URL, UrlSigner, load_or_create_secret
+    from services.shared.storage.signed_urls import (
+        DEFAULT_BASE_URL,
+        URL_SIGNING_KEY_FILE,
+        UrlSigner,
+        load_or_create_secret,
+    )
 
     configured = settings.url_signing_key.get_secret_value().encode()
-    key_file = settings.keys_dir / "url-signing.key"
+    key_file = settings.keys_dir / URL_SIGNING_KEY_FILE
     # Made on first use: a service that signs nothing needs no writable keys folder.
     urls = UrlSigner(configured or (lambda: load_or_create_secret(key_file)),
                      settings.download_base_url or DEFAULT_BASE_URL)

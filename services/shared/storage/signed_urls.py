@@ -40,6 +40,7 @@ FILES_PREFIX = "/files/"
 PLAY_PREFIX = "/play/"
 ROUTES = (FILES_PREFIX, PLAY_PREFIX)
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+URL_SIGNING_KEY_FILE = "url-signing.key"  # under keys_dir, when VTC_URL_SIGNING_KEY is not set
 _ASK_AGAIN = {FILES_PREFIX: "ask GetDownloadUrl for a new one", PLAY_PREFIX: "ask GetVideo for new playback URLs"}
 
 

@@ -4,16 +4,19 @@ serves at /play/ to stock players."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.metadata_svc.job import JobStatus
 from services.metadata_svc.video import Video
-from services.shared.errors import NotFound
+from services.shared.errors import NotFound, VtcError
 from services.shared.storage import ObjectStore
 from services.shared.storage.keys import presentation_prefix
 from services.shared.storage.signed_urls import UrlSigner
+
+log = logging.getLogger("vtc.metadata.playback")
 
 HLS_ENTRY = "master.m3u8"
 DASH_ENTRY = "manifest.mpd"
@@ -36,9 +39,17 @@ class Playback:
 
     async def urls(self, video: Video, ttl_seconds: int) -> PlaybackUrls | None:
         """The URLs of the newest presentation: the latest job's when it completed in a folder of
-        its own (a re-transcode, a retry), else the upload's job's, while it is there."""
+        its own (a re-transcode, a retry), else the upload's job's, while it is there. None when
+        there is none, or when they cannot be made now: the video is still worth returning."""
         if self._signer is None:
             return None
+        try:
+            return await self._newest(video, ttl_seconds, self._signer)
+        except VtcError as error:  # storage unreachable, no signing secret: logged, GetVideo still answers
+            log.warning("no playback URLs for video %s: %s", video.video_id, error.message)
+            return None
+
+    async def _newest(self, video: Video, ttl_seconds: int, signer: UrlSigner) -> PlaybackUrls | None:
         latest = video.job
         own_folder = latest is not None and latest.status is JobStatus.COMPLETED and latest.outputs_in_job_folder
         for job_id in ((latest.job_id, "") if own_folder and latest else ("",)):
@@ -46,7 +57,7 @@ class Playback:
             present = [entry for entry in (HLS_ENTRY, DASH_ENTRY) if await self._exists(prefix + entry)]
             if present:
                 expires = int(time.time()) + ttl_seconds
-                hls, dash = (self._signer.folder_url(prefix, entry, expires) if entry in present else ""
+                hls, dash = (signer.folder_url(prefix, entry, expires) if entry in present else ""
                              for entry in (HLS_ENTRY, DASH_ENTRY))
                 return PlaybackUrls(hls, dash, datetime.fromtimestamp(expires, UTC))
         return None

@@ -78,18 +78,21 @@ async def test_one_folder_url_serves_every_file_with_ranges(served: tuple[UrlSig
 
 
 async def test_refusals_are_the_same_on_both_stores(served: tuple[UrlSigner, ObjectStore]) -> None:
-    signer, _ = served
+    signer, store = served
     expires = int(time.time()) + 600
     base = signer.folder_url(PREFIX, "master.m3u8", expires).rsplit("/", 1)[0]
+    if isinstance(store, LocalDirectoryStore):  # an object caught mid-write is not served half-written
+        (store.root / PREFIX / "master.m3u8.partial").write_text("#EXTM3U\n#EXT-X-STRE")
     outside = signer.folder_url("ten_a/vid_1/", "x", expires).rsplit("/", 1)[0]
 
     missing = await asyncio.to_thread(_get, f"{base}/no-such.m4s")
+    half_written = await asyncio.to_thread(_get, f"{base}/master.m3u8.partial")
     changed = base[:-3] + ("AAA" if not base.endswith("AAA") else "BBB")
     tampered = await asyncio.to_thread(_get, f"{changed}/master.m3u8")
     climbing = await asyncio.to_thread(_get, f"{base}/%2e%2e/source.mp4")
     expired = await asyncio.to_thread(_get, signer.folder_url(PREFIX, "master.m3u8", int(time.time()) - 1))
 
-    assert missing.status_code == 404
+    assert missing.status_code == 404 and half_written.status_code == 404
     assert tampered.status_code == 403 and "signature does not match" in tampered.json()["message"]
     assert climbing.status_code == 403
     assert expired.status_code == 403 and "expired" in expired.json()["message"]

@@ -31,7 +31,7 @@ import grpc
 
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied, VtcError
 from services.shared.storage._base import ObjectStore
-from services.shared.storage.local import LocalDirectoryStore
+from services.shared.storage.local import PARTIAL_SUFFIX, LocalDirectoryStore
 from services.shared.storage.signed_urls import ROUTES, SignedRequest, UrlSigner
 
 log = logging.getLogger("vtc.storage.files")
@@ -103,8 +103,8 @@ class _LocalFiles:
     def open(self, key: str) -> _Opened:
         path = self.root / key
         try:
-            if not path.resolve().is_relative_to(self.root):  # a symlink inside the root pointing out
-                raise FileNotFoundError(path)
+            if key.endswith(PARTIAL_SUFFIX) or not path.resolve().is_relative_to(self.root):
+                raise FileNotFoundError(path)  # half-written, or a symlink inside the root pointing out
             file = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound("no such file: it was deleted") from None

@@ -16,6 +16,8 @@ from services.shared.private_files import create_private_dirs, open_private
 from services.shared.storage._base import DownloadUrl, ObjectInfo, validate_key
 from services.shared.storage.signed_urls import UrlSigner
 
+PARTIAL_SUFFIX = ".partial"  # an object being written; renamed into place when whole
+
 
 class LocalDirectoryStore:
     """`urls` signs the URLs download_url hands out (SignedFileServer serves them); without it there are none."""
@@ -40,7 +42,7 @@ class LocalDirectoryStore:
 
         def copy() -> int:
             create_private_dirs(target.parent)
-            partial = target.with_name(target.name + ".partial")
+            partial = target.with_name(target.name + PARTIAL_SUFFIX)
             with open(path, "rb") as source, open_private(partial) as stored:
                 shutil.copyfileobj(source, stored, 1024 * 1024)
             os.replace(partial, target)  # readers never see half an object
@@ -93,7 +95,7 @@ class LocalDirectoryStore:
             found = []
             for path in self._root.rglob("*"):
                 key = path.relative_to(self._root).as_posix()
-                if not key.startswith(prefix) or path.name.endswith(".partial"):
+                if not key.startswith(prefix) or path.name.endswith(PARTIAL_SUFFIX):
                     continue
                 try:
                     stat = path.stat()

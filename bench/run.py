@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "compression": ["compression.py"],
     "codecs": ["codec_profiles.py"],
     "upload": ["upload.py"],
+    "telemetry": ["telemetry_overhead.py"],
 }
 
 

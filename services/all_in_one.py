@@ -1,6 +1,7 @@
 """The all-in-one process behind `make run`: the four services on one gRPC
 server sharing one in-process bus and one local object store, plus Envoy's
-REST gateway in front. Each service can also run alone (`python -m services.<name>_svc`).
+REST gateway in front, and one /metrics endpoint for all four. Each service
+can also run alone (`python -m services.<name>_svc`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings as ProcessSettings
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
+from services.shared.metrics import MetricsEndpoint
 from services.shared.private_files import create_private_dirs
-from services.shared.server import RunningServer, start_server
+from services.shared.server import RunningServer, start_metrics_endpoint, start_server
 from services.shared.settings import CommonSettings
 from services.shared.storage import open_store
 from services.shared.storage.file_server import signed_file_server, signer_of
@@ -50,6 +52,7 @@ class AllInOne:
     bus: Bus
     gateway: EnvoyProcess | None
     rest_port: int | None
+    metrics: MetricsEndpoint | None = None
 
     @property
     def grpc_address(self) -> str:
@@ -70,6 +73,8 @@ class AllInOne:
             await self.gateway.stop()
         await self.grpc.stop(self.settings.shutdown_grace_seconds)
         await self.bus.close()
+        if self.metrics is not None:
+            self.metrics.stop()
 
 
 def _free_port(host: str) -> int:
@@ -88,6 +93,7 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
     create_private_dirs(settings.data_dir)
     shared = settings.model_dump(include=set(CommonSettings.model_fields))
 
+    metrics = start_metrics_endpoint(settings)  # first: a port taken fails before anything started
     bus = open_bus_for(settings)
     await bus.start()
     store = open_store(settings)
@@ -117,8 +123,11 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
         except BaseException:
             await grpc_server.stop(0)
             await bus.close()
+            if metrics is not None:
+                metrics.stop()
             raise
         rest_port = gateway.port
         if (signer := signer_of(store)) is not None and not settings.download_base_url:
             signer.base_url = gateway.url  # its port is known only now
-    return AllInOne(settings=settings, grpc=grpc_server, bus=bus, gateway=gateway, rest_port=rest_port)
+    return AllInOne(settings=settings, grpc=grpc_server, bus=bus, gateway=gateway, rest_port=rest_port,
+                    metrics=metrics)

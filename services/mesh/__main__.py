@@ -30,6 +30,7 @@ async def main() -> int:
         f"  services  auth {plan.auth.address}; metadata {', '.join(p.address for p in plan.metadata)}; "
         f"process {', '.join(p.address for p in plan.process)}; upload {plan.upload.address}",
         f"  bus       {settings.mesh_bus_url.split('@')[-1]}   database {plan.auth.env['VTC_AUTH_DATABASE_URL']}",
+        *(f"  {'metrics' if i == 0 else '':9} {p.name:10} {p.metrics_url}" for i, p in enumerate(plan.services)),
         f"  logs      {mesh.log_dir}",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)

@@ -19,10 +19,15 @@ class ServiceProcess:
     module: str  # run as `python -m <module>`
     port: int
     env: Mapping[str, str] = field(default_factory=dict)  # VTC_* over the inherited environment
+    metrics_port: int = 0  # its Prometheus /metrics endpoint
 
     @property
     def address(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{HOST}:{self.metrics_port}/metrics"
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,10 @@ def plan_mesh(settings: MeshSettings, ports: Iterator[int], *, auth_database_url
     }
 
     def complete(spec: ServiceProcess) -> ServiceProcess:
+        metrics_port = next(ports)
         return ServiceProcess(spec.name, spec.module, spec.port,
-                              {**common, **spec.env, "VTC_GRPC_PORT": str(spec.port)})
+                              {**common, **spec.env, "VTC_GRPC_PORT": str(spec.port),
+                               "VTC_METRICS_PORT": str(metrics_port)}, metrics_port)
 
     return MeshPlan(auth=complete(auth), metadata=tuple(map(complete, metadata)),
                     process=tuple(map(complete, process)), upload=complete(upload))

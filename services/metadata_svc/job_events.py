@@ -65,6 +65,7 @@ class JobEventConsumer:
                 await self._answer_cancelled(event)
                 return
             if event.WhichOneof("kind") != "progress":
+                log.info("job event %s applied: job %s", event.WhichOneof("kind"), job.status.name.lower())
                 self._on_job_moved()
             await self._fanout.publish(JobUpdate(job=job.to_proto(), event=event))
 

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, Larg
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.shared.db import UtcDateTime
+from services.shared.tracing import current_traceparent
 
 
 class Base(DeclarativeBase):
@@ -116,3 +117,6 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     tenant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The W3C traceparent of the work that wrote the row (an upload's RegisterVideo): the relay's
+    # publish joins that trace, however much later it happens (services/shared/tracing.py).
+    traceparent: Mapped[str | None] = mapped_column(String(64), nullable=True, default=current_traceparent)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.metadata_svc.dispatch import jobs_in_flight, next_job_requests, requests_in_broker, room_to_release
 from services.metadata_svc.job import JobStatus
 from services.metadata_svc.models import JobRow, OutboxRow
+from services.shared import tracing
 from services.shared.bus import Bus
 from services.shared.bus.contract import PROCESS_JOBS, is_broadcast
 from vtc.v1 import events_pb2  # noqa: F401  registers the message types the outbox holds
@@ -134,8 +135,23 @@ class OutboxRelay:
         return published
 
     async def _publish(self, row: OutboxRow) -> None:
-        await self._bus.publish(row.routing_key, _message(row), message_id=row.message_id,
-                                mandatory=not is_broadcast(row.routing_key))
+        if not row.traceparent:
+            await self._bus.publish(row.routing_key, _message(row), message_id=row.message_id,
+                                    mandatory=not is_broadcast(row.routing_key))
+            return
+        # In the trace of the work that wrote the row: its consumers join it through the message headers.
+        with tracing.span(f"{row.routing_key} publish", kind=tracing.SpanKind.PRODUCER,
+                          carrier={"traceparent": row.traceparent}, attributes={
+                              "messaging.operation": "publish", "messaging.message.id": row.message_id,
+                              "vtc.outbox_wait_seconds": _waited(row)}):
+            await self._bus.publish(row.routing_key, _message(row), message_id=row.message_id,
+                                    mandatory=not is_broadcast(row.routing_key))
+            log.info("published %s from the outbox", row.routing_key)
+
+
+def _waited(row: OutboxRow) -> float:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return round((datetime.now(UTC) - created).total_seconds(), 3)
 
 
 def _message(row: OutboxRow) -> Message:

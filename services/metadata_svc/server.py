@@ -25,6 +25,7 @@ from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.servicer import MetadataServicer
 from services.metadata_svc.settings import Settings
 from services.metadata_svc.silent_jobs import SilentJobWatch
+from services.metadata_svc.state_gauges import StateGauges
 from services.metadata_svc.watch import JobUpdate, JobWatchHub
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
@@ -70,6 +71,7 @@ class MetadataComponent:
             self.catalog, silence_seconds=settings.metadata_silent_job_seconds, max_attempts=bus.max_deliveries,
             interval_seconds=settings.metadata_silent_job_check_seconds, on_ended=self._ended,
             on_handed_on=self.relay.wake)
+        self.gauges = StateGauges(sessions, bus, interval_seconds=settings.metadata_metrics_sample_seconds)
         self._servicer = MetadataServicer(self.catalog, store, self.fanout, self.outbox,
                                           on_registered=self.relay.wake,
                                           download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds,
@@ -98,8 +100,10 @@ class MetadataComponent:
         await self.relay.start()
         self.silent_jobs.start()
         self.orphan_sources.start()
+        self.gauges.start()
 
     async def stop(self) -> None:
+        await self.gauges.stop()
         await self.orphan_sources.stop()
         await self.silent_jobs.stop()
         await self.relay.stop()

@@ -38,6 +38,9 @@ class Settings(CommonSettings):
         0, ge=0, description="HTTP port (on VTC_GRPC_HOST) serving the signed playback URLs (and the local store's "
                              "download URLs); route the gateway's /play/ and /files/ to it (envoy_config --files). "
                              "0 picks one.")
+    metadata_metrics_sample_seconds: float = Field(
+        10.0, gt=0, description="How often metadata reads the figures behind its gauges (jobs by state, outbox "
+                                "backlog, queue depths and consumers on the broker) for /metrics.")
     metadata_list_page_max_bytes: int = Field(
         DEFAULT_PAGE_MAX_BYTES, ge=64 * 1024,
         description="Largest encoded ListVideos page in bytes; a page ends there even before page_size videos.")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from services.metadata_svc.job import Job
+from services.shared.metrics import WATCH_SUBSCRIBERS
 from vtc.v1 import common_pb2, events_pb2
 
 _TERMINAL = frozenset({common_pb2.JOB_STATUS_COMPLETED, common_pb2.JOB_STATUS_FAILED,
@@ -66,9 +67,11 @@ class JobWatchHub:
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
         subscription = Subscription(job_id)
         self._subscriptions.setdefault(job_id, set()).add(subscription)
+        WATCH_SUBSCRIBERS.inc()
         try:
             yield subscription
         finally:
+            WATCH_SUBSCRIBERS.dec()
             # Runs when the stream ends, fails or the client goes away: no watcher outlives its call.
             watchers = self._subscriptions.get(job_id)
             if watchers is not None:

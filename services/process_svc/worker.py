@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from services.process_svc.profiles import ProfileCatalog, read_profile_document
 from services.process_svc.progress_relay import ProgressRelay
 from services.process_svc.scratch import ScratchDir, remove_abandoned
 from services.process_svc.time_limit import TimeLimit
+from services.shared import metrics
 from services.shared.bus import Bus, Delivery, Reject
 from services.shared.bus.contract import JOB_CANCEL, PROCESS_JOBS
 from services.shared.errors import InvalidArgument, NotFound, StorageRejected, Unavailable, VtcError
@@ -41,6 +43,7 @@ from services.shared.ids import require_id, require_tenant_id
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore, validate_key
 from services.shared.storage.keys import output_key, video_prefix
+from services.shared.tracing import span
 from services.shared.validation import slug
 from vtc.v1 import common_pb2, events_pb2
 
@@ -130,6 +133,20 @@ class TranscodeWorker:
 
     async def _run(self, request: events_pb2.JobRequested, delivery: Delivery, events: JobEventPublisher,
                    running: _RunningJob) -> None:
+        started, outcome = time.perf_counter(), ""
+        metrics.JOBS_RUNNING_HERE.inc()
+        try:
+            outcome = await self._outcome(request, delivery, events, running)
+        finally:
+            metrics.JOBS_RUNNING_HERE.dec()
+            if outcome:  # not when the bus redelivers it: that run is not over
+                profile = request.profile or "default"
+                metrics.JOBS_FINISHED.labels(profile, outcome).inc()
+                metrics.JOB_SECONDS.labels(profile, outcome).observe(time.perf_counter() - started)
+
+    async def _outcome(self, request: events_pb2.JobRequested, delivery: Delivery, events: JobEventPublisher,
+                       running: _RunningJob) -> str:
+        """Runs the job to its end; returns how it ended (completed, failed, cancelled)."""
         await events.started(self._name)
         log.info("job started", extra={"fields": {"attempt": events.attempt, "profile": request.profile or "default"}})
         keepalive = asyncio.create_task(self._keep_alive(events), name="job-heartbeat")
@@ -146,28 +163,29 @@ class TranscodeWorker:
             await self._remove_outputs(running)
             await events.cancelled(self._name)
             log.info("job cancelled: encoder stopped, outputs removed")
-            return
+            return "cancelled"
         # The job's own fault, or storage refusing for good (StorageRejected): say why, do not retry.
         except (JobFailure, InvalidArgument, StorageRejected) as failure:
             reason = failure.reason if isinstance(failure, JobFailure) else failure.message
             log.warning("job failed: %s", reason)
             await self._remove_outputs(running)
             await events.failed(reason)
-            return
+            return "failed"
         except (Unavailable, ConnectionError, TimeoutError) as outage:
             if delivery.delivery_count < self.max_deliveries:
                 raise  # the bus redelivers; storage may be back by then
             log.exception("job failed after %d deliveries", delivery.delivery_count)
             await events.failed(f"storage or messaging was unavailable on every attempt: {_describe(outage)}")
-            return
+            return "failed"
         except Exception as error:  # a bug: redelivering would fail the same way
             log.exception("job failed on an internal error")
             await events.failed(f"internal error in the transcoder ({_describe(error)}); "
                                 "the service logged the details, retrying the job may not help")
-            return
+            return "failed"
         await events.completed(renditions, running.warnings)
         log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions],
                                                     "warnings": list(running.warnings)}})
+        return "completed"
 
     async def _keep_alive(self, events: JobEventPublisher) -> None:
         """Progress events are the job's heartbeat; this one beats while nothing else does
@@ -208,14 +226,23 @@ class TranscodeWorker:
         try:
             source = scratch.path / ("source" + Path(request.source_key).suffix)
             try:
-                await self._store.get_file(request.source_key, source)
+                with span("fetch source"):
+                    await self._store.get_file(request.source_key, source)
             except NotFound:
                 raise JobFailure(
                     f"the source {request.source_key!r} is no longer in storage; upload it again") from None
-            info = await asyncio.to_thread(probe_source, source)
-            plan = await self._plan(profile, info, source)
+            with span("probe"):
+                info = await asyncio.to_thread(probe_source, source)
+            with span("plan"):
+                plan = await self._plan(profile, info, source)
             running.warnings = plan.warnings
-            produced = await self._execute(plan, source, scratch.path / "out", events)
+            with span("encode", attributes={"vtc.profile": request.profile or "default"}) as encoding:
+                began = time.perf_counter()
+                produced = await self._execute(plan, source, scratch.path / "out", events)
+                speed = request.probe.duration_seconds / max(time.perf_counter() - began, 1e-6)
+                encoding.set_attribute("vtc.speed_realtime", round(speed, 3))
+            if request.probe.duration_seconds > 0:
+                metrics.ENCODE_SPEED.labels(request.profile or "default").observe(speed)
             failed = [output for output in produced if output.failed]
             if len(failed) == len(produced):
                 raise JobFailure("no output could be made: " + "; ".join(f"{o.name}: {o.error}" for o in failed))
@@ -271,20 +298,23 @@ class TranscodeWorker:
                          running: _RunningJob) -> list[common_pb2.Rendition]:
         """Every file of every completed output, under the video's prefix."""
         stored = []
-        for output in produced:
-            if output.failed:
-                continue
-            keys = []
-            for file in output.files:
-                if running.stopping:
-                    return stored
-                key = output_key(request.tenant_id, request.video_id, file.key,
-                                 job_id=request.job_id if request.outputs_in_job_folder else "")
-                running.stored_keys.append(key)
-                await self._store.put_file(key, file.path, file.content_type)
-                keys.append(key)
-            if output.rendition is not None:
-                stored.append(rendition_message(output.rendition, keys[0]))
+        with span("store outputs"):
+            for output in produced:
+                if output.failed:
+                    continue
+                keys = []
+                with span(f"output {output.name}", attributes={"vtc.output": output.name, "vtc.kind": output.kind,
+                                                               "vtc.files": len(output.files)}):
+                    for file in output.files:
+                        if running.stopping:
+                            return stored
+                        key = output_key(request.tenant_id, request.video_id, file.key,
+                                         job_id=request.job_id if request.outputs_in_job_folder else "")
+                        running.stored_keys.append(key)
+                        await self._store.put_file(key, file.path, file.content_type)
+                        keys.append(key)
+                if output.rendition is not None:
+                    stored.append(rendition_message(output.rendition, keys[0]))
         return stored
 
     async def _remove_outputs(self, running: _RunningJob) -> None:

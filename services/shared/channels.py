@@ -9,7 +9,8 @@ read-only) are retried on UNAVAILABLE, so a replica that died an instant ago
 costs a retry rather than an error.
 
 Channels speak TLS (mutual with a CA) when the service's TLS settings say so,
-plaintext otherwise (services.shared.tls).
+plaintext otherwise (services.shared.tls). Every call carries the caller's
+trace context (traceparent), so the peer's work joins its trace.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from services.shared.interceptors import trace_context_interceptors
 from services.shared.server import MAX_MESSAGE_BYTES
 from services.shared.tls import TlsFiles
 
@@ -59,8 +61,7 @@ def peer_channel(address: str, interceptors: Sequence[grpc.aio.ClientInterceptor
         ("grpc.enable_retries", 1),
     ]
     credentials = tls.channel_credentials() if tls is not None else None
+    chain = [*trace_context_interceptors(), *interceptors]
     if credentials is None:
-        return grpc.aio.insecure_channel(grpc_target(address), interceptors=list(interceptors) or None,
-                                         options=options)
-    return grpc.aio.secure_channel(grpc_target(address), credentials, interceptors=list(interceptors) or None,
-                                   options=options)
+        return grpc.aio.insecure_channel(grpc_target(address), interceptors=chain, options=options)
+    return grpc.aio.secure_channel(grpc_target(address), credentials, interceptors=chain, options=options)

@@ -1,8 +1,10 @@
-"""Cross-cutting concerns for every gRPC server: request context and logging,
-token checks, and the one place domain errors become gRPC statuses."""
+"""Cross-cutting concerns for every gRPC server: traces and metrics, request
+context and logging, token checks, and the one place domain errors become
+gRPC statuses. Peer channels carry the trace context out (trace_context_interceptors)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -16,6 +18,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from services.shared import metrics, tracing
 from services.shared.access_policy import access_rule, check_access
 from services.shared.errors import RateLimited, Unauthenticated, VtcError
 from services.shared.logs import bind, looks_like_secret
@@ -100,6 +103,124 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         except Exception:
             log.exception("unhandled error in %s", method)
             await _abort(context, VtcError("internal error; the service logged the details"))
+
+
+_TRACE_HEADERS = ("traceparent", "tracestate")
+# Server spans that end with these codes are errors (OpenTelemetry's gRPC conventions).
+_SERVER_ERRORS = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED,
+                            grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS})
+
+
+def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming:
+        return "bidi_stream" if handler.response_streaming else "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
+
+
+class TelemetryInterceptor(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: each call runs in a server span that continues
+    the caller's trace (traceparent in its metadata), so everything inside (log
+    lines, peer calls, bus messages) belongs to it; and each call is counted by
+    method and status code and timed (metrics.GRPC_*). Health checks and
+    reflection are counted, not traced. Costs one span and two metric updates per
+    call, nothing per streamed message."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        service, _, name = method.lstrip("/").partition("/")
+        kind = _rpc_type(handler)
+        traced = not method.startswith(ALWAYS_PUBLIC_PREFIXES)
+        carrier = {key: str(value) for key, value in handler_call_details.invocation_metadata or ()
+                   if key in _TRACE_HEADERS} if traced else {}
+
+        def begin() -> tuple[Any, Any]:
+            if not traced:
+                return None, None
+            span = tracing.tracer().start_span(
+                method.lstrip("/"), context=tracing.remote_context(carrier), kind=tracing.SpanKind.SERVER,
+                attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+            return span, tracing.attach_span(span)
+
+        def end(span: Any, token: Any, context: grpc.aio.ServicerContext, started: float,
+                error: BaseException | None) -> None:
+            code = context.code()
+            if not isinstance(code, grpc.StatusCode):
+                # No status set: fine, unless something other than an abort escaped.
+                code = grpc.StatusCode.UNKNOWN if error is not None and not isinstance(
+                    error, (grpc.aio.AbortError, asyncio.CancelledError)) else grpc.StatusCode.OK
+                if isinstance(error, asyncio.CancelledError):
+                    code = grpc.StatusCode.CANCELLED
+            metrics.GRPC_HANDLED.labels(service, name, kind, code.name).inc()
+            metrics.GRPC_HANDLING_SECONDS.labels(service, name, kind).observe(time.perf_counter() - started)
+            if span is not None:
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code in _SERVER_ERRORS:
+                    span.set_status(tracing.Status(tracing.StatusCode.ERROR, code.name))
+                tracing.detach_span(token)
+                span.end()
+
+        async def unary(behavior, request, context, _method):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            span, token = begin()
+            error: BaseException | None = None
+            try:
+                return await behavior(request, context)
+            except BaseException as escaped:
+                error = escaped
+                raise
+            finally:
+                end(span, token, context, started, error)
+
+        async def stream(behavior, request, context, _method):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            span, token = begin()
+            error: BaseException | None = None
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except BaseException as escaped:
+                error = escaped
+                raise
+            finally:
+                end(span, token, context, started, error)
+
+        return _wrap(handler, method, unary, stream)
+
+
+class _TraceContextOut:
+    """Adds the current trace context to an outgoing call's metadata."""
+
+    @staticmethod
+    def _details(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        carrier = tracing.inject({})
+        if not carrier:
+            return details
+        metadata = [(k, v) for k, v in (details.metadata or ()) if k not in _TRACE_HEADERS]
+        metadata.extend(carrier.items())
+        return details._replace(metadata=grpc.aio.Metadata(*metadata))
+
+
+class _UnaryUnaryTraceOut(_TraceContextOut, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(client_call_details), request)
+
+
+class _UnaryStreamTraceOut(_TraceContextOut, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._details(client_call_details), request)
+
+
+def trace_context_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """Client interceptors that send the caller's trace context with every call
+    whose request is one message: the calls services make to each other. (grpc.aio
+    files an interceptor under one call shape only, hence one per shape.) None for
+    client-streaming calls: an interceptor there reroutes every streamed message
+    through grpc.aio's interceptor machinery, a cost and a change of pace uploads
+    must not pay; no service makes such calls to a peer.)"""
+    return [_UnaryUnaryTraceOut(), _UnaryStreamTraceOut()]
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):

@@ -1,5 +1,6 @@
 """JSON-lines logs on stdout, with job_id / video_id / tenant / request_id
-attached from contextvars."""
+attached from contextvars, and the trace_id / span_id of the current span
+(tracing.py) on every line written inside one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from opentelemetry import trace
 
 _fields: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_fields")
 
@@ -63,6 +66,10 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             **_fields.get({}),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            line["trace_id"] = format(span.trace_id, "032x")
+            line["span_id"] = format(span.span_id, "016x")
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             line.update(extra)

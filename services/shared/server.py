@@ -23,11 +23,18 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.shared.bus import Bus
-from services.shared.interceptors import AuthInterceptor, ErrorMappingInterceptor, RequestContextInterceptor
+from services.shared.interceptors import (
+    AuthInterceptor,
+    ErrorMappingInterceptor,
+    RequestContextInterceptor,
+    TelemetryInterceptor,
+)
+from services.shared.metrics import MetricsEndpoint, serve_metrics
 from services.shared.readiness import Readiness, ReadinessCheck, broker_check, peer_check
 from services.shared.settings import CommonSettings, MissingSetting
 from services.shared.tls import TlsFiles
 from services.shared.tokens import TokenVerifier
+from services.shared.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("vtc.server")
 
@@ -99,7 +106,8 @@ async def start_server(components: Sequence[Component], verifier: TokenVerifier,
     every `readiness_interval` seconds. With a certificate in `tls` it serves
     TLS only (and mutual TLS when `tls` names a CA)."""
     server = grpc.aio.server(
-        interceptors=[RequestContextInterceptor(), ErrorMappingInterceptor(), AuthInterceptor(verifier)],
+        interceptors=[TelemetryInterceptor(), RequestContextInterceptor(), ErrorMappingInterceptor(),
+                      AuthInterceptor(verifier)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.so_reuseport", 0)],
@@ -149,17 +157,37 @@ async def wait_for_signal() -> None:
 async def run_standalone(name: str, settings: CommonSettings,
                          create_server: Callable[[Any], Awaitable[RunningServer]]) -> None:
     """The body of `python -m services.<name>_svc`: one service on its own server
-    until SIGINT/SIGTERM, then a graceful stop."""
+    until SIGINT/SIGTERM, then a graceful stop; its metrics on their own port."""
     from services.shared.logs import configure_logging
 
     configure_logging(settings.log_level)
+    configure_tracing(f"vtc-{name}")
+    try:
+        endpoint = start_metrics_endpoint(settings)  # first: a port taken stops it before anything started
+    except RuntimeError as error:
+        sys.exit(f"vtc {name} service: {error}")
     try:
         running = await create_server(settings)
-    except MissingSetting as missing:
-        sys.exit(f"vtc {name} service: {missing}")
-    log.info("%s service listening on %s:%d", name, settings.grpc_host, running.port)
+    except BaseException as error:
+        if endpoint is not None:
+            endpoint.stop()
+        if isinstance(error, MissingSetting):
+            sys.exit(f"vtc {name} service: {error}")
+        raise
+    log.info("%s service listening on %s:%d", name, settings.grpc_host, running.port,
+             extra={"fields": {"metrics": endpoint.url if endpoint else "off"}})
     try:
         await wait_for_signal()
     finally:
         log.info("%s service shutting down", name)
         await running.stop(settings.shutdown_grace_seconds)
+        if endpoint is not None:
+            endpoint.stop()
+        shutdown_tracing()
+
+
+def start_metrics_endpoint(settings: CommonSettings) -> MetricsEndpoint | None:
+    """The process's /metrics endpoint as the settings say (None: VTC_METRICS_PORT=-1)."""
+    if settings.metrics_port < 0:
+        return None
+    return serve_metrics(settings.metrics_host or settings.grpc_host, settings.metrics_port)

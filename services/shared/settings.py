@@ -62,6 +62,11 @@ class CommonSettings(BaseSettings):
         None, description="PEM CA: the server requires client certificates it signed (mutual TLS); "
         "peers' certificates are checked against it.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stdout.")
+    metrics_host: str = Field("", description="Interface the Prometheus /metrics endpoint binds; empty: VTC_GRPC_HOST.")
+    metrics_port: int = Field(
+        0, ge=-1, description="Port of the Prometheus /metrics endpoint, one per process (the all-in-one serves all "
+                              "four services' there); 0 picks a free one (logged, and printed by make run), "
+                              "-1 serves none. Containers use 9464.")
     shutdown_grace_seconds: float = Field(10.0, description="How long in-flight calls may finish on shutdown.")
     readiness_interval_seconds: float = Field(
         2.0, gt=0, description="How often gRPC health re-checks the peers, database and broker a service needs.")

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import grpc
 
+from services.shared import metrics
 from services.shared.ids import new_id
 from services.shared.logs import log_context
 from services.shared.storage import ObjectStore
@@ -71,6 +72,9 @@ class UploadIntake:
                 started, cpu_started = time.perf_counter(), time.process_time()
                 received = await receiver.receive_into(path)
                 last_byte, cpu_received = time.perf_counter(), time.process_time()
+                # Once per upload, never per chunk: the hot path stays as it is.
+                metrics.UPLOAD_BYTES.inc(received.size_bytes)
+                metrics.UPLOAD_THROUGHPUT.observe(received.size_bytes / max(last_byte - started, 1e-6))
                 media = await probe(path)
                 probed = time.perf_counter()
                 await self._store_and_register(video_id, job_id, tenant_id, header, received, media)

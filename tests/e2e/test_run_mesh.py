@@ -188,3 +188,76 @@ def test_five_watchers_reconnect_after_every_metadata_replica_is_sigkilled(mesh:
     assert json.loads(again.text.splitlines()[-1])["job"]["status"] == "JOB_STATUS_COMPLETED"
     assert len(completed) == WATCHERS, errors
     assert sum("reconnecting" in err for err in errors) == WATCHERS, errors
+
+
+def _trace_lines(mesh: RunningMesh, trace_id: str) -> dict[str, list[dict]]:
+    """Each mesh process's JSON log lines of the trace, by service (metadata-1 and -2 count as metadata)."""
+    found: dict[str, list[dict]] = {}
+    for spec in mesh.mesh.plan.services:
+        for line in (mesh.mesh.log_dir / f"{spec.name}.log").read_text(errors="replace").splitlines():
+            if trace_id in line and line.startswith("{"):
+                record = json.loads(line)
+                if record.get("trace_id") == trace_id:
+                    found.setdefault(spec.name.split("-")[0], []).append(record)
+    return found
+
+
+def _wait_for_trace(mesh: RunningMesh, trace_id: str, wanted: dict[str, str]) -> dict[str, list[dict]]:
+    """The trace's lines once every service in `wanted` logged its message (logs are flushed as written)."""
+    deadline = time.monotonic() + 60
+    while True:
+        lines = _trace_lines(mesh, trace_id)
+        missing = {service: message for service, message in wanted.items()
+                   if not any(message in r["msg"] for r in lines.get(service, []))}
+        if not missing or time.monotonic() > deadline:
+            assert not missing, f"trace {trace_id}: no {missing} in the logs; found {lines}"
+            return lines
+        time.sleep(0.5)
+
+
+def test_one_upload_is_one_trace_through_the_logs_of_every_service(mesh: RunningMesh, clip: Path) -> None:
+    """A client that sends a W3C traceparent (as an instrumented customer system would) through Traefik:
+    its token, the upload, RegisterVideo, the outbox's publish, the worker's transcode and metadata's
+    handling of the job's events are all logged under its trace id."""
+    import grpc
+
+    from tests.calls import bearer, upload_requests
+    from vtc.v1 import auth_pb2, auth_pb2_grpc, common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2_grpc
+
+    trace_id = os.urandom(16).hex()
+    traced = [("traceparent", f"00-{trace_id}-{os.urandom(8).hex()}-01")]
+    with grpc.insecure_channel(mesh.grpc_address) as channel:
+        token = auth_pb2_grpc.AuthServiceStub(channel).IssueToken(auth_pb2.IssueTokenRequest(
+            api_key=mesh.mesh.admin_key_file.read_text().strip()), metadata=traced, timeout=30).access_token
+        reply = upload_pb2_grpc.UploadServiceStub(channel).Upload(
+            upload_requests(clip, "traced"), metadata=[*bearer(token), *traced], timeout=120)
+        final = list(metadata_pb2_grpc.MetadataServiceStub(channel).WatchJob(
+            metadata_pb2.WatchJobRequest(job_id=reply.job_id), metadata=bearer(token), timeout=300))[-1].job
+    assert final.status == common_pb2.JOB_STATUS_COMPLETED, final.error
+
+    lines = _wait_for_trace(mesh, trace_id, {
+        "auth": "rpc /vtc.v1.AuthService/IssueToken",
+        "upload": "upload accepted",
+        "metadata": "published job.requested from the outbox",
+        "process": "job completed",
+    })
+    assert any("RegisterVideo" in r["msg"] for r in lines["metadata"])
+    assert any(r["msg"] == "job event completed applied: job completed" for r in lines["metadata"])
+    assert any(r["msg"] == "job started" for r in lines["process"])
+    for service in ("upload", "metadata", "process"):  # the job's lines are the job's
+        assert {r["job_id"] for r in lines[service] if "job_id" in r} == {reply.job_id}, service
+    spans = {service: {r["span_id"] for r in records} for service, records in lines.items()}
+    assert not spans["upload"] & spans["process"], "each service logs under spans of its own"
+    print(f"\ntrace {trace_id}: " + ", ".join(f"{s} {len(r)} lines" for s, r in sorted(lines.items())))
+
+
+def test_an_untraced_client_s_upload_still_starts_one_trace_across_the_services(  # type: ignore[no-untyped-def]
+        mesh: RunningMesh, cli, clip: Path) -> None:
+    done = cli("upload", str(clip), "--watch", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    video_id = json.loads(done.stdout)["video_id"]
+    accepted = [json.loads(line) for line in (mesh.mesh.log_dir / "upload.log").read_text().splitlines()
+                if video_id in line and '"upload accepted"' in line]
+    assert len(accepted) == 1 and accepted[0]["trace_id"]
+    _wait_for_trace(mesh, accepted[0]["trace_id"], {
+        "metadata": "job event completed applied", "process": "job completed"})

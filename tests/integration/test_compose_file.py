@@ -46,9 +46,14 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(done.stdout)
 
 
+OPTIONAL = {"prometheus", "grafana"}  # profile "observability"
+
+
 def test_it_runs_the_mesh_topology(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"traefik", "envoy", "rabbitmq", "postgres", "auth", "upload", "metadata", "process"}
+    assert set(services) - OPTIONAL == {
+        "traefik", "envoy", "rabbitmq", "postgres", "auth", "upload", "metadata", "process"}
+    assert all(services[name]["profiles"] == ["observability"] for name in OPTIONAL & set(services))
     assert services["metadata"]["deploy"]["replicas"] == 2
     assert services["process"]["deploy"]["replicas"] == 2
     for name in ("metadata", "process"):  # --scale needs no fixed name or host port
@@ -101,3 +106,21 @@ def test_traefik_routes_to_services_of_the_file(compose: dict[str, Any]) -> None
         for server in backend["loadBalancer"]["servers"]:
             host = re.match(r"^\w+://([^:/]+)", server["url"]).group(1)  # type: ignore[union-attr]
             assert host in compose["services"], f"Traefik routes to {host}, not a compose service"
+
+
+def test_prometheus_scrapes_every_service_where_it_serves_its_metrics(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    mounted = [v["source"] if isinstance(v, dict) else v.split(":")[0] for v in services["prometheus"]["volumes"]]
+    assert str(REPO / "deploy" / "prometheus") in mounted
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    scraped: dict[str, int] = {}
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, port = target.split(":")
+                scraped[host] = int(port)
+        for dns in job.get("dns_sd_configs", []):
+            for name in dns["names"]:
+                scraped[name] = int(dns["port"])
+    for name in SETTINGS:
+        assert scraped.get(name) == int(services[name]["environment"]["VTC_METRICS_PORT"]), name

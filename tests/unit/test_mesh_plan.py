@@ -21,6 +21,9 @@ def test_two_replicas_each_know_every_peer_and_keep_their_own_scratch(tmp_path: 
     assert upload["VTC_METADATA_ADDR"] == "127.0.0.1:7002,127.0.0.1:7003"
     assert upload["VTC_PROCESS_ADDR"] == "127.0.0.1:7004,127.0.0.1:7005"
     assert all(p.env["VTC_GRPC_PORT"] == str(p.port) for p in plan.services)
+    # Each process its own metrics endpoint, on a port nothing else uses.
+    assert all(p.env["VTC_METRICS_PORT"] == str(p.metrics_port) for p in plan.services)
+    assert len({p.port for p in plan.services} | {p.metrics_port for p in plan.services}) == 12
     assert all(p.env["VTC_BUS_URL"] == DEFAULT_BUS_URL for p in plan.services)  # memory:// cannot join processes
     assert all(p.env["VTC_BUS_NAMESPACE"] == "mesh-a" for p in plan.services)
     assert len({p.env["VTC_PROCESS_WORK_DIR"] for p in plan.process}) == 2

@@ -15,8 +15,17 @@ exception redelivers it, up to `bus.max_deliveries`, then dead-letters it
 may arrive more than once.
 """
 
-from services.shared.bus._base import Bus, Delivery, Handler, Publisher, Reject, Unroutable, topic_matches
+from services.shared.bus._base import (
+    Bus,
+    Delivery,
+    Handler,
+    Publisher,
+    QueueStats,
+    Reject,
+    Unroutable,
+    topic_matches,
+)
 from services.shared.bus._open import open_bus, open_bus_for
 
-__all__ = ["Bus", "Delivery", "Handler", "Publisher", "Reject", "Unroutable", "open_bus", "open_bus_for",
-           "topic_matches"]
+__all__ = ["Bus", "Delivery", "Handler", "Publisher", "QueueStats", "Reject", "Unroutable", "open_bus",
+           "open_bus_for", "topic_matches"]

@@ -9,6 +9,7 @@ from typing import Protocol
 from google.protobuf import symbol_database
 from google.protobuf.message import Message
 
+from services.shared import tracing
 from services.shared.bus.contract import QueueSpec
 
 CONTENT_TYPE = "application/x-protobuf"
@@ -44,6 +45,36 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A competing-consumer queue as the broker sees it now."""
+
+    messages: int  # ready for a consumer (not counting those delivered and not yet acked)
+    consumers: int
+    dead_letters: int  # waiting in its dead-letter queue
+
+
+def trace_headers() -> dict[str, str]:
+    """Headers carrying the publisher's current trace context (W3C traceparent/tracestate)."""
+    return dict(tracing.inject({}))
+
+
+def traced(queue: str, handler: Handler, *, system: str) -> Handler:
+    """The handler, each delivery handled in a consumer span that continues the
+    trace its publisher sent in the headers (a new trace if it sent none)."""
+
+    async def handle(delivery: Delivery) -> None:
+        with tracing.span(f"{delivery.routing_key} process", kind=tracing.SpanKind.CONSUMER,
+                          carrier=delivery.headers, attributes={
+                    "messaging.system": system, "messaging.operation": "process",
+                    "messaging.destination.name": queue, "messaging.message.id": delivery.message_id,
+                    "messaging.rabbitmq.destination.routing_key": delivery.routing_key,
+                    "vtc.delivery_count": delivery.delivery_count}):
+            await handler(delivery)
+
+    return handle
 
 
 class Publisher(Protocol):
@@ -87,6 +118,10 @@ class Bus(Protocol):
     async def consumer_count(self, queue: QueueSpec) -> int:
         """How many messages the queue's consumers, in every process, can take right now
         or once they are done with their current one (see consume)."""
+        ...
+
+    async def queue_stats(self, queue: QueueSpec) -> QueueStats:
+        """Messages waiting, consumers, and dead letters of a declared queue."""
         ...
 
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:

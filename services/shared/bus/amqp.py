@@ -26,7 +26,16 @@ from aio_pika.abc import (
 from aio_pika.exceptions import PublishError
 from google.protobuf.message import Message
 
-from services.shared.bus._base import CONTENT_TYPE, Delivery, Handler, Reject, Unroutable
+from services.shared.bus._base import (
+    CONTENT_TYPE,
+    Delivery,
+    Handler,
+    QueueStats,
+    Reject,
+    Unroutable,
+    trace_headers,
+    traced,
+)
 from services.shared.bus.contract import Namespace, QueueSpec
 
 log = logging.getLogger("vtc.bus")
@@ -83,7 +92,7 @@ class RabbitMqBus:
         message_type = message.DESCRIPTOR.full_name
         outgoing = aio_pika.Message(
             body=message.SerializeToString(), content_type=CONTENT_TYPE, type=message_type,
-            headers={"type": message_type}, message_id=message_id or uuid.uuid4().hex,
+            headers={"type": message_type, **trace_headers()}, message_id=message_id or uuid.uuid4().hex,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         try:
             # While the broker is away a robust channel waits for it: bounded, so callers see the outage.
@@ -122,9 +131,20 @@ class RabbitMqBus:
         for _ in range(prefetch):
             channel = await self._consumer_channel(1)
             declared = await self._declare(channel, queue)
-            await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+            await declared.consume(functools.partial(self._handle, declared.name,
+                                                     handler=traced(queue.name, handler, system="rabbitmq")))
 
     async def consumer_count(self, queue: QueueSpec) -> int:
+        declared = await self._inspect(self.namespace.queue(queue))
+        return int(declared.consumer_count or 0)
+
+    async def queue_stats(self, queue: QueueSpec) -> QueueStats:
+        declared = await self._inspect(self.namespace.queue(queue))
+        dead = await self._inspect(self.namespace.dead_letter_queue(queue))
+        return QueueStats(messages=int(declared.message_count or 0), consumers=int(declared.consumer_count or 0),
+                          dead_letters=int(dead.message_count or 0))
+
+    async def _inspect(self, name: str):  # type: ignore[no-untyped-def]
         connection, _ = self._live()
         # One channel kept for these look-ups (asked on every dispatch); a failed look-up
         # (the queue deleted under us) closes it, and the next one opens another.
@@ -132,22 +152,23 @@ class RabbitMqBus:
             self._inspect_channel = await connection.channel()
         # Straight to the protocol: aio-pika's robust channel answers a repeated declare from its cache.
         channel = await self._inspect_channel.get_underlay_channel()
-        declared = await channel.queue_declare(self.namespace.queue(queue), passive=True)
-        return int(declared.consumer_count or 0)
+        return await channel.queue_declare(name, passive=True)
 
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
         channel = await self._consumer_channel(1)
         await self._declare(channel, queue)
         declared = await channel.declare_queue(self.namespace.dead_letter_queue(queue), durable=True,
                                                arguments=_DEAD_LETTER_ARGUMENTS)
-        await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+        await declared.consume(functools.partial(
+            self._handle, declared.name, handler=traced(queue.dead_letter_name, handler, system="rabbitmq")))
 
     async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
         channel = await self._consumer_channel(0)
         declared = await channel.declare_queue(exclusive=True, auto_delete=True)
         for key in binding_keys:
             await declared.bind(self.namespace.exchange, routing_key=key)
-        await declared.consume(functools.partial(self._handle, declared.name, handler=handler))
+        await declared.consume(functools.partial(
+            self._handle, declared.name, handler=traced("broadcast", handler, system="rabbitmq")))
 
     async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
         connection, _ = self._live()

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field, replace
 
 from google.protobuf.message import Message
 
-from services.shared.bus._base import Delivery, Handler, Reject, Unroutable, topic_matches
+from services.shared.bus._base import (
+    Delivery,
+    Handler,
+    QueueStats,
+    Reject,
+    Unroutable,
+    topic_matches,
+    trace_headers,
+    traced,
+)
 from services.shared.bus.contract import QueueSpec
 
 log = logging.getLogger("vtc.bus")
@@ -59,7 +68,7 @@ class InProcessBus:
                       mandatory: bool = True) -> None:
         delivery = Delivery(routing_key=routing_key, body=message.SerializeToString(),
                             message_type=message.DESCRIPTOR.full_name,
-                            message_id=message_id or uuid.uuid4().hex, delivery_count=1)
+                            message_id=message_id or uuid.uuid4().hex, delivery_count=1, headers=trace_headers())
         routed = False
         for queue in self._queues.values():
             if any(topic_matches(key, routing_key) for key in queue.binding_keys):
@@ -75,6 +84,7 @@ class InProcessBus:
     async def consume(self, queue: QueueSpec, handler: Handler, *, prefetch: int = 1) -> None:
         await self.declare(queue)
         declared, dead = self._queues[queue.name], self._queues[queue.dead_letter_name]
+        handler = traced(queue.name, handler, system="in-process")
         for _ in range(prefetch):
             task = asyncio.create_task(self._run(declared, handler, dead))
             self._consumers.append(task)
@@ -85,14 +95,22 @@ class InProcessBus:
         declared = self._queues.get(queue.name)
         return len(declared.consumers) if declared is not None else 0
 
+    async def queue_stats(self, queue: QueueSpec) -> QueueStats:
+        await self.declare(queue)
+        declared, dead = self._queues[queue.name], self._queues[queue.dead_letter_name]
+        return QueueStats(messages=declared.messages.qsize(), consumers=len(declared.consumers),
+                          dead_letters=dead.messages.qsize())
+
     async def consume_dead_letters(self, queue: QueueSpec, handler: Handler) -> None:
         await self.declare(queue)
         dead = self._queues[queue.dead_letter_name]
-        self._consumers.append(asyncio.create_task(self._run(dead, handler, None, limited=False)))
+        self._consumers.append(asyncio.create_task(
+            self._run(dead, traced(queue.dead_letter_name, handler, system="in-process"), None, limited=False)))
 
     async def consume_broadcast(self, binding_keys: Sequence[str], handler: Handler) -> None:
         queue = self._declare(f"broadcast.{uuid.uuid4().hex}", binding_keys)
-        self._consumers.append(asyncio.create_task(self._run(queue, handler, None)))
+        self._consumers.append(asyncio.create_task(self._run(queue, traced("broadcast", handler, system="in-process"),
+                                                             None)))
 
     def dead_letters(self, queue: QueueSpec) -> list[Delivery]:
         """What the queue dead-lettered and nobody consumed yet (tests look)."""

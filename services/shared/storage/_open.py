@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from services.shared.storage._base import ObjectStore
+from services.shared.storage.measured import measure_store
 
 if TYPE_CHECKING:
     from services.shared.settings import CommonSettings
@@ -12,7 +13,8 @@ if TYPE_CHECKING:
 
 def open_store(settings: CommonSettings) -> ObjectStore:
     """The store VTC_STORAGE_URL names: file:///abs/dir (a local directory) or
-    b2://bucket (Backblaze B2, with VTC_B2_KEY_ID and VTC_B2_APPLICATION_KEY)."""
+    b2://bucket (Backblaze B2, with VTC_B2_KEY_ID and VTC_B2_APPLICATION_KEY);
+    its operations measured (measured.py)."""
     url = settings.resolved_storage_url
     parsed = urlparse(url)
     from services.shared.storage.signed_urls import (
@@ -30,12 +32,13 @@ def open_store(settings: CommonSettings) -> ObjectStore:
     if parsed.scheme == "file":
         from services.shared.storage.local import LocalDirectoryStore
 
-        return LocalDirectoryStore(Path(unquote(parsed.path)), urls)
+        return measure_store(LocalDirectoryStore(Path(unquote(parsed.path)), urls), "local")
     if parsed.scheme == "b2":
         from services.shared.storage.b2 import B2Store
 
         if parsed.path.strip("/"):
             raise ValueError(f"storage URL {url!r}: a b2:// URL names only a bucket (b2://BUCKET)")
-        return B2Store(parsed.netloc, settings.b2_key_id, settings.b2_application_key.get_secret_value(),
-                       large_file_threshold_bytes=settings.b2_large_file_threshold_bytes, urls=urls)
+        return measure_store(B2Store(parsed.netloc, settings.b2_key_id, settings.b2_application_key.get_secret_value(),
+                                     large_file_threshold_bytes=settings.b2_large_file_threshold_bytes, urls=urls),
+                             "b2")
     raise ValueError(f"unknown storage URL {url!r}: expected file:///dir or b2://bucket")

@@ -71,7 +71,8 @@ def test_analysis_tells_a_still_picture_from_noisy_motion_and_finds_the_cut(clip
     still = analyse_source(clips["still"], analysis_windows(4.0, spec))
     noisy = analyse_source(clips["noisy"], analysis_windows(4.0, spec))
     assert len(still.windows) == len(noisy.windows) == 2
-    assert still.windows[0].frames == FPS
+    # Each window starts on the keyframe before it (one a second here) and lasts analysis_seconds.
+    assert [(w.start_seconds, w.frames) for w in still.windows] == [(0.0, 10), (2.0, 10)]
     assert still.temporal < 0.5 < 10 < noisy.temporal
     assert noisy.spatial > still.spatial
     assert still.scene_changes == noisy.scene_changes == 0
@@ -93,7 +94,7 @@ def test_probe_quality_and_bitrate_fall_as_crf_rises(clips: dict[str, Path]) -> 
 def test_a_decided_plan_meets_its_targets_on_the_final_renditions(clips: dict[str, Path], tmp_path: Path) -> None:
     profile = ProfileCatalog.load().get("per-title")
     assert profile.per_title is not None
-    spec = replace(profile.per_title, targets=(("360p", 34.0),), window_seconds=1.0)
+    spec = replace(profile.per_title, metric="psnr", targets=(("360p", 34.0),), window_seconds=1.0)
     info = probe_source(clips["noisy"])
     decided = decide_per_title(profile, spec, info, clips["noisy"])
 

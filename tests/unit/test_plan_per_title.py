@@ -154,10 +154,12 @@ def test_probe_rounds_bracket_the_answer_then_stop() -> None:
     one = {"360p": RungProbes("360p", (ANIMATION_360P[1],))}  # CRF 26 gave 32.5 dB
     # Default slope -0.45 dB/CRF: 32.514 - 0.45 (c - 26) >= 31.3 -> c = 28.
     assert next_probe_crfs(targets, one) == {"360p": 28}
-    bracketed = {"360p": RungProbes("360p", (ANIMATION_360P[1], ANIMATION_360P[2]))}
-    # The answer (CRF 27) lies between probes 26 and 34, more than bracket_crf apart: one more probe.
-    assert next_probe_crfs(targets, bracketed) == {"360p": 27}
-    assert next_probe_crfs(replace(targets, bracket_crf=8), bracketed) == {}
+    wide = {"360p": RungProbes("360p", (ANIMATION_360P[0], ANIMATION_360P[2]))}
+    # The answer (CRF 27) lies between probes 18 and 34, 16 apart and neither near it: one more probe.
+    assert next_probe_crfs(targets, wide) == {"360p": 27}
+    assert next_probe_crfs(replace(targets, bracket_crf=16), wide) == {}
+    near = {"360p": RungProbes("360p", (ANIMATION_360P[1], ANIMATION_360P[2]))}
+    assert next_probe_crfs(targets, near) == {}  # CRF 26 was probed, one from the answer
     assert next_probe_crfs(spec(), {"360p": RungProbes("360p", ())}) == {}  # no target: no probes
 
 
@@ -177,8 +179,8 @@ def analysis_of(*complexities: tuple[float, float]) -> SourceAnalysis:
 def test_analysis_windows_spread_over_the_source() -> None:
     windows = analysis_windows(60.0, PerTitleSpec(targets=()))
     assert len(windows) == 12
-    assert windows[0] == (2.0, 1.0) and windows[-1] == (57.0, 1.0)
-    assert analysis_windows(2.0, PerTitleSpec(targets=())) == [(0.5, 1.0)]
+    assert windows[0] == (2.0, 0.4) and windows[-1] == (57.0, 0.4)  # analysed: the first 0.4 s of each
+    assert analysis_windows(2.0, PerTitleSpec(targets=())) == [(0.5, 0.4)]
 
 
 def test_probe_windows_span_easy_to_hard_not_only_the_worst() -> None:

@@ -43,8 +43,9 @@ def analyse_source(path: Path, windows: Sequence[tuple[float, float]], *, height
 def _window(container: av.container.InputContainer, video: av.VideoStream, start: float, seconds: float,
             height: int) -> tuple[WindowAnalysis | None, tuple[int, int]]:
     graph: _SitiGraph | None = None
-    for frame in window_frames(container, video, start, seconds):
+    for time, frame in window_frames(container, video, start, seconds, from_keyframe=True):
         if graph is None:
+            start = round(time, 3)  # the keyframe the window starts on
             graph = _SitiGraph(frame, video, height)
         graph.push(frame)
     if graph is None:

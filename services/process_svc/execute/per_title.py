@@ -62,7 +62,7 @@ def decide_per_title(profile: Profile, spec: PerTitleSpec, source: SourceInfo, s
     analysed = clock()
     fixed = plan_encode(profile, source)
     windows = probe_windows(analysis, source.duration_seconds, spec)
-    spans = [(w.start_seconds, w.seconds) for w in windows]
+    spans = [(w.start_seconds, min(spec.window_seconds, source.duration_seconds - w.start_seconds)) for w in windows]
     probes = {r.name: RungProbes(r.name, ()) for r in fixed.renditions if spec.target(r.name) is not None}
     presets = {r.name: r.preset for r in fixed.renditions}
     caps = {r.name: r.max_bitrate for r in fixed.renditions}

@@ -16,7 +16,7 @@ import math
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,6 +33,10 @@ from services.process_svc.plan.per_title import ProbePoint
 
 # Every 2nd probe frame is compared: the windows are short, their figures must be steady.
 PROBE_SAMPLE_EVERY = 2
+# A window's last pictures are encoded without the future the encoder's lookahead (and x264's
+# macroblock tree) sees in a whole rendition, so they come out worse than they would there: they
+# are encoded and counted in the bytes, but not compared.
+UNMEASURED_TAIL_FRAMES = 10
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,12 @@ def probe_encode(plan: EncodePlan, source_path: Path, windows: Sequence[tuple[fl
 def _window(plan: EncodePlan, container: av.container.InputContainer, video: av.VideoStream, start: float,
             seconds: float, by_rung: list[list[_Lane]], lanes: list[_Lane], cancel: threading.Event | None) -> None:
     graph: LadderGraph | None = None
+    fps = float(plan.renditions[0].fps) if plan.renditions and plan.renditions[0].fps else 30.0
+    expected = round(seconds * fps)
+    measured = max(expected - UNMEASURED_TAIL_FRAMES, (expected + 1) // 2)
     for lane in lanes:
-        lane.send(_NEW_WINDOW)
-    for frame in window_frames(container, video, start, seconds):
+        lane.send((_NEW_WINDOW, measured))
+    for _, frame in window_frames(container, video, start, seconds):
         if cancel is not None and cancel.is_set():
             raise TranscodeCancelled()
         if graph is None:
@@ -148,29 +155,33 @@ class _Lane:
             if self._error is not None:
                 continue
             try:
-                if item is _NEW_WINDOW:
-                    self._open()
+                if isinstance(item, tuple) and item[0] is _NEW_WINDOW:
+                    self._open(item[1])
                 else:
                     self._encode(item)  # type: ignore[arg-type]
             except BaseException as error:
                 self._error = error
 
-    def _open(self) -> None:
-        rung = self.rung
+    def _open(self, measured_frames: int) -> None:
+        rung = replace(self.rung, crf=self.setting.crf, preset=self.setting.preset)
         encoder = av.CodecContext.create(rung.encoder, "w")
         encoder.width, encoder.height, encoder.pix_fmt = rung.width, rung.height, rung.pix_fmt
         encoder.time_base = self._time_base
         encoder.framerate = rung.fps
         encoder.thread_type = "AUTO"
-        encoder.options = {**rung.encoder_options(), "crf": str(self.setting.crf), "preset": self.setting.preset}
+        encoder.options = rung.encoder_options()
         self._encoder = encoder
-        self._meter = QualityMeter(rung.codec, encoder, sample_every=self._sample_every)
+        self._meter = QualityMeter(rung.decoder, encoder, sample_every=self._sample_every, ssim=False)
+        self._window_frames = 0
+        self._measured_frames = measured_frames
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         assert self._encoder is not None and self._meter is not None
         if frame is not None:  # shared with the other lanes of the rung: read, never changed
             self.frames += 1
-            self._meter.reference(frame)
+            self._window_frames += 1
+            if self._window_frames <= self._measured_frames:
+                self._meter.reference(frame)
         packets = self._encoder.encode(frame)
         self.bytes += sum(packet.size for packet in packets)
         self._meter.encoded(packets)

@@ -42,12 +42,14 @@ class RenditionQuality:
 class QualityMeter:
     """Fed, in order, each frame a rung's encoder gets and the packets it returns (from one thread)."""
 
-    def __init__(self, codec: str, encoder: av.VideoCodecContext, *, sample_every: int) -> None:
+    def __init__(self, codec: str, encoder: av.VideoCodecContext, *, sample_every: int, ssim: bool = True) -> None:
         """codec: the decoder that reads what `encoder` makes ("h264" for libx264, "libdav1d" for AV1:
-        FFmpeg's native av1 decoder needs a hardware accelerator)."""
+        FFmpeg's native av1 decoder needs a hardware accelerator). ssim=False: PSNR and XPSNR only
+        (per-title probes), the result's ssim is 0."""
         if sample_every < 1:
             raise ValueError(f"sample_every must be at least 1, not {sample_every}")
         self._every = sample_every
+        self._metrics = ("psnr", "ssim", "xpsnr") if ssim else ("psnr", "xpsnr")
         self._decoder = av.CodecContext.create(codec, "r")
         self._encoder = encoder
         self._decoder_ready = False
@@ -95,7 +97,7 @@ class QualityMeter:
         if reference is None:
             return
         if self._compare is None:
-            self._compare = _Comparison(picture)
+            self._compare = _Comparison(picture, self._metrics)
         for frame in self._compare.push(picture, reference):
             self._pooled.add(frame)
 
@@ -103,16 +105,16 @@ class QualityMeter:
 class _Comparison:
     """[encoded][reference] -> psnr -> ssim -> xpsnr -> sink; the encoded picture comes out with the metadata."""
 
-    def __init__(self, first: av.VideoFrame) -> None:
+    def __init__(self, first: av.VideoFrame, metrics: tuple[str, ...]) -> None:
         self._graph = av.filter.Graph()
         size = dict(video_size=f"{first.width}x{first.height}", pix_fmt=first.format.name,
                     time_base="1/25", pixel_aspect="1/1")  # the clock only pairs frames: one tick each
         self._encoded = self._graph.add("buffer", **size)
         self._reference = self._graph.add("buffer", **size)
-        split = self._graph.add("split", "3")
+        split = self._graph.add("split", str(len(metrics)))
         self._reference.link_to(split)
         head = self._encoded
-        for n, name in enumerate(("psnr", "ssim", "xpsnr")):
+        for n, name in enumerate(metrics):
             metric = self._graph.add(name)
             head.link_to(metric, 0, 0)
             split.link_to(metric, n, 1)
@@ -158,7 +160,7 @@ class _Pool:
         weights = [plane.width * plane.height for plane in frame.planes][:3]
         self.frames += 1
         self.psnr_distortion += _distortion(float(values["lavfi.psnr.psnr_avg"]))
-        self.ssim += float(values["lavfi.ssim.All"])
+        self.ssim += float(values.get("lavfi.ssim.All", 0.0))
         # xpsnr reports each plane; pooled over the planes by their pixel counts, as psnr_avg is.
         planes = [_distortion(float(values[f"lavfi.xpsnr.xpsnr.{c}"])) for c in "yuv"[:len(weights)]]
         self.xpsnr_distortion += sum(w * d for w, d in zip(weights, planes, strict=True)) / sum(weights)

@@ -14,9 +14,11 @@ from services.process_svc.failures import SourceUnreadable, clock
 
 
 def window_frames(container: av.container.InputContainer, video: av.VideoStream, start_seconds: float,
-                  seconds: float) -> Iterator[av.VideoFrame]:
-    """The pictures shown from start_seconds (on the output's clock: the source's first picture is 0)
-    for `seconds`, decoded from the keyframe before them."""
+                  seconds: float, *, from_keyframe: bool = False) -> Iterator[tuple[float, av.VideoFrame]]:
+    """(time, picture) of the pictures shown from start_seconds for `seconds`, times on the output's
+    clock (the source's first picture is 0), decoded from the keyframe before them. from_keyframe:
+    the window starts at that keyframe instead, so nothing is decoded only to be thrown away (a
+    window found this way starts exactly on a keyframe when asked for again)."""
     origin = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
     begin, end = origin + start_seconds, origin + start_seconds + seconds
     try:
@@ -25,11 +27,15 @@ def window_frames(container: av.container.InputContainer, video: av.VideoStream,
         codec.flush_buffers()  # pictures held from before the seek are not the window's
         for packet in container.demux(video):
             for frame in packet.decode():
-                if frame.time is None or frame.time < begin - 1e-6:
+                if frame.time is None:
+                    continue
+                if from_keyframe and frame.time < begin:
+                    begin, end = frame.time, frame.time + seconds
+                if frame.time < begin - 1e-6:
                     continue
                 if frame.time >= end - 1e-6:
                     return
-                yield frame
+                yield frame.time - origin, frame
     except av.error.FFmpegError as error:
         raise SourceUnreadable(f"the source could not be decoded at {clock(start_seconds)}: "
                                f"{ffmpeg_reason(error)}; the file may be damaged, upload it again") from None

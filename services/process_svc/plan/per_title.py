@@ -75,14 +75,15 @@ class SourceAnalysis:
 
 
 def analysis_windows(duration_seconds: float, spec: PerTitleSpec) -> list[tuple[float, float]]:
-    """(start, seconds) of the windows to analyse: evenly spread, one per stretch of the source."""
+    """(start, seconds) of the windows to analyse: evenly spread, one per stretch of the source, each
+    the start of a candidate probe window (the executor moves it back to the keyframe before it)."""
     length = min(spec.window_seconds, duration_seconds)
     if length <= 0:
         return []
     count = max(1, min(spec.analysis_windows, math.floor(duration_seconds / max(length * 1.5, 1e-9))))
     stride = duration_seconds / count
-    return [(round(max(0.0, min(stride * (i + 0.5) - length / 2, duration_seconds - length)), 3), length)
-            for i in range(count)]
+    return [(round(max(0.0, min(stride * (i + 0.5) - length / 2, duration_seconds - length)), 3),
+             min(spec.analysis_seconds, length)) for i in range(count)]
 
 
 def probe_windows(analysis: SourceAnalysis, duration_seconds: float,
@@ -209,6 +210,7 @@ def next_probe_crfs(spec: PerTitleSpec, probes: dict[str, RungProbes],
         below = [c for c in curve.crfs if c <= answer]
         above = [c for c in curve.crfs if c > answer]
         if (below and above and min(above) - max(below) <= spec.bracket_crf) \
+                or (len(curve.crfs) >= 2 and min(abs(c - answer) for c in curve.crfs) <= spec.near_crf) \
                 or (answer == lowest and (lowest in curve.crfs or lowest > spec.min_crf)) \
                 or (answer == spec.max_crf and spec.max_crf in curve.crfs):
             continue

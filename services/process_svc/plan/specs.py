@@ -209,6 +209,8 @@ class PerTitleOption(_Spec):
     probe_rounds: int = Field(3, ge=1)
     bracket_crf: int = Field(6, ge=1)
     window_seconds: float = Field(1.0, gt=0)
+    analysis_seconds: float = Field(0.4, gt=0)
+    near_crf: int = Field(2, ge=0)
     analysis_windows: int = Field(12, ge=1)
     sample_share: float = Field(0.08, gt=0, le=1)
     cap_factor: float = Field(2.5, ge=1)

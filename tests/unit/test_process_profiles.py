@@ -165,7 +165,7 @@ def test_per_title_profile_is_the_default_ladder_with_a_quality_target_per_rung(
     ({"targets": {"720p": 5}}, "pt.yaml: per_title.targets.720p: input should be greater than or equal to 10"),
     ({"targets": {"720p": 38}, "metric": "vmaf"}, "pt.yaml: per_title.metric: input should be 'xpsnr' or 'psnr'"),
     ({"targets": {"720p": 38}, "crf_floor": 10},
-     "pt.yaml: per_title.crf_floor: unknown key; accepted: analysis_windows"),
+     "pt.yaml: per_title.crf_floor: unknown key; accepted: analysis_seconds, analysis_windows"),
     ({"targets": {"720p": 38}, "min_crf": 30, "first_crf": 26}, "CRFs must satisfy min_crf <= first_crf <= max_crf"),
     ({"metric": "psnr"}, "pt.yaml: per_title.targets: required"),
 ])

@@ -236,6 +236,8 @@ class TranscodeWorker:
             with span("plan"):
                 plan = await self._plan(profile, info, source)
             running.warnings = plan.warnings
+            if not plan.outputs:  # e.g. an audio-only profile on a silent source
+                raise JobFailure("this source gets none of the profile's outputs: " + "; ".join(plan.warnings))
             with span("encode", attributes={"vtc.profile": request.profile or "default"}) as encoding:
                 began = time.perf_counter()
                 produced = await self._execute(plan, source, scratch.path / "out", events)

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import av
 import grpc
 import httpx
 import pytest
@@ -113,7 +114,7 @@ def test_retry_of_a_failed_job_runs_again_with_the_same_profile_and_succeeds(
 
 
 @pytest.mark.parametrize(("request_fields", "code", "words"), [
-    ({"profile": "no-such"}, grpc.StatusCode.INVALID_ARGUMENT, "available profiles: default"),
+    ({"profile": "no-such"}, grpc.StatusCode.INVALID_ARGUMENT, "available profiles: audio, default, hevc"),
     ({"profile_document": "name: x\noutputs:\n  - {type: video, name: a, height: 361}"},
      grpc.StatusCode.INVALID_ARGUMENT, "profile_document: outputs[0].height: must be even"),
     ({"profile_document": "name: [unclosed"}, grpc.StatusCode.INVALID_ARGUMENT, "not valid YAML or JSON"),
@@ -200,3 +201,26 @@ def test_retranscode_under_a_shipped_codec_profile_serves_its_files(
     out.write_bytes(b"".join(c.data for c in chunks))
     summary = decoded_summary(out)
     assert (summary["width"], summary["height"], summary["frames"]) == (640, 360, 60) and summary["has_audio"]
+
+
+def test_retranscode_to_the_audio_profile_serves_aac_and_opus(stack: Stack, uploaded: tuple[str, common_pb2.Job],
+                                                              tmp_path: Path) -> None:
+    video_id, _ = uploaded
+    token = stack.admin_token()
+    with stack.channel() as channel:
+        metadata = metadata_pb2_grpc.MetadataServiceStub(channel)
+        queued = metadata.Retranscode(metadata_pb2.RetranscodeRequest(video_id=video_id, profile="audio"),
+                                      metadata=bearer(token), timeout=10)
+        job = _finished(metadata, queued.job_id, token)
+        assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
+        assert [(r.name, r.container, r.video_codec, r.audio_codec) for r in job.renditions] == [
+            ("aac", "m4a", "", "aac"), ("opus", "webm", "", "opus")]
+        for rendition in job.renditions:
+            chunks = list(metadata.DownloadRendition(metadata_pb2.DownloadRenditionRequest(
+                video_id=video_id, rendition=rendition.name), metadata=bearer(token), timeout=60))
+            out = tmp_path / f"{rendition.name}.{rendition.container}"
+            out.write_bytes(b"".join(c.data for c in chunks))
+            with av.open(str(out)) as container:
+                assert not container.streams.video
+                seconds = sum(f.samples for f in container.decode(audio=0)) / 48000
+            assert abs(seconds - 2.0) < 0.05 and chunks[0].content_type == rendition.content_type

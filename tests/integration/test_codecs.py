@@ -19,7 +19,7 @@ from services.process_svc.adaptive.fmp4 import read_init
 from services.process_svc.execute import execute, probe_source
 from services.process_svc.plan import Profile, plan_encode
 from services.process_svc.profiles import ProfileCatalog
-from tests.media import decoded_summary, renditions_made
+from tests.media import decoded_summary, make_clip, renditions_made
 
 # The shipped profile's rungs at sizes a 640x360 clip has, the largest and the smallest kept
 # (modern: an AV1 rung and an H.264 one); keyframes every 0.5 s to check that they line up.
@@ -127,3 +127,31 @@ def test_the_packager_names_every_codec_a_profile_makes() -> None:
     assert codecs_string(read_init(_init_segment("libsvtav1", preset="12"))) == "av01.0.00M.08"
     assert codecs_string(read_init(_init_segment("libvpx-vp9", deadline="realtime"))).startswith("vp09.00.")
     assert codecs_string(read_init(_init_segment("libopus"))) == "opus"
+
+
+def test_audio_profile_makes_aac_and_opus_without_decoding_a_picture(clip_640x360: Path, tmp_path: Path) -> None:
+    plan = plan_encode(ProfileCatalog.load().get("audio"), probe_source(clip_640x360))
+    assert plan.renditions == (), "no ladder: the pass decodes no video"
+    reports: list = []
+
+    produced = execute(plan, clip_640x360, tmp_path, reports.append, progress_interval_seconds=0.0)
+
+    assert [(o.name, o.error) for o in produced] == [("aac", ""), ("opus", "")]
+    found = {}
+    for output in produced:
+        assert output.rendition is not None
+        with av.open(str(output.rendition.path)) as container:
+            assert not container.streams.video
+            audio = container.streams.audio[0]
+            samples = sum(frame.samples for frame in container.decode(audio))
+            found[output.name] = (container.format.name.split(",")[0], audio.codec_context.codec.canonical_name,
+                                  audio.codec_context.sample_rate, audio.codec_context.channels)
+        assert abs(samples / 48000 - 2.0) < 0.05, f"{output.name}: two seconds of sound"
+    assert found == {"aac": ("mov", "aac", 48000, 2), "opus": ("matroska", "opus", 48000, 2)}
+    assert reports and reports[-1].percent == 100.0
+
+
+def test_audio_profile_on_a_silent_source_fails_saying_why(tmp_path: Path) -> None:
+    silent = make_clip(tmp_path / "silent.mp4", seconds=1.0, width=320, height=180, audio=False)
+    plan = plan_encode(ProfileCatalog.load().get("audio"), probe_source(silent))
+    assert plan.outputs == () and any("no audio" in warning for warning in plan.warnings)

@@ -40,7 +40,7 @@ async def list_profiles(port: int, metadata: list[tuple[str, str]] | None) -> pr
 async def test_list_profiles_shows_the_default_ladder(server: RunningServer) -> None:
     reply = await list_profiles(server.port, KEYS.metadata(scopes=("videos:read",)))
 
-    assert [p.name for p in reply.profiles] == ["default", "per-title", "hevc", "modern", "webm"]
+    assert [p.name for p in reply.profiles] == ["default", "per-title", "hevc", "modern", "webm", "audio"]
     profile = reply.profiles[0]
     assert profile.name == "default" and "1080p" in profile.description
     assert [(r.name, r.height, r.video_codec, r.crf, r.max_bitrate, r.buffer_size, r.audio_codec, r.audio_bitrate)

@@ -170,7 +170,7 @@ async def test_unknown_profile_fails_naming_the_available_ones(harness: Harness,
 
     assert kinds(events) == ["started", "failed"]
     assert events[-1].failed.reason == ("unknown profile '8k-dolby'; available profiles: "
-                                        "default, hevc, modern, per-title, webm")
+                                        "audio, default, hevc, modern, per-title, webm")
 
 
 async def test_missing_source_object_fails_with_a_reason(harness: Harness, clip_640x360: Path) -> None:

@@ -21,7 +21,7 @@ from services.shared.errors import InvalidArgument
 def test_builtin_catalogue_has_the_default_ladder() -> None:
     catalog = ProfileCatalog.load()
     default = catalog.get("default")
-    assert catalog.names == ["default", "per-title", "hevc", "modern", "webm"]
+    assert catalog.names == ["default", "per-title", "hevc", "modern", "webm", "audio"]
     assert [(r.name, r.height, r.crf, r.preset) for r in default.renditions] == [
         ("1080p", 1080, 23, "veryfast"), ("720p", 720, 23, "veryfast"),
         ("480p", 480, 23, "veryfast"), ("360p", 360, 23, "veryfast")]
@@ -83,7 +83,7 @@ VIDEO = {"type": "video", "name": "x", "height": 360, "crf": 23, "maxrate": "1M"
     (minimal(outputs=[VIDEO, {"type": "audio", "name": "x"}]), "output names must be unique; x appear"),
     (minimal(outputs=[VIDEO, {"type": "adaptive", "renditions": ["x", "4k"]}]),
      "adaptive output 'presentation' names 4k, which are not video outputs of this profile (x)"),
-    (minimal(outputs=[{"type": "audio"}]), "a profile needs at least one output of type video"),
+    (minimal(outputs=[{"type": "poster"}]), "a profile needs at least one output of type video or audio"),
     (minimal(outputs=[VIDEO, {"type": "thumbnails", "count": 0}]),
      "small.yaml: outputs[1].count: input should be greater than or equal to 1"),
     (minimal(outputs=[VIDEO, {"type": "storyboard", "columns": "ten"}]), "small.yaml: outputs[1].columns: input"),

@@ -55,12 +55,17 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_source(source_path) as source:
-        video = source.streams.video[0]
-        video.thread_type = "AUTO"  # frame threads for the decoder too
+        # An audio-only plan (no rungs) decodes no picture at all.
+        video = source.streams.video[0] if plan.renditions else None
+        if video is not None:
+            video.thread_type = "AUTO"  # frame threads for the decoder too
         audio = source.streams.audio[0] if plan.decodes_audio and source.streams.audio else None
         if audio is not None:
             audio.thread_type = "AUTO"
-        context = PassContext(plan=plan, out_dir=out_dir, video_time_base=video.time_base,
+        if video is None and audio is None:
+            raise SourceUnreadable("the source has no audio track, and this profile makes only audio")
+        context = PassContext(plan=plan, out_dir=out_dir,
+                              video_time_base=(video or audio).time_base,  # type: ignore[union-attr]
                               renditions_carry_audio=audio is not None and plan.audio is not None,
                               quality_sample_every=quality_sample_every)
         outputs = PassOutputs(context, executors)
@@ -89,7 +94,7 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
 class _Run:
     """The state of one pass over the source."""
 
-    def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream,
+    def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream | None,
                  audio: av.AudioStream | None, outputs: PassOutputs, stills: Sequence[StillsWriter], graph_threads: int,
                  meter: ProgressMeter, on_progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
         self.plan, self.source, self.video, self.audio = plan, source, video, audio
@@ -105,7 +110,7 @@ class _Run:
         self.on_progress, self.cancel = on_progress, cancel
         self.media_seconds = 0.0  # how far decoding got, for reasons a person reads
         self.video_frames = 0
-        self.fps = plan.renditions[0].fps
+        self.fps = plan.renditions[0].fps if plan.renditions else 0
         # Outputs start at 0 whatever the source's first timestamp, as ffmpeg's CLI does.
         self.start_seconds = source.start_time / av.time_base if source.start_time else 0.0
 
@@ -117,7 +122,7 @@ class _Run:
                 frames += 1
             else:
                 self._audio_frame(frame)
-        if frames == 0:
+        if frames == 0 and self.video is not None:
             raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
         self._check_complete()
         if self.graph is not None:
@@ -132,6 +137,9 @@ class _Run:
 
     def _audio_frame(self, frame: av.AudioFrame) -> None:
         self._shift(frame)
+        if self.video is None and frame.time is not None:  # audio only: the audio's clock is the progress
+            self.media_seconds = max(self.media_seconds, frame.time + frame.samples / frame.sample_rate)
+            _report(self.on_progress, self.meter.frame_decoded(self.media_seconds))
         if self.track is not None:
             self.track.encode(frame)
         for running in self.audio_listeners:
@@ -200,12 +208,14 @@ class _Run:
 
     def _check_complete(self) -> None:
         """A source whose data stops well before its stated end is truncated: say so, not a short video."""
-        stated = float(self.video.duration * self.video.time_base) if self.video.duration else 0.0
+        stream = self.video or self.audio
+        stated = float(stream.duration * stream.time_base) if stream is not None and stream.duration else 0.0
         if not stated and self.source.duration:  # Matroska/WebM state the length in the header only
             stated = self.source.duration / av.time_base
         stated -= sum(end - start for start, end in self.plan.source.timeline_gaps)
         if stated and self.media_seconds < stated * 0.9 - 0.5:
-            raise SourceUnreadable(f"the source's video stops at {clock(self.media_seconds)} but it should last "
+            raise SourceUnreadable(f"the source's {'video' if self.video else 'audio'} stops at "
+                                   f"{clock(self.media_seconds)} but it should last "
                                    f"{clock(stated)}; the file looks truncated, upload it again")
 
 

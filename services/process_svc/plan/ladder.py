@@ -35,8 +35,8 @@ def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -
     if min(source.width, source.height) < MIN_PICTURE_SIDE:
         raise InvalidArgument(f"the picture is {source.width}x{source.height} pixels; the smallest we transcode is "
                               f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}")
-    if not profile.renditions:
-        raise InvalidArgument(f"profile {profile.name!r} has no video renditions")
+    if not profile.renditions and not profile.of_type("audio"):
+        raise InvalidArgument(f"profile {profile.name!r} has no video or audio outputs")
     fps = source.fps if source.fps > 0 else FALLBACK_FPS
     display_width, display_height = source.display_size
     colour = _colour_conversion(source)
@@ -81,6 +81,8 @@ def _plan_outputs(context: PlanContext) -> tuple[tuple[OutputPlan, ...], tuple[s
 
 def _rungs(profile: Profile, source: SourceInfo) -> list[tuple[str, VideoOutput]]:
     """The rungs this source gets, largest first, each with the name of the video output it makes."""
+    if not profile.renditions:  # an audio-only profile: no ladder
+        return []
     short_side = min(source.display_size)
     fitting = [spec for spec in profile.renditions if spec.height <= short_side]
     if fitting:

@@ -270,9 +270,9 @@ class Profile(_Spec):
                     raise ValueError(f"video output {output.name!r}: container {output.container!r} cannot carry the "
                                      f"profile's {self.audio.codec} audio; {self.audio.codec} goes in "
                                      f"{' or '.join(containers)}")
-        if not videos:
-            raise ValueError("a profile needs at least one output of type video (the pass is built around the "
-                             "ladder)")
+        if not videos and not any(isinstance(output, AudioOutput) for output in self.outputs):
+            raise ValueError("a profile needs at least one output of type video or audio (the other outputs are "
+                             "made from those)")
         for output in self.outputs:
             if isinstance(output, AdaptiveOutput):
                 if not videos:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from sqlalchemy import and_, delete, exists, func, or_, select
@@ -14,8 +15,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metadata_svc.dispatch import job_request_row, job_requested
-from services.metadata_svc.job import UNFINISHED, Job, JobStatus, JobTrigger, Progress, Quality, Rendition
-from services.metadata_svc.models import JobRow, OutboxRow, RenditionRow, VideoRow
+from services.metadata_svc.job import (
+    UNFINISHED,
+    Job,
+    JobStatus,
+    JobTrigger,
+    Output,
+    OutputFile,
+    OutputStatus,
+    Progress,
+    Quality,
+    Rendition,
+)
+from services.metadata_svc.models import JobRow, OutboxRow, OutputRow, RenditionRow, VideoRow
 from services.metadata_svc.paging import PageCursor
 from services.metadata_svc.quotas import TenantQuota
 from services.metadata_svc.video import NewVideo, Video
@@ -213,6 +225,7 @@ class VideoCatalog:
                 retried = await session.get(JobRow, job.retry_of)
                 if retried is not None:  # what the retried job did make stays the video's too
                     job.renditions = kept_with(job.renditions, [_rendition(r) for r in retried.renditions])
+                    job.outputs = kept_with(job.outputs, _outputs(retried))
             _write_job(row, job)
             row.heartbeat_at = datetime.now(UTC)  # any event of the job's attempt says its worker lives
         return job
@@ -305,9 +318,17 @@ def _replay_of_register(existing: VideoRow, new: NewVideo) -> tuple[Video, Job]:
     return _video(existing), _job(job_row)
 
 
-def kept_with(made: Sequence[Rendition], earlier: Sequence[Rendition]) -> list[Rendition]:
-    """A retry's outputs: the retried job's, in their order, each replaced by the retry's of the same
-    name, then the retry's others."""
+class _HasName(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+Named = TypeVar("Named", bound=_HasName)
+
+
+def kept_with(made: Sequence[Named], earlier: Sequence[Named]) -> list[Named]:
+    """A retry's outputs (or renditions): the retried job's, in their order, each replaced by the retry's of
+    the same name, then the retry's others."""
     remade = {r.name: r for r in made}
     merged = [remade.pop(r.name, r) for r in earlier]
     return merged + [r for r in made if r.name in remade]
@@ -327,7 +348,7 @@ def _job(row: JobRow) -> Job:
                progress=Progress(percent=row.progress_percent, frames=row.progress_frames,
                                  total_frames=row.progress_total_frames, fps=row.progress_fps,
                                  speed=row.progress_speed, eta_seconds=row.progress_eta_seconds),
-               renditions=[_rendition(r) for r in row.renditions], error=row.error,
+               renditions=[_rendition(r) for r in row.renditions], outputs=_outputs(row), error=row.error,
                warnings=list(row.warnings or []), trigger=JobTrigger(row.trigger or JobTrigger.UPLOAD),
                retry_of=row.retry_of or "", only_outputs=tuple(row.only_outputs or ()),
                profile_document=row.profile_document or "")
@@ -340,6 +361,22 @@ def _rendition(row: RenditionRow) -> Rendition:
                      content_type=row.content_type, quality=_quality(row))
 
 
+def _outputs(row: JobRow) -> list[Output]:
+    renditions = {r.name: r for r in row.renditions}
+    return [Output(name=o.name, type=o.type, status=OutputStatus[o.status], error=o.error or "",
+                   files=tuple(OutputFile(**f) for f in o.files or ()),
+                   rendition=_rendition(renditions[o.name]) if o.has_rendition and o.name in renditions else None)
+            for o in row.outputs]
+
+
+def _output_rows(job_id: str, outputs: Sequence[Output]) -> list[OutputRow]:
+    return [OutputRow(job_id=job_id, position=i, name=o.name, type=o.type, status=o.status.name, error=o.error,
+                      files=[{"path": f.path, "storage_key": f.storage_key, "content_type": f.content_type,
+                              "size_bytes": f.size_bytes} for f in o.files],
+                      has_rendition=o.rendition is not None)
+            for i, o in enumerate(outputs)]
+
+
 def _quality(row: RenditionRow) -> Quality | None:
     if row.quality_frames is None:
         return None
@@ -349,7 +386,7 @@ def _quality(row: RenditionRow) -> Quality | None:
 
 def _new_job_row(job: Job) -> JobRow:
     row = JobRow(job_id=job.job_id, video_id=job.video_id, tenant_id=job.tenant_id, profile=job.profile,
-                 created_at=job.created_at, renditions=[], trigger=job.trigger.value, retry_of=job.retry_of,
+                 created_at=job.created_at, renditions=[], outputs=[], trigger=job.trigger.value, retry_of=job.retry_of,
                  only_outputs=list(job.only_outputs), profile_document=job.profile_document)
     _write_job(row, job)
     return row
@@ -366,6 +403,8 @@ def _write_job(row: JobRow, job: Job) -> None:
     row.started_at, row.finished_at = job.started_at, job.finished_at
     if [_rendition(r) for r in row.renditions] != job.renditions:
         row.renditions = _rendition_rows(job.job_id, job.renditions)
+    if _outputs(row) != job.outputs:
+        row.outputs = _output_rows(job.job_id, job.outputs)
 
 
 def _rendition_rows(job_id: str, renditions: Sequence[Rendition]) -> list[RenditionRow]:

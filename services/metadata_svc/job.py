@@ -111,6 +111,49 @@ class Rendition:
             content_type=self.content_type, quality=self.quality.to_proto() if self.quality else None)
 
 
+class OutputStatus(enum.IntEnum):
+    """Values are those of vtc.v1.OutputStatus."""
+
+    COMPLETED = common_pb2.OUTPUT_STATUS_COMPLETED
+    FAILED = common_pb2.OUTPUT_STATUS_FAILED
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str  # relative to the job's outputs folder: "renditions/720p.mp4"
+    storage_key: str
+    content_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a job: COMPLETED with its stored files (and rendition, for video and audio), or
+    FAILED with the reason."""
+
+    name: str
+    type: str
+    status: OutputStatus
+    error: str = ""
+    files: tuple[OutputFile, ...] = ()
+    rendition: Rendition | None = None
+
+    @classmethod
+    def from_proto(cls, message: common_pb2.Output) -> Output:
+        return cls(name=message.name, type=message.type,
+                   status=OutputStatus(message.status or common_pb2.OUTPUT_STATUS_COMPLETED), error=message.error,
+                   files=tuple(OutputFile(path=f.path, storage_key=f.storage_key, content_type=f.content_type,
+                                          size_bytes=f.size_bytes) for f in message.files),
+                   rendition=Rendition.from_proto(message.rendition) if message.HasField("rendition") else None)
+
+    def to_proto(self) -> common_pb2.Output:
+        return common_pb2.Output(
+            name=self.name, type=self.type, status=int(self.status), error=self.error,
+            files=[common_pb2.OutputFile(path=f.path, storage_key=f.storage_key, content_type=f.content_type,
+                                         size_bytes=f.size_bytes) for f in self.files],
+            rendition=self.rendition.to_proto() if self.rendition is not None else None)
+
+
 # The status each kind of event leaves the job in.
 _STATUS_AFTER = {
     "started": JobStatus.RUNNING,
@@ -137,6 +180,7 @@ class Job:
     finished_at: datetime | None = None
     progress: Progress = field(default_factory=Progress)
     renditions: list[Rendition] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)  # every output of the profile, completed or failed
     error: str = ""
     warnings: list[str] = field(default_factory=list)
     trigger: JobTrigger = JobTrigger.UPLOAD
@@ -190,6 +234,7 @@ class Job:
             self.progress = Progress.from_proto(event.progress)
         elif kind == "completed":
             self.renditions = [Rendition.from_proto(r) for r in event.completed.renditions]
+            self.outputs = [Output.from_proto(o) for o in event.completed.outputs]
             self.warnings = list(event.completed.warnings)
             self.progress = Progress(percent=100.0, frames=self.progress.frames,
                                      total_frames=self.progress.total_frames)
@@ -222,6 +267,7 @@ class Job:
         job = common_pb2.Job(job_id=self.job_id, video_id=self.video_id, tenant_id=self.tenant_id,
                              status=int(self.status), profile=self.profile, progress=self.progress.to_proto(),
                              renditions=[r.to_proto() for r in self.renditions], error=self.error,
+                             outputs=[o.to_proto() for o in self.outputs],
                              attempt=self.attempt, warnings=self.warnings, retry_of=self.retry_of,
                              custom_profile=bool(self.profile_document))
         job.created_at.FromDatetime(self.created_at)
@@ -240,7 +286,7 @@ class Job:
 
     def _begin_attempt(self, attempt: int, at: datetime) -> None:
         self.attempt, self.last_sequence = attempt, 0
-        self.progress, self.renditions, self.error, self.warnings = Progress(), [], "", []
+        self.progress, self.renditions, self.outputs, self.error, self.warnings = Progress(), [], [], "", []
         self._move_to(JobStatus.QUEUED, at)
 
     def _move_to(self, status: JobStatus, at: datetime) -> None:

@@ -80,9 +80,11 @@ class JobEventConsumer:
             log.info("a worker started a cancelled job; telling it again to stop")
             await tell_workers(self._outbox, job)
         elif kind == "completed":
-            for rendition in event.completed.renditions:
-                await self._store.delete_prefix(rendition.storage_key)
-            log.info("removed %d renditions a cancelled job stored", len(event.completed.renditions))
+            keys = {r.storage_key for r in event.completed.renditions} | {
+                f.storage_key for o in event.completed.outputs for f in o.files}
+            for key in sorted(keys):
+                await self._store.delete_prefix(key)
+            log.info("removed %d files a cancelled job stored", len(keys))
 
 
 def check_job_event(event: events_pb2.JobEvent) -> None:
@@ -95,3 +97,11 @@ def check_job_event(event: events_pb2.JobEvent) -> None:
         slug(rendition.name, "rendition name")
         if not validate_key(rendition.storage_key).startswith(prefix):
             raise InvalidArgument(f"rendition {rendition.name!r} is stored outside its video's prefix {prefix!r}")
+    for output in event.completed.outputs:
+        slug(output.name, "output name")
+        slug(output.type, "output type")
+        for file in output.files:
+            if not validate_key(file.storage_key).startswith(prefix):
+                raise InvalidArgument(f"output {output.name!r} has a file stored outside its video's prefix {prefix!r}")
+        if output.HasField("rendition") and not validate_key(output.rendition.storage_key).startswith(prefix):
+            raise InvalidArgument(f"output {output.name!r} is stored outside its video's prefix {prefix!r}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.shared.db import UtcDateTime
@@ -75,6 +75,8 @@ class JobRow(Base):
     video: Mapped[VideoRow] = relationship(back_populates="jobs", lazy="raise")
     renditions: Mapped[list[RenditionRow]] = relationship(
         lazy="selectin", order_by="RenditionRow.position", cascade="all, delete-orphan", passive_deletes=True)
+    outputs: Mapped[list[OutputRow]] = relationship(
+        lazy="selectin", order_by="OutputRow.position", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class RenditionRow(Base):
@@ -98,6 +100,23 @@ class RenditionRow(Base):
     quality_ssim: Mapped[float | None] = mapped_column(Float, nullable=True)
     quality_xpsnr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
     quality_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class OutputRow(Base):
+    """One output of a job (job.Output); a video or audio output's rendition facts are its row in
+    `renditions` of the same name."""
+
+    __tablename__ = "outputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)  # the profile's order
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # OutputStatus name
+    error: Mapped[str] = mapped_column(Text, default="")
+    # [{path, storage_key, content_type, size_bytes}], main file first
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    has_rendition: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class OutboxRow(Base):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.process_svc.execute import ProducedRendition, TranscodeProgress
+from services.process_svc.execute import ProducedOutput, ProducedRendition, TranscodeProgress
 from services.process_svc.execute.quality import RenditionQuality
 from services.shared.bus import Bus
 from services.shared.bus.contract import job_event_key
@@ -52,9 +52,12 @@ class JobEventPublisher:
     def idle_seconds(self) -> float:
         return time.monotonic() - self._last_publish
 
-    async def completed(self, renditions: Sequence[common_pb2.Rendition], warnings: Sequence[str] = ()) -> None:
-        await self._publish("completed", common_pb2.JOB_STATUS_COMPLETED,
-                            completed=events_pb2.JobCompleted(renditions=renditions, warnings=warnings))
+    async def completed(self, outputs: Sequence[common_pb2.Output], warnings: Sequence[str] = ()) -> None:
+        """`renditions` carries the completed outputs' renditions too, for readers of the older field."""
+        renditions = [o.rendition for o in outputs
+                      if o.status == common_pb2.OUTPUT_STATUS_COMPLETED and o.HasField("rendition")]
+        await self._publish("completed", common_pb2.JOB_STATUS_COMPLETED, completed=events_pb2.JobCompleted(
+            renditions=renditions, warnings=warnings, outputs=outputs))
 
     async def failed(self, reason: str) -> None:
         await self._publish("failed", common_pb2.JOB_STATUS_FAILED, failed=events_pb2.JobFailed(reason=reason))
@@ -75,6 +78,20 @@ class JobEventPublisher:
                 occurred_at=occurred_at, status=status, **payload)
             self._last_publish = time.monotonic()
             await self._bus.publish(job_event_key(kind), event, message_id=event.event_id)
+
+
+def output_message(produced: ProducedOutput, storage_keys: Sequence[str]) -> common_pb2.Output:
+    """What the job made of one output: its stored files (`storage_keys`, in the order of its files) and
+    rendition, or why it failed."""
+    if produced.failed:
+        return common_pb2.Output(name=produced.name, type=produced.kind, status=common_pb2.OUTPUT_STATUS_FAILED,
+                                 error=produced.error)
+    files = [common_pb2.OutputFile(path=file.key, storage_key=key, content_type=file.content_type,
+                                   size_bytes=file.size_bytes)
+             for file, key in zip(produced.files, storage_keys, strict=True)]
+    rendition = rendition_message(produced.rendition, storage_keys[0]) if produced.rendition is not None else None
+    return common_pb2.Output(name=produced.name, type=produced.kind, status=common_pb2.OUTPUT_STATUS_COMPLETED,
+                             files=files, rendition=rendition)
 
 
 def rendition_message(produced: ProducedRendition, storage_key: str) -> common_pb2.Rendition:

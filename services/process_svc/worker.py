@@ -29,7 +29,7 @@ from services.process_svc.execute import ProducedOutput, execute, probe_source
 from services.process_svc.execute.per_title import decide_per_title
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.failures import JobFailure
-from services.process_svc.job_events import JobEventPublisher, rendition_message
+from services.process_svc.job_events import JobEventPublisher, output_message
 from services.process_svc.plan import EncodePlan, Profile, SourceInfo, plan_encode
 from services.process_svc.profiles import ProfileCatalog, read_profile_document
 from services.process_svc.progress_relay import ProgressRelay
@@ -60,7 +60,7 @@ class JobCancelled(Exception):
 
 @dataclass
 class _RunningJob:
-    task: asyncio.Task[list[common_pb2.Rendition]] | None = None
+    task: asyncio.Task[list[common_pb2.Output]] | None = None
     cancelled: bool = False  # by the user
     stopping: bool = False  # for any reason: store no more outputs
     stored_keys: list[str] = field(default_factory=list)
@@ -152,7 +152,7 @@ class TranscodeWorker:
         keepalive = asyncio.create_task(self._keep_alive(events), name="job-heartbeat")
         try:
             try:
-                renditions = await self._attempt(request, events, running)
+                outputs = await self._attempt(request, events, running)
             finally:
                 keepalive.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -182,9 +182,10 @@ class TranscodeWorker:
             await events.failed(f"internal error in the transcoder ({_describe(error)}); "
                                 "the service logged the details, retrying the job may not help")
             return "failed"
-        await events.completed(renditions, running.warnings)
-        log.info("job completed", extra={"fields": {"renditions": [r.name for r in renditions],
-                                                    "warnings": list(running.warnings)}})
+        await events.completed(outputs, running.warnings)
+        log.info("job completed", extra={"fields": {
+            "outputs": {o.name: common_pb2.OutputStatus.Name(o.status) for o in outputs},
+            "warnings": list(running.warnings)}})
         return "completed"
 
     async def _keep_alive(self, events: JobEventPublisher) -> None:
@@ -199,7 +200,7 @@ class TranscodeWorker:
                     log.warning("could not send the job's heartbeat", exc_info=True)
 
     async def _attempt(self, request: events_pb2.JobRequested, events: JobEventPublisher,
-                       running: _RunningJob) -> list[common_pb2.Rendition]:
+                       running: _RunningJob) -> list[common_pb2.Output]:
         """The transcode as a task of its own, so a cancel or the time limit can stop it in any phase."""
         duration = request.probe.duration_seconds
         work = asyncio.ensure_future(self._transcode(request, events, running))
@@ -220,7 +221,7 @@ class TranscodeWorker:
             raise
 
     async def _transcode(self, request: events_pb2.JobRequested, events: JobEventPublisher,
-                         running: _RunningJob) -> list[common_pb2.Rendition]:
+                         running: _RunningJob) -> list[common_pb2.Output]:
         profile = job_profile(self._catalog, request)
         scratch = await asyncio.to_thread(ScratchDir, self._work_dir, request.job_id)
         try:
@@ -297,27 +298,24 @@ class TranscodeWorker:
             await relay.close()
 
     async def _store_all(self, request: events_pb2.JobRequested, produced: list[ProducedOutput],
-                         running: _RunningJob) -> list[common_pb2.Rendition]:
-        """Every file of every completed output, under the video's prefix."""
-        stored = []
+                         running: _RunningJob) -> list[common_pb2.Output]:
+        """Every file of every completed output, under the job's outputs folder; each output as reported."""
+        reported = []
         with span("store outputs"):
             for output in produced:
-                if output.failed:
-                    continue
                 keys = []
                 with span(f"output {output.name}", attributes={"vtc.output": output.name, "vtc.kind": output.kind,
                                                                "vtc.files": len(output.files)}):
-                    for file in output.files:
+                    for file in () if output.failed else output.files:
                         if running.stopping:
-                            return stored
+                            return reported
                         key = output_key(request.tenant_id, request.video_id, file.key,
                                          job_id=request.job_id if request.outputs_in_job_folder else "")
                         running.stored_keys.append(key)
                         await self._store.put_file(key, file.path, file.content_type)
                         keys.append(key)
-                if output.rendition is not None:
-                    stored.append(rendition_message(output.rendition, keys[0]))
-        return stored
+                reported.append(output_message(output, keys))
+        return reported
 
     async def _remove_outputs(self, running: _RunningJob) -> None:
         for key in running.stored_keys:

@@ -154,9 +154,20 @@ def renditions_of(job: common_pb2.Job, *sizes: tuple[str, int, int]) -> list[com
             for name, w, h in sizes]
 
 
-def completed(job: common_pb2.Job, sequence: int, renditions: list[common_pb2.Rendition]) -> events_pb2.JobEvent:
-    return job_event(job, sequence, completed=events_pb2.JobCompleted(renditions=renditions),
+def completed(job: common_pb2.Job, sequence: int, renditions: list[common_pb2.Rendition],
+              outputs: list[common_pb2.Output] | None = None) -> events_pb2.JobEvent:
+    return job_event(job, sequence, completed=events_pb2.JobCompleted(renditions=renditions, outputs=outputs or []),
                      status=common_pb2.JOB_STATUS_COMPLETED)
+
+
+def outputs_of(renditions: list[common_pb2.Rendition]) -> list[common_pb2.Output]:
+    """Each rendition as the video output that made it, then a poster that failed."""
+    made = [common_pb2.Output(name=r.name, type="video", status=common_pb2.OUTPUT_STATUS_COMPLETED, rendition=r,
+                              files=[common_pb2.OutputFile(path=f"renditions/{r.name}.mp4", storage_key=r.storage_key,
+                                                           content_type=r.content_type, size_bytes=r.size_bytes)])
+            for r in renditions]
+    return [*made, common_pb2.Output(name="poster", type="poster", status=common_pb2.OUTPUT_STATUS_FAILED,
+                                     error="no picture could be written")]
 
 
 def failed(job: common_pb2.Job, sequence: int, reason: str) -> events_pb2.JobEvent:
@@ -355,10 +366,11 @@ async def test_events_are_applied_once_in_order_and_never_after_completion(metad
     assert await get_job(metadata, job.job_id) == running
 
     renditions = renditions_of(job, ("360p", 640, 360), ("240p", 426, 240))
-    history.append(completed(job, 4, renditions))
+    history.append(completed(job, 4, renditions, outputs_of(renditions)))
     await publish(metadata, history[-1])
     done = await wait_for_job(metadata, job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_COMPLETED)
     assert list(done.renditions) == renditions
+    assert list(done.outputs) == outputs_of(renditions), "every output, completed or failed, as the worker said"
     assert done.progress.percent == 100.0 and done.finished_at.seconds > 0 and done.error == ""
     video = await metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=job.video_id),
                                          metadata=metadata.as_user())

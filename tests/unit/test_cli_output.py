@@ -164,3 +164,30 @@ def test_json_output_escapes_every_control_character_and_still_parses() -> None:
     assert not any(raw in printed for raw in ("\x1b", "\x07", "\r", "\x9b", "\u202e"))
     assert json.loads(printed)["title"] == HOSTILE
 
+
+
+def test_video_summary_lists_every_output_with_its_files_or_why_it_failed() -> None:
+    video = _video()
+    video.job.outputs.extend([
+        common_pb2.Output(name="360p", type="video", status=common_pb2.OUTPUT_STATUS_COMPLETED, files=[
+            common_pb2.OutputFile(path="renditions/360p.mp4", size_bytes=203_456)]),
+        common_pb2.Output(name="presentation", type="adaptive", status=common_pb2.OUTPUT_STATUS_COMPLETED, files=[
+            common_pb2.OutputFile(path="presentation/master.m3u8", size_bytes=1024),
+            common_pb2.OutputFile(path="presentation/manifest.mpd", size_bytes=1024),
+            common_pb2.OutputFile(path="presentation/360p/seg-00001.m4s", size_bytes=2048)]),
+        common_pb2.Output(name="poster", type="poster", status=common_pb2.OUTPUT_STATUS_FAILED,
+                          error="no picture of the video could be written: disk full"),
+    ])
+    lines = _render(video_summary(video)).splitlines()
+    presentation = next(line for line in lines if line.startswith("presentation"))
+    assert presentation.split()[:5] == ["presentation", "adaptive", "completed", "4.0", "KiB"]
+    assert "presentation/master.m3u8 (+2 more)" in presentation
+    poster = next(line for line in lines if line.startswith("poster"))
+    assert poster.split()[:4] == ["poster", "poster", "failed", "-"]
+    assert "no picture of the video could be written: disk full" in poster
+
+
+def test_video_summary_of_video_outputs_alone_shows_the_renditions_table_only() -> None:
+    video = _video()
+    video.job.outputs.add(name="360p", type="video", status=common_pb2.OUTPUT_STATUS_COMPLETED)
+    assert "OUTPUT" not in _render(video_summary(video))

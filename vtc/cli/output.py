@@ -130,6 +130,25 @@ def renditions_table(renditions: Iterable[common_pb2.Rendition]) -> Table:
     return table
 
 
+def outputs_table(outputs: Iterable[common_pb2.Output]) -> Table:
+    """Every output of a job: what it is, whether it was made, its files (or why it failed)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("OUTPUT", no_wrap=True)
+    table.add_column("TYPE", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("SIZE", justify="right", no_wrap=True)
+    table.add_column("FILES", overflow="fold")  # the main file, how many more; or the reason it failed
+    for output in outputs:
+        status = common_pb2.OutputStatus.Name(output.status).removeprefix("OUTPUT_STATUS_").lower()
+        if output.status == common_pb2.OUTPUT_STATUS_FAILED:
+            table.add_row(output.name, output.type, status, "-", output.error)
+            continue
+        more = len(output.files) - 1
+        files = (output.files[0].path + (f" (+{more} more)" if more > 0 else "")) if output.files else "-"
+        table.add_row(output.name, output.type, status, human_bytes(sum(f.size_bytes for f in output.files)), files)
+    return table
+
+
 def _quality_cells(rendition: common_pb2.Rendition) -> tuple[str, str, str]:
     if not rendition.HasField("quality"):
         return "-", "-", "-"
@@ -170,8 +189,12 @@ def video_summary(video: common_pb2.Video) -> RenderableType:
             facts.add_row("error", video.job.error)
         for warning in video.job.warnings:
             facts.add_row("warning", warning)
-        if video.job.renditions:
-            return Group(facts, renditions_table(video.job.renditions))
+        tables = [renditions_table(video.job.renditions)] if video.job.renditions else []
+        if any(output.type != "video" for output in video.job.outputs) or any(
+                output.status == common_pb2.OUTPUT_STATUS_FAILED for output in video.job.outputs):
+            tables.append(outputs_table(video.job.outputs))  # only video renditions: the table above says it all
+        if tables:
+            return Group(facts, *tables)
     return facts
 
 

@@ -9,7 +9,7 @@ import argparse
 
 from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
 from vtc.cli.errors import CliError
-from vtc.cli.output import Output, renditions_table, status_name, to_dict
+from vtc.cli.output import Output, outputs_table, renditions_table, status_name, to_dict
 from vtc.cli.progress import transcode_progress
 from vtc.cli.watch_stream import ReconnectingWatch, WatchLost
 from vtc.v1 import common_pb2, metadata_pb2
@@ -49,6 +49,8 @@ def show_outcome(job: common_pb2.Job, out: Output) -> None:
         count = len(job.renditions)
         out.say(f"job {job.job_id} completed: {count} rendition{'' if count == 1 else 's'}")
         out.show(renditions_table(job.renditions))
+        if any(o.type != "video" or o.status == common_pb2.OUTPUT_STATUS_FAILED for o in job.outputs):
+            out.show(outputs_table(job.outputs))
 
 
 def check_outcome(job: common_pb2.Job) -> None:

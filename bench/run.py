@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "codecs": ["codec_profiles.py"],
     "upload": ["upload.py"],
     "telemetry": ["telemetry_overhead.py"],
+    "outputs": ["outputs.py"],
 }
 
 
@@ -30,7 +31,7 @@ def run(name: str) -> int:
     if name == "upload" and shutil.which("curl") is None:
         print("bench upload needs curl: apt-get install -y curl")
         return 1
-    if name == "ladder" and shutil.which("ffmpeg") is None:
+    if name in ("ladder", "outputs") and shutil.which("ffmpeg") is None:
         print("bench needs the ffmpeg CLI: apt-get install -y ffmpeg")
         return 1
     status = 0

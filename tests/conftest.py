@@ -38,6 +38,13 @@ def clip_640x360(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def clip_two_rungs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An 8 s 854x480 clip with audio: the default profile makes two rungs of it (480p, 360p) and a
+    presentation of two 4 s segments per track, enough for a player to switch levels and play on."""
+    return make_clip(tmp_path_factory.mktemp("media") / "two-rungs.mp4", seconds=8.0, width=854, height=480)
+
+
+@pytest.fixture(scope="session")
 def clip_1080p(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6 s 1920x1080 clip: its four-rung ladder takes long enough to be caught mid-encode."""
     return make_clip(tmp_path_factory.mktemp("media") / "clip1080.mp4", seconds=6.0, width=1920, height=1080)

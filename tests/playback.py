@@ -43,10 +43,9 @@ def upload_and_wait(stack: Stack, token: str, clip: Path, title: str) -> tuple[s
 
 
 def present_video(stack: Stack, token: str, clip: Path, scratch: Path) -> PresentedVideo:
-    """Uploads clip, waits for its job, and makes sure the video has a presentation.
-
-    Until the transcoder writes presentations (issue 7 part 2), the test writes one
-    it made with PyAV's dash muxer into the video's presentation/ folder itself."""
+    """Uploads clip, waits for its job, and makes sure the video has a presentation: the transcoder's
+    (the default profile's adaptive output); for a profile without one, the test writes one it made
+    with PyAV's dash muxer into the video's presentation/ folder itself."""
     video_id, job = upload_and_wait(stack, token, clip, "playback clip")
     assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
     video = PresentedVideo(stack, token, job.tenant_id, video_id)

@@ -30,8 +30,8 @@ ORIGIN = "http://127.0.0.1:9"  # a player page on another origin
 
 
 @pytest.fixture(scope="module")
-def presented(stack: Stack, clip_640x360: Path, tmp_path_factory: pytest.TempPathFactory) -> PresentedVideo:
-    return present_video(stack, stack.admin_token(), clip_640x360, tmp_path_factory.mktemp("presentation"))
+def presented(stack: Stack, clip_two_rungs: Path, tmp_path_factory: pytest.TempPathFactory) -> PresentedVideo:
+    return present_video(stack, stack.admin_token(), clip_two_rungs, tmp_path_factory.mktemp("presentation"))
 
 
 def references(playlist: str) -> list[str]:
@@ -73,7 +73,8 @@ def test_every_file_of_the_hls_presentation_is_served_with_its_headers(presented
         fetched = crawl_hls(presented.get_video().hls_url, client)
 
     kinds = {urlsplit(url).path.rsplit(".", 1)[-1] for url in fetched}
-    assert kinds == {"m3u8", "m4s"} and len(fetched) >= 10, sorted(fetched)
+    # Playlists, CMAF init segments (init.mp4) and media segments.
+    assert kinds == {"m3u8", "mp4", "m4s"} and len(fetched) >= 10, sorted(fetched)
     for url, reply in fetched.items():
         assert reply.status_code == 200, (url, reply.status_code, reply.text[:200])
         on_disk = presented.folder / urlsplit(url).path.split("/", 3)[3]
@@ -85,7 +86,7 @@ def test_every_file_of_the_hls_presentation_is_served_with_its_headers(presented
             assert reply.headers["content-type"] == "application/vnd.apple.mpegurl"
             assert reply.headers["cache-control"] == "private, no-cache"
         else:
-            assert reply.headers["content-type"] == "video/iso.segment"
+            assert reply.headers["content-type"] == ("video/mp4" if url.endswith(".mp4") else "video/iso.segment")
             max_age = int(re.search(r"max-age=(\d+)", reply.headers["cache-control"])[1])
             assert "immutable" in reply.headers["cache-control"] and 3500 < max_age <= 3600
 
@@ -103,8 +104,9 @@ def test_the_mpd_and_its_segments_are_served(presented: PresentedVideo) -> None:
 
 def test_ranges_and_a_304_for_a_playlist_seen_before(presented: PresentedVideo) -> None:
     master = presented.get_video().hls_url
-    segment = urljoin(master, sorted(p.name for p in presented.folder.glob("*.m4s"))[-1])
-    whole = (presented.folder / urlsplit(segment).path.rsplit("/", 1)[1]).read_bytes()
+    last = sorted(p.relative_to(presented.folder).as_posix() for p in presented.folder.rglob("*.m4s"))[-1]
+    segment = urljoin(master, last)
+    whole = (presented.folder / last).read_bytes()
     size = len(whole)
     with httpx.Client(timeout=30) as client:
         head = client.get(segment, headers={"Range": "bytes=0-99"})

@@ -112,5 +112,6 @@ class Presentation:
         return max((t.presentation_seconds for t in self.tracks), default=0.0)
 
     def files(self) -> list[str]:
-        """Every file of the presentation, relative to its folder: manifests first."""
-        return [MASTER_PLAYLIST, DASH_MANIFEST, *(f for t in self.tracks for f in t.files())]
+        """Every file of the presentation, relative to its folder; the manifests last, so that stored in this
+        order no player is ever pointed at a segment not stored yet."""
+        return [*(f for t in self.tracks for f in t.files()), MASTER_PLAYLIST, DASH_MANIFEST]

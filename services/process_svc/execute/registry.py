@@ -8,6 +8,7 @@ whose every output type is here.
 
 from __future__ import annotations
 
+from services.process_svc.execute.adaptive_output import AdaptiveExecutor
 from services.process_svc.execute.audio_output import AudioRenditionExecutor
 from services.process_svc.execute.outputs import OutputExecutor
 from services.process_svc.execute.video_output import VideoRenditionExecutor
@@ -15,4 +16,5 @@ from services.process_svc.execute.video_output import VideoRenditionExecutor
 EXECUTORS: dict[str, type[OutputExecutor]] = {
     "video": VideoRenditionExecutor,
     "audio": AudioRenditionExecutor,
+    "adaptive": AdaptiveExecutor,
 }

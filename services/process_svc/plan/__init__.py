@@ -6,6 +6,7 @@ arithmetic, no PyAV), so whole plans are unit-tested without media.
 
 from services.process_svc.plan.ladder import plan_encode
 from services.process_svc.plan.model import (
+    AdaptivePlan,
     AudioPlan,
     AudioRenditionPlan,
     EncodePlan,
@@ -20,6 +21,7 @@ from services.process_svc.plan.specs import OUTPUT_SPECS, AudioOutput, AudioSpec
 __all__ = [
     "OUTPUT_SPECS",
     "PLANNERS",
+    "AdaptivePlan",
     "AudioOutput",
     "AudioPlan",
     "AudioRenditionPlan",

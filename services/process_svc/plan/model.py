@@ -170,6 +170,17 @@ class AudioRenditionPlan:
 
 
 @dataclass(frozen=True)
+class AdaptivePlan:
+    """HLS + DASH over CMAF segments cut from the rungs' own packets (no encode of its own)."""
+
+    kind: ClassVar[str] = "adaptive"
+    name: str
+    rungs: tuple[RenditionPlan, ...]  # largest first, as the ladder
+    audio: AudioPlan | None  # the renditions' track, as a group of its own; None: a silent presentation
+    segment_seconds: float
+
+
+@dataclass(frozen=True)
 class EncodePlan:
     """One pass over the source that makes every output of the profile.
 

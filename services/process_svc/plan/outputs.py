@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from services.process_svc.plan.model import AudioPlan, AudioRenditionPlan, OutputPlan, RenditionPlan, SourceInfo
-from services.process_svc.plan.specs import AudioOutput, Profile, VideoOutput
+from services.process_svc.plan.model import (
+    AdaptivePlan,
+    AudioPlan,
+    AudioRenditionPlan,
+    OutputPlan,
+    RenditionPlan,
+    SourceInfo,
+)
+from services.process_svc.plan.specs import AdaptiveOutput, AudioOutput, Profile, VideoOutput
 
 
 class OutputSkipped(Exception):
@@ -58,8 +65,39 @@ def plan_audio(spec: AudioOutput, context: PlanContext) -> AudioRenditionPlan:
         channels=min(source.audio_channels or spec.max_channels, spec.max_channels), container=spec.container)
 
 
+# A segment must hold whole GOPs; this much slack lets 29.97 fps (2.002 s GOPs) cut 4 s segments.
+GOP_SLACK = 0.01
+
+
+def plan_adaptive(spec: AdaptiveOutput, context: PlanContext) -> AdaptivePlan:
+    """The rungs the presentation packages (as the ladder made them) and the audio track, checked to cut
+    into segments that start on the same keyframes in every rung."""
+    wanted = spec.renditions or tuple(o.name for o in context.profile.outputs if o.kind == "video")
+    chosen = {id(rung) for name in wanted if (rung := context.rung(name)) is not None}
+    rungs = tuple(rung for rung in context.renditions if id(rung) in chosen)
+    if not rungs:
+        raise OutputSkipped(f"none of the renditions {', '.join(wanted)} fits this source: "
+                            f"adaptive output {spec.name!r} was not made")
+    for rung in rungs:
+        if rung.codec != "h264":
+            raise OutputSkipped(f"adaptive output {spec.name!r} packages H.264 renditions only; "
+                                f"{rung.name} is {rung.codec}")
+        if rung.scene_cut:
+            raise OutputSkipped(f"rendition {rung.name} puts keyframes at scene cuts, so its segments would not "
+                                f"line up with the other rungs': set scene_cut: false for adaptive output "
+                                f"{spec.name!r}")
+        gops = spec.segment_seconds * rung.fps / rung.keyint
+        if round(gops) < 1 or abs(gops - round(gops)) > GOP_SLACK:
+            raise OutputSkipped(f"segments of {spec.segment_seconds:g} s cannot all start on a keyframe when "
+                                f"keyframes come every {float(rung.keyint / rung.fps):.3g} s (rendition "
+                                f"{rung.name}): make segment_seconds a multiple of keyint_seconds for adaptive "
+                                f"output {spec.name!r}")
+    return AdaptivePlan(name=spec.name, rungs=rungs, audio=context.audio, segment_seconds=spec.segment_seconds)
+
+
 # type -> planner: add a new output type's planner here.
 PLANNERS: dict[str, Planner] = {
     "video": plan_video,
     "audio": plan_audio,
+    "adaptive": plan_adaptive,
 }

@@ -7,25 +7,30 @@ changes the picture's size and playback goes on."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.media import make_clip
-from tests.playback import PresentedVideo, present_video
+from tests.playback import PresentedVideo, upload_and_wait
 from tests.stack import Stack
+from vtc.v1 import common_pb2
 
 PLAY_SECONDS = 3.0
 TIMEOUT_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
-def presented(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> PresentedVideo:
-    """A clip long enough to play past 3 s after a switch, and tall enough for two rungs (480p, 360p)."""
-    media = tmp_path_factory.mktemp("playback-media")
-    clip = make_clip(media / "playback.mp4", seconds=8.0, width=854, height=480)
-    return present_video(stack, stack.admin_token(), clip, media)
+def presented(stack: Stack, clip_two_rungs: Path) -> PresentedVideo:
+    """A real job's presentation (the default profile's adaptive output): two rungs, 480p and 360p."""
+    token = stack.admin_token()
+    video_id, job = upload_and_wait(stack, token, clip_two_rungs, "browser clip")
+    assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
+    video = PresentedVideo(stack, token, job.tenant_id, video_id)
+    made = sorted(p.relative_to(video.folder).as_posix() for p in video.folder.rglob("*.m3u8"))
+    assert "master.m3u8" in made and (video.folder / "manifest.mpd").is_file(), f"the transcoder made {made}"
+    return video
 
 
 def wait_for(driver: Any, what: str, check: Any, timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:

@@ -7,6 +7,7 @@ expired URL gives 403 and no media."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -24,7 +25,7 @@ from tests.cli_runner import Cli
 from tests.playback import PresentedVideo, present_video
 from tests.presentation import make_presentation
 from tests.stack import Stack
-from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc
+from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2, upload_pb2_grpc
 
 ORIGIN = "http://127.0.0.1:9"  # a player page on another origin
 
@@ -150,15 +151,22 @@ def test_a_changed_or_expired_url_gives_403_and_no_media(presented: PresentedVid
 
 
 def test_a_video_without_a_presentation_has_no_playback_urls(stack: Stack, clip_640x360: Path) -> None:
-    from tests.playback import upload_and_wait
-
+    """The `audio` profile makes no presentation: GetVideo then carries no playback URLs."""
     token = stack.admin_token()
-    video_id, job = upload_and_wait(stack, token, clip_640x360, "progressive only")
+    data = clip_640x360.read_bytes()
     with stack.channel() as channel:
-        video = metadata_pb2_grpc.MetadataServiceStub(channel).GetVideo(
-            metadata_pb2.GetVideoRequest(video_id=video_id), metadata=bearer(token), timeout=10)
-    if (stack.data_dir / "objects" / job.tenant_id / video_id / "presentation").exists():
-        pytest.skip("the transcoder writes presentations now: every completed video has one")
+        header = upload_pb2.UploadHeader(filename=clip_640x360.name, size_bytes=len(data), profile="audio",
+                                         sha256=hashlib.sha256(data).hexdigest())
+        reply = upload_pb2_grpc.UploadServiceStub(channel).Upload(
+            iter([upload_pb2.UploadRequest(header=header), upload_pb2.UploadRequest(chunk={"data": data})]),
+            metadata=bearer(token), timeout=60)
+        stub = metadata_pb2_grpc.MetadataServiceStub(channel)
+        job = list(stub.WatchJob(metadata_pb2.WatchJobRequest(job_id=reply.job_id), metadata=bearer(token),
+                                 timeout=300))[-1].job
+        video = stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=reply.video_id), metadata=bearer(token),
+                              timeout=10)
+
+    assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
     assert (video.hls_url, video.dash_url, video.HasField("playback_expires_at")) == ("", "", False)
 
 

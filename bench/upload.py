@@ -188,22 +188,37 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+class RssSamples:
+    """The process's RSS before a block and sampled every `interval` while it runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.before = rss_bytes(pid)
+        self.samples: list[tuple[float, int]] = []  # (time.perf_counter(), RSS)
+
+    def sample(self) -> None:
+        self.samples.append((time.perf_counter(), rss_bytes(self.pid)))
+
+    def growth(self, until: float = float("inf")) -> int:
+        """Peak RSS (up to `until`, a time.perf_counter()) less RSS before."""
+        return max((rss for at, rss in self.samples if at <= until), default=self.before) - self.before
+
+
 @contextlib.asynccontextmanager
-async def rss_peak(pid: int, interval: float = 0.01) -> AsyncIterator[dict[str, int]]:
-    """{"before": RSS now, "peak": the highest RSS seen while the block runs}."""
-    figures = {"before": rss_bytes(pid), "peak": 0}
+async def rss_sampled(pid: int, interval: float = 0.01) -> AsyncIterator[RssSamples]:
+    samples = RssSamples(pid)
 
     async def sample() -> None:
         while True:
-            figures["peak"] = max(figures["peak"], rss_bytes(pid))
+            samples.sample()
             await asyncio.sleep(interval)
 
     sampler = asyncio.create_task(sample())
     try:
-        yield figures
+        yield samples
     finally:
         sampler.cancel()
-        figures["peak"] = max(figures["peak"], rss_bytes(pid))
+        samples.sample()
 
 
 # --- one upload each way --------------------------------------------------------------------------------------
@@ -212,7 +227,8 @@ async def rss_peak(pid: int, interval: float = 0.01) -> AsyncIterator[dict[str, 
 class Sent:
     seconds: float  # the whole call, as the client saw it
     after_last_byte: float = 0.0  # what the server says it spent after the last byte (probe, store, register)
-    rss_growth: int = 0
+    rss_growth: int = 0  # the whole call
+    rss_receive_growth: int = 0  # until the last byte
     video_id: str = ""
     job_id: str = ""
     server_cpu: float = 0.0  # CPU seconds the server spent receiving
@@ -301,11 +317,17 @@ class Bench:
         await self.metadata.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=video_id), metadata=auth,
                                         timeout=60)
 
+    def _sent(self, seconds: float, ended: float, rss: RssSamples, video_id: str, job_id: str) -> Sent:
+        after = self._after_last_byte()
+        return Sent(seconds=seconds, after_last_byte=after, rss_growth=rss.growth(),
+                    rss_receive_growth=rss.growth(until=ended - after), video_id=video_id, job_id=job_id,
+                    server_cpu=self.last_phases["receive_cpu_seconds"])
+
     async def grpc_service(self) -> Sent:
-        async with rss_peak(self.upload_svc.pid) as rss:
+        async with rss_sampled(self.upload_svc.pid) as rss:
             seconds, reply = await grpc_upload(self.upload_address, self.token, self.path, self.sha256)
-        sent = Sent(seconds, self._after_last_byte(), rss["peak"] - rss["before"], reply.video_id, reply.job_id,
-                    self.last_phases["receive_cpu_seconds"])
+            ended = time.perf_counter()
+        sent = self._sent(seconds, ended, rss, reply.video_id, reply.job_id)
         await self._forget(reply.video_id, reply.job_id)
         return sent
 
@@ -317,11 +339,11 @@ class Bench:
     async def rest_service(self) -> Sent:
         query = f"header.filename={self.path.name}&header.size_bytes={self.path.stat().st_size}" \
                 f"&header.sha256={self.sha256}"
-        async with rss_peak(self.upload_svc.pid) as rss:
+        async with rss_sampled(self.upload_svc.pid) as rss:
             seconds, reply = await curl_upload(f"{self.rest_url}/v1/uploads?{query}", self.path,
                                                [f"Authorization: Bearer {self.token}"])
-        sent = Sent(seconds, self._after_last_byte(), rss["peak"] - rss["before"], reply["videoId"], reply["jobId"],
-                    self.last_phases["receive_cpu_seconds"])
+            ended = time.perf_counter()
+        sent = self._sent(seconds, ended, rss, reply["videoId"], reply["jobId"])
         await self._forget(sent.video_id, sent.job_id)
         return sent
 
@@ -443,7 +465,8 @@ async def main() -> int:
                           f"(CPU {peer.server_cpu / mib * 1000:.2f} ms/MiB)  ratio {ratios[kind][-1]:.2f} | "
                           f"call {ours.seconds:.2f} s: receive {phases['receive_seconds']:.2f} + probe "
                           f"{phases['probe_seconds']:.2f} + store/register {phases['store_seconds']:.2f}; "
-                          f"{phases['messages']} msgs; RSS +{ours.rss_growth / MIB:.0f} MiB", flush=True)
+                          f"{phases['messages']} msgs; RSS +{ours.rss_growth / MIB:.0f} MiB "
+                          f"(+{ours.rss_receive_growth / MIB:.0f} MiB by the last byte)", flush=True)
 
             cli_config = tmp / "cli"
             cli_config.mkdir()

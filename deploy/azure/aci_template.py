@@ -35,6 +35,9 @@ LOOPBACK = "127.0.0.1"
 
 # Each service's gRPC port inside the group (VTC_GRPC_PORT), and the others.
 GRPC_PORTS = {"auth": 50051, "metadata": 50052, "process": 50053, "upload": 50054}
+# Each service's Prometheus endpoint (VTC_METRICS_PORT), inside the group only: scrape it
+# from a collector container added to the group, or read the JSON logs in Log Analytics.
+METRICS_PORTS = {"auth": 9464, "metadata": 9465, "process": 9466, "upload": 9467}
 ENVOY_PORT = 8080
 FILES_PORT = 8081  # metadata's signed file server, behind Envoy's /play/ and /files/ routes
 EDGE_PORTS = (80, 443)
@@ -70,6 +73,7 @@ def _common_environment(service: str) -> list[dict[str, str]]:
         _plain("VTC_DATA_DIR", DATA_DIR),
         _plain("VTC_GRPC_HOST", LOOPBACK),
         _plain("VTC_GRPC_PORT", GRPC_PORTS[service]),
+        _plain("VTC_METRICS_PORT", METRICS_PORTS[service]),
         *(_plain(f"VTC_{name.upper()}_ADDR", f"{LOOPBACK}:{port}")
           for name, port in GRPC_PORTS.items() if name != "upload"),
         _plain("VTC_LOG_LEVEL", "INFO"),

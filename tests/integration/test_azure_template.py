@@ -123,7 +123,9 @@ def test_ports_agree_between_services_probes_envoy_traefik_and_the_dockerfile(gr
         grpc_ports[service] = port
         assert container["readinessProbe"]["exec"]["command"][-1] == f"127.0.0.1:{port}"
         assert env["VTC_GRPC_HOST"]["value"] == "127.0.0.1"  # only Traefik faces the outside
-    assert len(set(grpc_ports.values())) == len(grpc_ports), "two services on one port of the shared network"
+    metrics_ports = [int(_env(c)["VTC_METRICS_PORT"]["value"]) for c in containers.values() if _service_of(c)]
+    ports = [*grpc_ports.values(), *metrics_ports]
+    assert len(set(ports)) == len(ports), "two listeners on one port of the group's shared network"
     for container in containers.values():
         for name, variable in _env(container).items():
             if name.endswith("_ADDR"):

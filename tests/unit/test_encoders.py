@@ -51,6 +51,8 @@ def test_vp9_is_constrained_quality_with_row_threads_and_tiles_for_the_width() -
     options = rung("libvpx-vp9", codec="vp9", preset="5", container="webm").encoder_options()
     assert options == {"crf": "30", "b": "2500000", "deadline": "good", "cpu-used": "5", "row-mt": "1",
                        "tile-columns": "2", "g": "60", "keyint_min": "60"}
+    realtime = rung("libvpx-vp9", codec="vp9", preset="realtime-8", container="webm").encoder_options()
+    assert (realtime["deadline"], realtime["cpu-used"]) == ("realtime", "8")
     assert rung("libvpx-vp9", width=426, preset="5").encoder_options()["tile-columns"] == "0"
     assert rung("libvpx-vp9", width=640, preset="5").encoder_options()["tile-columns"] == "1"
 
@@ -81,6 +83,7 @@ def _profile(**video: object) -> dict:
     ({"encoder": "libsvtav1", "codec": "av1", "preset": "8", "crf": 70}, "crf: libsvtav1 takes 1..63, got 70"),
     ({"crf": 52}, "crf: libx264 takes 0..51, got 52"),
     ({"preset": "ludicrous"}, "preset: libx264 takes ultrafast"),
+    ({"encoder": "libvpx-vp9", "codec": "vp9", "container": "webm", "preset": "8"}, "preset: libvpx-vp9 takes 0, 1"),
 ])
 def test_an_encoder_asked_for_what_it_cannot_do_is_a_profile_error(video: dict, words: str) -> None:
     with pytest.raises(ProfileError) as error:

@@ -201,18 +201,20 @@ class Job:
         return self.trigger is not JobTrigger.UPLOAD
 
     def retry(self, job_id: str, at: datetime) -> Job:
-        """A new job making again what this finished one did not make, with the same profile.
-        FailedPrecondition while it runs, or when it made everything."""
+        """A new job making again, with the same profile, what this finished one did not make: the
+        outputs that FAILED in a completed job, or everything a failed or cancelled job was asked to
+        make. FailedPrecondition while it runs, or when every output was made."""
         if not self.status.is_terminal:
             raise FailedPrecondition(f"job {self.job_id!r} is {self.status.name}: only a finished job can be "
                                      "retried (cancel it first)")
+        only = self.only_outputs
         if self.status is JobStatus.COMPLETED:
-            raise FailedPrecondition(f"job {self.job_id!r} COMPLETED with every output: there is nothing to retry; "
-                                     "to make them again, re-transcode the video")
-        # A job fails as a whole today, so a retry makes again what the failed one was asked to make.
+            only = tuple(output.name for output in self.outputs if output.status is OutputStatus.FAILED)
+            if not only:
+                raise FailedPrecondition(f"job {self.job_id!r} COMPLETED with every output: there is nothing to "
+                                         "retry; to make them again, re-transcode the video")
         return Job.queued(job_id, self.video_id, self.tenant_id, self.profile, at, trigger=JobTrigger.RETRY,
-                          retry_of=self.job_id, only_outputs=self.only_outputs,
-                          profile_document=self.profile_document)
+                          retry_of=self.job_id, only_outputs=only, profile_document=self.profile_document)
 
     def is_newer(self, event: events_pb2.JobEvent) -> bool:
         """Whether the event orders after the last one applied."""

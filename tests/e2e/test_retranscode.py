@@ -224,3 +224,34 @@ def test_retranscode_to_the_audio_profile_serves_aac_and_opus(stack: Stack, uplo
                 assert not container.streams.video
                 seconds = sum(f.samples for f in container.decode(audio=0)) / 48000
             assert abs(seconds - 2.0) < 0.05 and chunks[0].content_type == rendition.content_type
+
+
+# A video rung that works and an audio output whose encoder refuses to open (libopus takes
+# 500 b/s at the least): the job completes with that output FAILED, and its retry makes it alone.
+HALF_BROKEN = """
+name: half-broken
+outputs:
+  - {type: video, name: good, height: 180, crf: 30, maxrate: 300k, bufsize: 600k, preset: ultrafast}
+  - {type: audio, name: bad, codec: opus, bitrate: 100}
+"""
+
+def test_retry_of_a_job_with_a_failed_output_makes_that_output_alone(
+        stack: Stack, uploaded: tuple[str, common_pb2.Job]) -> None:
+    video_id, _ = uploaded
+    token = stack.admin_token()
+    with stack.channel() as channel:
+        metadata = metadata_pb2_grpc.MetadataServiceStub(channel)
+        queued = metadata.Retranscode(metadata_pb2.RetranscodeRequest(video_id=video_id, profile_document=HALF_BROKEN),
+                                      metadata=bearer(token), timeout=10)
+        job = _finished(metadata, queued.job_id, token)
+        assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
+        statuses = {o.name: (o.status, o.error) for o in job.outputs}
+        assert statuses["good"][0] == common_pb2.OUTPUT_STATUS_COMPLETED
+        assert statuses["bad"][0] == common_pb2.OUTPUT_STATUS_FAILED and statuses["bad"][1]
+
+        retry = metadata.RetryJob(metadata_pb2.RetryJobRequest(job_id=job.job_id), metadata=bearer(token), timeout=10)
+        assert retry.retry_of == job.job_id and retry.profile == "half-broken"
+        again = _finished(metadata, retry.job_id, token)
+    # The retry was asked for `bad` alone (it fails again, for the same reason): `good` was not remade.
+    assert again.status == common_pb2.JOB_STATUS_FAILED
+    assert again.error.startswith("no output could be made: bad: ") and "good" not in again.error

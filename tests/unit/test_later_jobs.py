@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.metadata_svc.catalog import kept_with
-from services.metadata_svc.job import Job, JobStatus, JobTrigger, Rendition
+from services.metadata_svc.job import Job, JobStatus, JobTrigger, Output, OutputStatus, Rendition
 from services.process_svc.profiles import ProfileCatalog
 from services.process_svc.worker import job_profile
 from services.shared.errors import FailedPrecondition, InvalidArgument
@@ -46,6 +46,15 @@ def test_a_retry_of_a_retry_makes_only_what_that_one_was_asked_to_make() -> None
 def test_a_running_or_completed_job_cannot_be_retried(status: JobStatus, words: str) -> None:
     with pytest.raises(FailedPrecondition, match=words):
         _job(status).retry("job_2", T0)
+
+
+def test_a_retry_of_a_completed_job_makes_only_its_failed_outputs() -> None:
+    job = _job(JobStatus.COMPLETED)
+    job.outputs = [Output(name="720p", type="video", status=OutputStatus.COMPLETED),
+                   Output(name="poster", type="poster", status=OutputStatus.FAILED, error="disk full"),
+                   Output(name="audio", type="audio", status=OutputStatus.FAILED, error="encoder failed")]
+    retry = job.retry("job_2", T0)
+    assert retry.only_outputs == ("poster", "audio") and retry.retry_of == "job_1"
 
 
 def test_only_the_uploads_job_writes_into_the_videos_own_folders() -> None:

@@ -75,7 +75,7 @@ def test_the_presentation_is_listed_as_the_outputs_files(transcoded: tuple[Path,
     presentation = produced["presentation"]
     assert not presentation.error  # type: ignore[attr-defined]
     keys = [f.key for f in presentation.files]  # type: ignore[attr-defined]
-    assert keys[-2:] == ["presentation/master.m3u8", "presentation/manifest.mpd"]  # stored last
+    assert keys[:2] == ["presentation/master.m3u8", "presentation/manifest.mpd"]  # the main files first
     for track in ("360p", "180p", "audio"):
         assert f"presentation/{track}/init.mp4" in keys and f"presentation/{track}/playlist.m3u8" in keys
         assert [f"presentation/{track}/{name}" for name, _ in _segments(out / "presentation" / track)] == \

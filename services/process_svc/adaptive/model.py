@@ -112,6 +112,7 @@ class Presentation:
         return max((t.presentation_seconds for t in self.tracks), default=0.0)
 
     def files(self) -> list[str]:
-        """Every file of the presentation, relative to its folder; the manifests last, so that stored in this
-        order no player is ever pointed at a segment not stored yet."""
-        return [*(f for t in self.tracks for f in t.files()), MASTER_PLAYLIST, DASH_MANIFEST]
+        """Every file of the presentation, relative to its folder: the entry points (master playlist, MPD)
+        first, as an output lists its main file first. Playback URLs point at a completed job's folder
+        only, so no player sees the manifests before the segments are stored."""
+        return [MASTER_PLAYLIST, DASH_MANIFEST, *(f for t in self.tracks for f in t.files())]

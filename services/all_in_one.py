@@ -23,7 +23,7 @@ from services.process_svc.server import ProcessComponent
 from services.process_svc.settings import Settings as ProcessSettings
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
-from services.shared.metrics import MetricsEndpoint
+from services.shared.metrics import MetricsEndpoint, write_scrape_targets
 from services.shared.private_files import create_private_dirs
 from services.shared.server import RunningServer, start_metrics_endpoint, start_server
 from services.shared.settings import CommonSettings
@@ -94,6 +94,8 @@ async def start_all_in_one(settings: AllInOneSettings | None = None) -> AllInOne
     shared = settings.model_dump(include=set(CommonSettings.model_fields))
 
     metrics = start_metrics_endpoint(settings)  # first: a port taken fails before anything started
+    if metrics is not None:
+        write_scrape_targets(settings.data_dir / "metrics-targets.json", {"all-in-one": metrics})
     bus = open_bus_for(settings)
     await bus.start()
     store = open_store(settings)

@@ -35,6 +35,7 @@ from services.mesh.database import ensure_database
 from services.mesh.plan import HOST, MeshPlan, ServiceProcess, plan_mesh, work_dir
 from services.mesh.settings import MeshSettings
 from services.metadata_svc.settings import Settings as MetadataSettings
+from services.shared.metrics import write_scrape_targets
 
 log = logging.getLogger("vtc.mesh")
 
@@ -242,6 +243,8 @@ async def start_mesh(settings: MeshSettings | None = None, *, service_env: Mappi
                      edge_rest_url=f"http://{HOST}:{rest_port}")
     workdir = work_dir(settings)
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    # For a Prometheus on this machine (deploy/prometheus/local.yml): the ports are picked now.
+    write_scrape_targets(workdir / "metrics-targets.json", {p.name: f"{HOST}:{p.metrics_port}" for p in plan.services})
     mesh = Mesh(settings=settings, plan=plan, children={}, envoy=None, grpc_port=grpc_port, rest_port=rest_port)
     try:
         for stage in plan.stages:

@@ -13,9 +13,13 @@ upload, per job, per storage call, never per chunk or frame.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -106,3 +110,17 @@ def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY) 
         raise RuntimeError(f"cannot serve metrics on {host}:{port} ({error.strerror}): is the port taken? "
                            "Set VTC_METRICS_PORT (0 picks a free one, -1 serves none)") from error
     return MetricsEndpoint(host=host, port=int(server.server_port), _server=server, _thread=thread)
+
+
+def write_scrape_targets(path: Path, endpoints: Mapping[str, MetricsEndpoint | str]) -> None:
+    """Writes where each process serves its metrics as a Prometheus file_sd target
+    list ({"targets": ["host:port"], "labels": {"job": "vtc-<name>", ...}}), so a
+    local Prometheus (deploy/prometheus/local.yml) finds ports picked at start."""
+    groups = []
+    for name, endpoint in endpoints.items():
+        address = endpoint if isinstance(endpoint, str) else f"{endpoint.host}:{endpoint.port}"
+        groups.append({"targets": [address], "labels": {"job": f"vtc-{name.split('-')[0]}", "process": name}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(groups, indent=2) + "\n")
+    os.replace(temporary, path)  # Prometheus never reads half a file

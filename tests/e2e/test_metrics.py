@@ -4,6 +4,7 @@ after the job, so other tests sharing the process cannot make this pass."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -83,8 +84,10 @@ def test_metrics_after_a_job(stack: Stack, clip_640x360: Path) -> None:
     assert grew("vtc_job_encode_speed_ratio_count", profile="default") == 1
     assert grew("vtc_job_encode_speed_ratio_sum", profile="default") > 0
     assert value(after, "vtc_worker_jobs_running") == 0
-    # Storage: the source in, the rendition in and the source fetched by the worker.
-    assert grew("vtc_storage_operation_duration_seconds_count", backend="local", operation="put_file") == 2
+    # Storage: the source in, every file of the job's outputs in, and the source fetched by the worker.
+    stored_files = 1 + sum(len(output.files) for output in final.outputs)
+    assert stored_files >= 2
+    assert grew("vtc_storage_operation_duration_seconds_count", backend="local", operation="put_file") == stored_files
     assert grew("vtc_storage_operation_duration_seconds_count", backend="local", operation="get_file") == 1
     assert value(after, "vtc_watchjob_subscribers") == 0
 
@@ -99,6 +102,10 @@ def test_metrics_after_a_job(stack: Stack, clip_640x360: Path) -> None:
     assert ("vtc_bus_queue_messages", frozenset({("queue", "process.jobs.dead-letter")})) in after
     assert ("vtc_outbox_messages", frozenset({("kind", "job_request")})) in after
     assert value(after, "vtc_outbox_oldest_age_seconds", kind="event") >= 0
+
+    # Where a local Prometheus finds it (deploy/prometheus/local.yml).
+    targets = json.loads((stack.data_dir / "metrics-targets.json").read_text())
+    assert targets[0]["targets"] == [f"127.0.0.1:{stack.vtc.metrics.port}"]
 
     # Prometheus's own linter on the names (units, _total on counters), where it is installed.
     promtool = shutil.which("promtool")

@@ -98,3 +98,21 @@ def promtool() -> str:
 def test_promtool_accepts_the_config_and_the_alerts_fire_when_they_should(args: list[str]) -> None:
     done = subprocess.run([promtool(), *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_local_prometheus_reads_the_targets_make_run_and_run_mesh_write(tmp_path: Path) -> None:
+    from services.shared.metrics import write_scrape_targets
+
+    config = tmp_path / "deploy" / "prometheus"
+    config.mkdir(parents=True)
+    for name in ("local.yml", "alerts.yml"):
+        (config / name).write_text((PROMETHEUS / name).read_text())
+    write_scrape_targets(tmp_path / "var" / "metrics-targets.json", {"all-in-one": "127.0.0.1:9464"})
+    write_scrape_targets(tmp_path / "var" / "mesh" / "metrics-targets.json",
+                         {"auth": "127.0.0.1:9101", "metadata-1": "127.0.0.1:9102"})
+    done = subprocess.run([promtool(), "check", "config", "deploy/prometheus/local.yml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING" not in done.stdout + done.stderr  # both target files found and valid
+    groups = json.loads((tmp_path / "var" / "mesh" / "metrics-targets.json").read_text())
+    assert groups[1] == {"targets": ["127.0.0.1:9102"], "labels": {"job": "vtc-metadata", "process": "metadata-1"}}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
 from services.process_svc.plan import (
     OUTPUT_SPECS,
     PLANNERS,
@@ -13,6 +15,7 @@ from services.process_svc.plan import (
     plan_encode,
 )
 from services.process_svc.profiles import parse_profile
+from services.shared.storage.keys import output_key
 
 LADDER = [{"type": "video", "name": "720p", "height": 720}, {"type": "video", "name": "360p", "height": 360}]
 
@@ -65,3 +68,24 @@ def test_an_audio_output_alone_makes_the_pass_decode_audio() -> None:
 def test_every_output_type_of_the_schema_is_known_to_the_planner_or_waits_for_it() -> None:
     assert set(PLANNERS) <= set(OUTPUT_SPECS)
     assert {"video", "audio"} <= set(PLANNERS)
+
+
+def test_a_profile_with_other_renditions_keeps_its_other_outputs() -> None:
+    typed = profile({"type": "audio", "name": "sound"}, {"type": "adaptive", "renditions": ["720p", "360p"]})
+    cheaper = typed.with_renditions(tuple(r.model_copy(update={"crf": 30}) for r in typed.renditions
+                                          if r.name == "720p"))
+    assert [(o.type, o.name) for o in cheaper.outputs] == [("video", "720p"), ("audio", "sound"),
+                                                           ("adaptive", "presentation")]
+    assert cheaper.renditions[0].crf == 30 and typed.renditions[0].crf == 23, "the original is unchanged"
+
+
+@pytest.mark.parametrize("relative", ["../x/a.mp4", "/abs.mp4", "a/../../b", "", "a//b", "./a"])
+def test_an_output_file_never_lands_outside_its_folder(relative: str) -> None:
+    with pytest.raises(ValueError, match="must stay inside"):
+        output_key("ten_a", "vid_1", relative)
+
+
+def test_output_files_land_in_the_videos_folder_or_the_later_jobs() -> None:
+    assert output_key("ten_a", "vid_1", "renditions/sound.m4a") == "ten_a/vid_1/renditions/sound.m4a"
+    assert (output_key("ten_a", "vid_1", "images/poster.jpg", job_id="job_2")
+            == "ten_a/vid_1/jobs/job_2/images/poster.jpg")

@@ -79,6 +79,23 @@ class RecorderPlan:
     name: str = "recorder"
 
 
+def audio_payload(path: Path) -> bytes:
+    with av.open(str(path)) as container:
+        return b"".join(bytes(packet) for packet in container.demux(audio=0))
+
+
+def test_an_audio_output_like_the_renditions_track_is_that_very_encode(clip_640x360: Path, tmp_path: Path) -> None:
+    plan = plan_encode(profile({"type": "audio", "name": "sound", "bitrate": "96k"}), probe_source(clip_640x360))
+    assert plan.outputs_of("audio")[0].shares_track
+
+    produced = execute(plan, clip_640x360, tmp_path)
+
+    assert [o.error for o in produced] == ["", "", ""]
+    sound = produced[2].files[0].path
+    assert audio_of(sound)[:3] == ("aac", 2, pytest.approx(2.0, abs=0.1))
+    assert audio_payload(sound) == audio_payload(tmp_path / "renditions/360p.mp4"), "the same AAC packets"
+
+
 class Recorder(OutputExecutor):
     """Writes down what the pass hands it: the hooks an adaptive packager and the stills build on."""
 

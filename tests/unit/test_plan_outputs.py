@@ -89,3 +89,13 @@ def test_output_files_land_in_the_videos_folder_or_the_later_jobs() -> None:
     assert output_key("ten_a", "vid_1", "renditions/sound.m4a") == "ten_a/vid_1/renditions/sound.m4a"
     assert (output_key("ten_a", "vid_1", "images/poster.jpg", job_id="job_2")
             == "ten_a/vid_1/jobs/job_2/images/poster.jpg")
+
+
+def test_an_audio_output_like_the_renditions_track_shares_its_encode() -> None:
+    same = plan_encode(profile({"type": "audio", "bitrate": "128k"}), source()).outputs_of("audio")
+    other_rate = plan_encode(profile({"type": "audio", "bitrate": "96k"}), source()).outputs_of("audio")
+    opus = plan_encode(profile({"type": "audio", "codec": "opus", "bitrate": "128k"}), source()).outputs_of("audio")
+    mono = plan_encode(profile({"type": "audio", "bitrate": "128k", "max_channels": 1}), source()).outputs_of("audio")
+    silent_renditions = plan_encode(profile({"type": "audio"}, audio=False), source()).outputs_of("audio")
+    assert [o.shares_track for o in (*same, *other_rate, *opus, *mono, *silent_renditions)] == [
+        True, False, False, False, False]

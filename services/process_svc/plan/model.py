@@ -154,6 +154,9 @@ class AudioRenditionPlan:
     sample_rate: int
     channels: int
     container: str  # "m4a", "mp4", "webm", "ogg"
+    # The renditions' track is this very encode (same encoder, bitrate, rate, channels): its packets are
+    # muxed as they are, with no encode of its own.
+    shares_track: bool = False
 
     @property
     def file_name(self) -> str:

@@ -60,9 +60,13 @@ def plan_audio(spec: AudioOutput, context: PlanContext) -> AudioRenditionPlan:
     source = context.source
     if not source.has_audio:
         raise OutputSkipped(f"the source has no audio: audio output {spec.name!r} was not made")
+    channels = min(source.audio_channels or spec.max_channels, spec.max_channels)
+    track = context.audio
+    shares = track is not None and (track.encoder, track.bitrate, track.sample_rate, track.channels) == (
+        spec.encoder, spec.bitrate, spec.sample_rate, channels)
     return AudioRenditionPlan(
         name=spec.name, codec=spec.codec, encoder=spec.encoder, bitrate=spec.bitrate, sample_rate=spec.sample_rate,
-        channels=min(source.audio_channels or spec.max_channels, spec.max_channels), container=spec.container)
+        channels=channels, container=spec.container, shares_track=shares)
 
 
 # A segment must hold whole GOPs; this much slack lets 29.97 fps (2.002 s GOPs) cut 4 s segments.

@@ -6,7 +6,9 @@ telemetry, one with a pass-through interceptor in its place (what any fourth
 interceptor costs), one with TelemetryInterceptor; called in alternating
 rounds so machine noise hits all three. Prints microseconds per call for a
 unary call and for a client-streaming call of 64 x 64 KiB chunks, where the
-interceptor must add nothing per chunk.
+interceptor must add nothing per chunk. Last, the interceptor's own work per
+call (start a server span from a traceparent, make it current, count, time,
+end it) timed alone, without gRPC around it.
 
     make bench BENCH=telemetry
 """
@@ -24,6 +26,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from services.shared import metrics, tracing  # noqa: E402
 from services.shared.interceptors import (  # noqa: E402
     ErrorMappingInterceptor,
     RequestContextInterceptor,
@@ -102,6 +105,24 @@ async def stream_us(channel: grpc.aio.Channel) -> float:
     return (time.perf_counter() - started) / STREAMS * 1e6
 
 
+def telemetry_work_us(calls: int = 5000) -> float:
+    """The per-call work of TelemetryInterceptor (begin and end), without the RPC."""
+    carrier = {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01"}
+    started = time.perf_counter()
+    for _ in range(calls):
+        span = tracing.tracer().start_span("vtc.bench.Echo/Ping", context=tracing.remote_context(carrier),
+                                           kind=tracing.SpanKind.SERVER, attributes={
+                                               "rpc.system": "grpc", "rpc.service": "vtc.bench.Echo",
+                                               "rpc.method": "Ping"})
+        token = tracing.attach_span(span)
+        metrics.GRPC_HANDLED.labels("vtc.bench.Echo", "Ping", "unary", "OK").inc()
+        metrics.GRPC_HANDLING_SECONDS.labels("vtc.bench.Echo", "Ping", "unary").observe(0.001)
+        span.set_attribute("rpc.grpc.status_code", 0)
+        tracing.detach_span(token)
+        span.end()
+    return (time.perf_counter() - started) / calls * 1e6
+
+
 async def main() -> None:
     configure_tracing("vtc-bench")  # spans are made, not exported, as in a service without OTLP
     variants = {
@@ -130,6 +151,10 @@ async def main() -> None:
         print(f"{label} (medians of {ROUNDS} alternated rounds): " + ", ".join(
             f"{name} {value:.0f} us ({value - base:+.0f})" for name, value in medians.items())
             + f"; telemetry/without {medians['telemetry'] / base:.2f}")
+    telemetry_work_us(500)  # warm up
+    work = sorted(telemetry_work_us() for _ in range(5))
+    print(f"telemetry's own work per call, without gRPC: median {work[2]:.1f} us, best {work[0]:.1f} us "
+          "(5 runs of 5000)")
 
 if __name__ == "__main__":
     asyncio.run(main())

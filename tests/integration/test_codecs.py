@@ -7,6 +7,7 @@ a quality report decoded from the encoder's own packets."""
 from __future__ import annotations
 
 import io
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -155,3 +156,34 @@ def test_audio_profile_on_a_silent_source_fails_saying_why(tmp_path: Path) -> No
     silent = make_clip(tmp_path / "silent.mp4", seconds=1.0, width=320, height=180, audio=False)
     plan = plan_encode(ProfileCatalog.load().get("audio"), probe_source(silent))
     assert plan.outputs == () and any("no audio" in warning for warning in plan.warnings)
+
+
+@pytest.mark.parametrize(("name", "codecs"), [("modern", ("av01.", "avc1.")), ("hevc", ("hvc1.", "hvc1."))])
+def test_one_presentation_carries_the_profiles_codecs(name: str, codecs: tuple[str, str], clip_640x360: Path,
+                                                     tmp_path: Path) -> None:
+    """modern: AV1 and H.264 rungs side by side in one HLS/DASH presentation; hevc: its rungs as hvc1,
+    the sample entry Safari needs. Each rung's segments decode as the codec the playlist names."""
+    profile = ProfileCatalog.load().get(name)
+    [adaptive] = profile.of_type("adaptive")
+    tiny = small(profile)
+    tiny = tiny.model_copy(update={"outputs": (*tiny.outputs, adaptive.model_copy(update={"segment_seconds": 1.0}))})
+    plan = plan_encode(tiny, probe_source(clip_640x360))
+
+    produced = execute(plan, clip_640x360, tmp_path, quality_sample_every=0)
+
+    assert [(o.name, o.error) for o in produced] == [("240p", ""), ("144p", ""), ("presentation", "")]
+    folder = tmp_path / "presentation"
+    master = (folder / "master.m3u8").read_text()
+    listed = re.findall(r'CODECS="([^",]+),mp4a\.40\.2"', master)
+    assert [c[:5] for c in listed] == list(codecs), master
+    assert all(f'codecs="{c}"' in (folder / "manifest.mpd").read_text() for c in listed)
+    for rung, expected in zip(("240p", "144p"), codecs, strict=True):
+        init = (folder / rung / "init.mp4").read_bytes()
+        assert expected[:4].encode() in init, f"{rung}: sample entry {expected[:4]}"
+        joined = tmp_path / f"{rung}.mp4"
+        joined.write_bytes(init + b"".join(p.read_bytes() for p in sorted((folder / rung).glob("seg-*.m4s"))))
+        with av.open(str(joined)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            decoded_as = stream.codec_context.codec.canonical_name
+        assert (decoded_as, frames) == ({"av01": "av1", "avc1": "h264", "hvc1": "hevc"}[expected[:4]], 60)

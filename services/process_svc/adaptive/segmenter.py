@@ -50,6 +50,10 @@ class CmafSegmenter:
             "avoid_negative_ts": "disabled",
         })
         self._stream = self._container.add_stream_from_template(template, opaque=True)
+        if template.codec_context.codec_tag == "hvc1":
+            # The sample entry Apple's players need for HEVC (hev1 does not play there); the muxer's
+            # default for HEVC is hev1, and the template's tag is not carried over on its own.
+            self._stream.codec_context.codec_tag = "hvc1"
         self._closed = False
 
     def mux(self, packet: av.Packet) -> None:

@@ -69,6 +69,9 @@ def plan_audio(spec: AudioOutput, context: PlanContext) -> AudioRenditionPlan:
         channels=channels, container=spec.container, shares_track=shares)
 
 
+# The video codecs the CMAF packager names for players (adaptive/codecs.py) and the tests play back:
+# one presentation may mix them (the `modern` profile: AV1 and H.264 rungs).
+ADAPTIVE_CODECS = ("h264", "hevc", "av1")
 # A segment must hold whole GOPs; this much slack lets 29.97 fps (2.002 s GOPs) cut 4 s segments.
 GOP_SLACK = 0.01
 
@@ -83,9 +86,9 @@ def plan_adaptive(spec: AdaptiveOutput, context: PlanContext) -> AdaptivePlan:
         raise OutputSkipped(f"none of the renditions {', '.join(wanted)} fits this source: "
                             f"adaptive output {spec.name!r} was not made")
     for rung in rungs:
-        if rung.codec != "h264":
-            raise OutputSkipped(f"adaptive output {spec.name!r} packages H.264 renditions only; "
-                                f"{rung.name} is {rung.codec}")
+        if rung.codec not in ADAPTIVE_CODECS:
+            raise OutputSkipped(f"adaptive output {spec.name!r} packages {', '.join(ADAPTIVE_CODECS)} renditions "
+                                f"only; {rung.name} is {rung.codec}")
         if rung.scene_cut:
             raise OutputSkipped(f"rendition {rung.name} puts keyframes at scene cuts, so its segments would not "
                                 f"line up with the other rungs': set scene_cut: false for adaptive output "

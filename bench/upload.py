@@ -446,6 +446,7 @@ async def main() -> int:
 
             ratios: dict[str, list[float]] = {"grpc": [], "rest": []}
             rss_growth: list[int] = []
+            cpu: dict[str, list[tuple[float, float]]] = {"grpc": [], "rest": []}  # ms per MiB: ours, bare
             after: list[float] = []
             for round_index in range(args.runs):
                 for kind, service, bare in (("grpc", bench.grpc_service, bench.grpc_bare),
@@ -458,6 +459,7 @@ async def main() -> int:
                     ratios[kind].append(peer.seconds / ours.streaming_seconds)
                     rss_growth.append(ours.rss_growth)
                     after.append(ours.after_last_byte)
+                    cpu[kind].append((ours.server_cpu / (size / MIB), peer.server_cpu / (size / MIB)))
                     phases = bench.last_phases
                     mib = size / MIB
                     print(f"  {kind} {round_index + 1}: upload_svc {mb_s(size, ours.streaming_seconds):5.0f} MB/s "
@@ -477,6 +479,11 @@ async def main() -> int:
                   f"{mb_s(size, cli_seconds):.0f} MB/s effective", flush=True)
             print(f"after the last byte (probe, store, register): median {statistics.median(after):.2f} s "
                   f"for {size / MIB:.0f} MiB; load average {os.getloadavg()[0]:.2f}")
+            for kind, pairs in cpu.items():
+                print(f"server CPU per MiB received, {kind}: upload_svc "
+                      f"{statistics.median(p[0] for p in pairs) * 1000:.2f} ms, "
+                      f"bare {statistics.median(p[1] for p in pairs) * 1000:.2f} ms (medians; steadier than "
+                      f"the ratios on a busy machine)")
             print(f"upload grpc/bare = {statistics.median(ratios['grpc']):.2f}   (target >= {TARGETS['grpc']:.2f})")
             print(f"upload rest/bare = {statistics.median(ratios['rest']):.2f}   (target >= {TARGETS['rest']:.2f})")
             print(f"upload rss growth = {max(rss_growth) / MIB:.0f} MiB   (target <= {TARGETS['rss_mib']} MiB, "

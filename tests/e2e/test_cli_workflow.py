@@ -150,6 +150,8 @@ def test_upload_with_a_profile_file_then_retranscode_and_retry(cli: Cli, clip_64
     shown = cli.run("retranscode", uploaded["video_id"], "--profile-file", str(own))
     assert shown.returncode == 0 and "new job job_" in shown.stdout and "(profile small)" in shown.stdout
 
+    status = cli.run("status", uploaded["video_id"])
+    assert "profile small (your own)" in status.stdout, "the newest job: the profile file's"
     nothing = cli.run("retry", again["job_id"])
     assert "FAILED_PRECONDITION" in _one_error_line(nothing) and "nothing to retry" in nothing.stderr
 

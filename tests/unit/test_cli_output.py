@@ -13,6 +13,7 @@ from vtc.cli.output import (
     human_bitrate,
     human_bytes,
     human_duration,
+    job_summary,
     renditions_table,
     status_name,
     to_dict,
@@ -191,3 +192,9 @@ def test_video_summary_of_video_outputs_alone_shows_the_renditions_table_only() 
     video = _video()
     video.job.outputs.add(name="360p", type="video", status=common_pb2.OUTPUT_STATUS_COMPLETED)
     assert "OUTPUT" not in _render(video_summary(video))
+
+
+def test_job_summary_names_the_profile_and_the_job_a_retry_retries() -> None:
+    job = common_pb2.Job(job_id="job_2", status=common_pb2.JOB_STATUS_QUEUED, profile="small", custom_profile=True,
+                         retry_of="job_1")
+    assert job_summary(job) == "job_2  queued  profile small (your own)  retry of job_1"

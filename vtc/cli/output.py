@@ -169,6 +169,10 @@ def job_summary(job: common_pb2.Job) -> str:
     summary = f"{job.job_id}  {status_name(job.status)}"
     if job.status == common_pb2.JOB_STATUS_RUNNING:
         summary += f"  {job.progress.percent:.0f}%"
+    if job.profile:
+        summary += f"  profile {job.profile}{' (your own)' if job.custom_profile else ''}"
+    if job.retry_of:
+        summary += f"  retry of {job.retry_of}"
     return summary
 
 

@@ -145,6 +145,34 @@ async def test_quotas_refuse_uploads_with_resource_exhausted_and_name_the_limit(
         await mesh.stop()
 
 
+async def test_quotas_refuse_a_retranscode_or_a_retry_as_they_refuse_an_upload(tmp_path: Path,
+                                                                               tiny_clip: Path) -> None:
+    mesh = await start_dispatch_mesh(tmp_path, InProcessBus(), sqlite_url(tmp_path / "metadata.db"),
+                                     metadata_quota_queued_jobs=2)
+    try:
+        # No worker: the jobs stay queued.
+        first = await mesh.register("ten_a", tiny_clip)
+        again = await mesh.stub.Retranscode(metadata_pb2.RetranscodeRequest(video_id=first.video.video_id),
+                                            metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert again.status == QUEUED and again.video_id == first.video.video_id
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await mesh.stub.Retranscode(metadata_pb2.RetranscodeRequest(video_id=first.video.video_id,
+                                                                        profile="hevc"),
+                                        metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "has 2 jobs queued, the most it may have is 2" in (refused.value.details() or "")
+        cancelled = await mesh.stub.CancelJob(metadata_pb2.CancelJobRequest(job_id=again.job_id),
+                                              metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert cancelled.status == common_pb2.JOB_STATUS_CANCELLED
+        await mesh.register("ten_a", tiny_clip)  # the queue is full again
+        with pytest.raises(grpc.aio.AioRpcError) as no_retry:
+            await mesh.stub.RetryJob(metadata_pb2.RetryJobRequest(job_id=again.job_id),
+                                     metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert no_retry.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await mesh.stop()
+
+
 async def test_a_quiet_tenants_job_starts_ahead_of_another_tenants_burst(tmp_path: Path, tiny_clip: Path) -> None:
     mesh = await start_dispatch_mesh(tmp_path, InProcessBus(), sqlite_url(tmp_path / "metadata.db"),
                                      metadata_outbox_poll_seconds=0.2)

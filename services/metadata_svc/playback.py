@@ -9,17 +9,18 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.metadata_svc.job import JobStatus
+from services.metadata_svc.job import Job, JobStatus, OutputStatus
 from services.metadata_svc.video import Video
 from services.shared.errors import NotFound, VtcError
 from services.shared.storage import ObjectStore
-from services.shared.storage.keys import presentation_prefix
+from services.shared.storage.keys import presentation_prefix, video_prefix
 from services.shared.storage.signed_urls import UrlSigner
 
 log = logging.getLogger("vtc.metadata.playback")
 
 HLS_ENTRY = "master.m3u8"
 DASH_ENTRY = "manifest.mpd"
+ADAPTIVE_OUTPUT = "adaptive"  # the output type (profiles) whose files are a presentation
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,16 @@ class Playback:
 
     async def _newest(self, video: Video, ttl_seconds: int, signer: UrlSigner) -> PlaybackUrls | None:
         latest = video.job
+        if latest is not None and latest.status is JobStatus.COMPLETED and (recorded := _recorded(video, latest)):
+            return _signed(signer, *recorded, ttl_seconds)  # from the job's record: no storage call
+        # Not recorded (a job before outputs were recorded), or the latest job has not completed:
+        # what storage holds, in the job's own folder first, then the upload's.
         own_folder = latest is not None and latest.status is JobStatus.COMPLETED and latest.outputs_in_job_folder
         for job_id in ((latest.job_id, "") if own_folder and latest else ("",)):
             prefix = presentation_prefix(video.tenant_id, video.video_id, job_id=job_id)
             present = [entry for entry in (HLS_ENTRY, DASH_ENTRY) if await self._exists(prefix + entry)]
             if present:
-                expires = int(time.time()) + ttl_seconds
-                hls, dash = (signer.folder_url(prefix, entry, expires) if entry in present else ""
-                             for entry in (HLS_ENTRY, DASH_ENTRY))
-                return PlaybackUrls(hls, dash, datetime.fromtimestamp(expires, UTC))
+                return _signed(signer, prefix, present, ttl_seconds)
         return None
 
     async def _exists(self, key: str) -> bool:
@@ -68,3 +70,24 @@ class Playback:
         except NotFound:
             return False
         return True
+
+
+def _recorded(video: Video, job: Job) -> tuple[str, list[str]] | None:
+    """(folder, entries) of the job's completed adaptive output, from the files the worker reported:
+    the folder holding its master playlist or MPD (the shallowest), inside this video's own prefix."""
+    for output in job.outputs:
+        if output.type != ADAPTIVE_OUTPUT or output.status is not OutputStatus.COMPLETED:
+            continue
+        keys = {f.storage_key for f in output.files}
+        tops = sorted((k for k in keys if k.endswith(("/" + HLS_ENTRY, "/" + DASH_ENTRY))), key=len)
+        folder = tops[0].rsplit("/", 1)[0] + "/" if tops else ""
+        if folder.startswith(video_prefix(video.tenant_id, video.video_id)):
+            return folder, [entry for entry in (HLS_ENTRY, DASH_ENTRY) if folder + entry in keys]
+    return None
+
+
+def _signed(signer: UrlSigner, prefix: str, present: list[str], ttl_seconds: int) -> PlaybackUrls:
+    expires = int(time.time()) + ttl_seconds
+    hls, dash = (signer.folder_url(prefix, entry, expires) if entry in present else ""
+                 for entry in (HLS_ENTRY, DASH_ENTRY))
+    return PlaybackUrls(hls, dash, datetime.fromtimestamp(expires, UTC))

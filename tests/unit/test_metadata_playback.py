@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from services.metadata_svc.job import Job, JobStatus, JobTrigger
+from services.metadata_svc.job import Job, JobStatus, JobTrigger, Output, OutputFile, OutputStatus
 from services.metadata_svc.playback import Playback
 from services.metadata_svc.video import Video
 from services.shared.errors import FailedPrecondition
@@ -87,3 +87,31 @@ async def test_a_signing_failure_leaves_the_video_without_urls(tmp_path: Path) -
 
     assert await Playback(LocalDirectoryStore(tmp_path, signer), signer).urls(
         video_with(job(JobStatus.COMPLETED)), 60) is None
+
+
+def adaptive_output(*keys: str, status: OutputStatus = OutputStatus.COMPLETED) -> Output:
+    files = tuple(OutputFile(path=k.split("/", 2)[2], storage_key=k, content_type="x", size_bytes=1) for k in keys)
+    return Output(name="presentation", type="adaptive", status=status, files=files)
+
+
+async def test_the_jobs_record_names_the_folder_without_asking_storage(tmp_path: Path, signer: UrlSigner) -> None:
+    done = job(JobStatus.COMPLETED)
+    folder = "ten_a/vid_1/hls-and-dash/"
+    done.outputs = [adaptive_output(*(folder + f for f in ("720p/playlist.m3u8", "master.m3u8", "manifest.mpd",
+                                                             "720p/init.mp4")))]
+
+    urls = await Playback(LocalDirectoryStore(tmp_path, signer), signer).urls(video_with(done), 60)  # nothing on disk
+
+    assert urls is not None and scope_of(urls.hls_url) == scope_of(urls.dash_url) == "ten_a/vid_1/hls-and-dash/"
+    assert urls.hls_url.endswith("/master.m3u8") and urls.dash_url.endswith("/manifest.mpd")
+
+
+@pytest.mark.parametrize("output", [
+    adaptive_output("ten_b/vid_9/presentation/master.m3u8"),  # another video's folder: never signed
+    adaptive_output("ten_a/vid_1/presentation/master.m3u8", status=OutputStatus.FAILED),
+])
+async def test_a_record_that_does_not_qualify_falls_back_to_storage(output: Output, tmp_path: Path,
+                                                                    signer: UrlSigner) -> None:
+    done = job(JobStatus.COMPLETED)
+    done.outputs = [output]
+    assert await Playback(LocalDirectoryStore(tmp_path, signer), signer).urls(video_with(done), 60) is None

@@ -36,8 +36,9 @@ os.environ.setdefault("SVT_LOG", "1")  # errors only
 
 class RenditionWriter:
     def __init__(self, plan: RenditionPlan, path: Path, time_base: Fraction, *, queue_depth: int = 4,
-                 quality_sample_every: int = 0) -> None:
-        """quality_sample_every: compare every Nth frame with what was encoded (quality.py); 0: no report."""
+                 quality_sample_every: int = 0, threads: int = 0) -> None:
+        """quality_sample_every: compare every Nth frame with what was encoded (quality.py); 0: no report.
+        threads: the encoder's threads (thread_budget.py); 0: as many as the encoder picks."""
         self.plan = plan
         self.path = path
         self.container = av.open(str(path), "w", format=plan.container,
@@ -56,6 +57,8 @@ class RenditionWriter:
         context.time_base = time_base  # the source's: timestamps pass through unchanged
         # Frame threads: faster and smaller files than PyAV's default slice threads (FACTS.md).
         context.thread_type = "AUTO"
+        if threads:
+            context.thread_count = threads
         context.options = plan.encoder_options()
         self._video = stream
         self._quality = (QualityMeter(plan.decoder, context, sample_every=quality_sample_every)

@@ -10,6 +10,7 @@ import av
 
 from services.process_svc.execute.outputs import OutputExecutor, OutputFile, PassContext, ProducedOutput
 from services.process_svc.execute.rendition_writer import RenditionWriter
+from services.process_svc.execute.thread_budget import encoder_threads
 from services.process_svc.execute.verify import inspect_rendition
 from services.process_svc.plan import RenditionPlan
 from services.shared.storage.keys import RENDITIONS
@@ -25,8 +26,9 @@ class VideoRenditionExecutor(OutputExecutor):
         super().__init__(plan, context)
         path = context.out_dir / RENDITIONS / plan.file_name
         path.parent.mkdir(parents=True, exist_ok=True)
+        threads = encoder_threads(context.plan.renditions).get(plan.name, 0) if plan.encoder == "libx264" else 0
         self.writer = RenditionWriter(plan, path, context.video_time_base,
-                                      quality_sample_every=context.quality_sample_every)
+                                      quality_sample_every=context.quality_sample_every, threads=threads)
 
     def encode(self, frame: av.VideoFrame | None) -> None:
         """A scaled frame of this rung, or None at the end of the stream."""

@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.process_svc.execute import execute, probe_source  # noqa: E402
+from services.process_svc.execute.thread_budget import encoder_threads  # noqa: E402
 from services.process_svc.execute.verify import ProducedRendition  # noqa: E402
-from services.process_svc.plan import EncodePlan, plan_encode  # noqa: E402
+from services.process_svc.plan import EncodePlan, Profile, plan_encode  # noqa: E402
 from services.process_svc.profiles import ProfileCatalog  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -123,6 +124,13 @@ def psnr_db(rendition: Path, source: Path, width: int, height: int) -> float:
     return float(line.split("average:")[1].split()[0])
 
 
+def ladder_profile() -> Profile:
+    """The default profile's MP4 ladder alone: its other outputs (HLS/DASH, stills) have benches of their own
+    (bench/outputs.py), and the ffmpeg peer here makes the ladder only."""
+    profile = ProfileCatalog.load().get("default")
+    return profile.model_copy(update={"outputs": tuple(o for o in profile.outputs if o.kind == "video")})
+
+
 def cpu_seconds(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -132,7 +140,7 @@ def run_ours(source: Path, out_dir: Path) -> tuple[float, float, list[ProducedRe
     """Wall and CPU seconds of the worker's code path, and what it produced."""
     shutil.rmtree(out_dir, ignore_errors=True)
     cpu, started = cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
-    plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(source))
+    plan = plan_encode(ladder_profile(), probe_source(source))
     # The ffmpeg peer measures no quality: ours does not either here (bench/quality_cost.py prices the report).
     produced = [o.rendition for o in execute(plan, source, out_dir, quality_sample_every=0) if o.rendition is not None]
     return time.perf_counter() - started, cpu_seconds(resource.RUSAGE_SELF) - cpu, produced
@@ -168,8 +176,8 @@ def main() -> int:
     if args.regenerate or not source.exists():
         print(f"making {source.relative_to(ROOT)} ({SECONDS} s {WIDTH}x{HEIGHT}@{FPS} with audio)...", flush=True)
         make_source(source)
-    plan = plan_encode(ProfileCatalog.load().get("default"), probe_source(source))
-    direct = plan_encode(ProfileCatalog.load().get("default"), probe_source(source), cascade=False)
+    plan = plan_encode(ladder_profile(), probe_source(source))
+    direct = plan_encode(ladder_profile(), probe_source(source), cascade=False)
     ours_dir, ffmpeg_dir = OUT / "ours", OUT / "ffmpeg"
     command = ffmpeg_ladder_command(direct, source, ffmpeg_dir)
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
@@ -180,6 +188,8 @@ def main() -> int:
     print(f"ours     PyAV {av.__version__} (FFmpeg {'.'.join(map(str, av.library_versions['libavcodec']))} libavcodec)")
     print(f"ffmpeg   {version}")
     print("quality  report off on both sides (its cost: bench/quality_cost.py)")
+    print(f"threads  ours: x264 threads per rung {encoder_threads(plan.renditions)} (thread_budget.py); "
+          "ffmpeg: x264's own choice")
     print(f"graph    ours   (cascade) {plan.filter_complex('0:v:0')}")
     print(f"graph    ffmpeg (direct)  {direct.filter_complex('0:v:0')}")
     print(f"command  {' '.join(command)}\n", flush=True)

@@ -117,6 +117,18 @@ def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
     return "server_stream" if handler.response_streaming else "unary"
 
 
+def _status_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with: the one set on it (an abort), else what its ending implies."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED  # the client went away
+    return grpc.StatusCode.UNKNOWN
+
+
 class TelemetryInterceptor(grpc.aio.ServerInterceptor):
     """The outermost interceptor: each call runs in a server span that continues
     the caller's trace (traceparent in its metadata), so everything inside (log
@@ -146,13 +158,7 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
 
         def end(span: Any, token: Any, context: grpc.aio.ServicerContext, started: float,
                 error: BaseException | None) -> None:
-            code = context.code()
-            if not isinstance(code, grpc.StatusCode):
-                # No status set: fine, unless something other than an abort escaped.
-                code = grpc.StatusCode.UNKNOWN if error is not None and not isinstance(
-                    error, (grpc.aio.AbortError, asyncio.CancelledError)) else grpc.StatusCode.OK
-                if isinstance(error, asyncio.CancelledError):
-                    code = grpc.StatusCode.CANCELLED
+            code = _status_of(context, error)
             metrics.GRPC_HANDLED.labels(service, name, kind, code.name).inc()
             metrics.GRPC_HANDLING_SECONDS.labels(service, name, kind).observe(time.perf_counter() - started)
             if span is not None:

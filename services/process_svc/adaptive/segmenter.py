@@ -45,8 +45,10 @@ class CmafSegmenter:
             "hls_fmp4_init_filename": INIT_SEGMENT,
             "hls_segment_filename": str(folder / SEGMENT_PATTERN),
             "start_number": str(FIRST_SEGMENT_NUMBER),
-            "hls_playlist_type": "vod",
-            "hls_list_size": "0",
+            # Its playlist is rewritten after every segment and thrown away: keep it one entry long (no
+            # `vod` type, which keeps them all), not a whole film's, so long sources stay linear. Without
+            # the delete_segments flag every segment file stays.
+            "hls_list_size": "1",
             "avoid_negative_ts": "disabled",
         })
         self._stream = self._container.add_stream_from_template(template, opaque=True)

@@ -217,5 +217,5 @@ def test_subtitles_and_extra_audio_tracks_are_listed_as_left_out(tmp_path: Path)
 
     warnings = plan_encode(LADDER, probe_source(source)).warnings
 
-    assert "subtitle stream 3 (ssa, fra) was not carried over: renditions have no subtitles yet" in warnings
+    assert "subtitle stream 3 (ass, fra) was not carried over: renditions have no subtitles yet" in warnings
     assert "the source has 2 audio tracks: the renditions carry the first one only" in warnings

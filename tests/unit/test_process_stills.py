@@ -17,17 +17,16 @@ from services.process_svc.execute.stills.images import rgb_picture, small_luma
 from services.process_svc.execute.stills.poster import PosterPicker
 from services.process_svc.execute.stills.scoring import LumaStats, luma_stats, poster_score, rejection, score
 from services.process_svc.execute.stills.storyboard import SpriteSheet, storyboard_vtt, vtt_timestamp
-from services.process_svc.plan import RenditionPlan, SourceInfo, plan_encode
+from services.process_svc.plan import SourceInfo, plan_encode
+from services.process_svc.plan.specs import PosterOutput, StoryboardOutput, ThumbnailsOutput
 from services.process_svc.plan.stills import (
     ImageSize,
-    PosterSpec,
-    StoryboardSpec,
-    ThumbnailsSpec,
+    PosterPlan,
+    StillPlan,
+    StoryboardPlan,
+    ThumbnailsPlan,
     fit_width,
     picture_rung,
-    plan_poster,
-    plan_storyboard,
-    plan_thumbnails,
     poster_region,
     storyboard_tiles,
     thumbnail_times,
@@ -36,6 +35,13 @@ from services.process_svc.profiles import ProfileCatalog
 from tests.media import parse_vtt
 
 W, H = 160, 90
+
+
+def stills_of(source: SourceInfo, *outputs: PosterOutput | ThumbnailsOutput | StoryboardOutput) -> list[StillPlan]:
+    """The plans of these still outputs, planned with the default ladder for this source."""
+    default = ProfileCatalog.load().get("default")
+    plan = plan_encode(default.model_copy(update={"outputs": (*default.renditions, *outputs)}), source)
+    return [p for p in plan.outputs if p.kind in ("poster", "thumbnails", "storyboard")]  # type: ignore[misc]
 
 
 def limited(levels: np.ndarray) -> np.ndarray:
@@ -221,27 +227,30 @@ def test_a_long_video_gets_a_larger_interval_not_more_tiles() -> None:
     assert tiles[-1].end == 3600.0 and (tiles[-1].x, tiles[-1].y) == (1440, 19 * 90)
 
 
-def test_stills_of_the_default_ladder_on_1080p() -> None:
+def test_stills_of_the_default_profile_on_1080p() -> None:
     source = SourceInfo(width=1920, height=1080, fps=Fraction(30), duration_seconds=10.0)
-    ladder = plan_encode(ProfileCatalog.load().get("default"), source).renditions
-    poster = plan_poster(PosterSpec(width=1280), ladder, source)
+    plan = plan_encode(ProfileCatalog.load().get("default"), source)
+    [poster] = plan.outputs_of("poster")
+    [thumbnails] = plan.outputs_of("thumbnails")
+    [storyboard] = plan.outputs_of("storyboard")
+    assert isinstance(poster, PosterPlan) and isinstance(thumbnails, ThumbnailsPlan)
+    assert isinstance(storyboard, StoryboardPlan)
     assert poster.rung == "720p", "the smallest rung as wide as the poster"
     assert poster.size == ImageSize(1280, 720) and poster.region == (1.0, 9.0) and poster.sample_seconds == 0.25
-    thumbnails = plan_thumbnails(ThumbnailsSpec(count=5, width=320), ladder, source)
-    assert (thumbnails.rung, thumbnails.size) == ("360p", ImageSize(320, 180))
-    storyboard = plan_storyboard(StoryboardSpec(), ladder, source)
+    assert (thumbnails.rung, thumbnails.size, len(thumbnails.times)) == ("360p", ImageSize(320, 180), 10)
     assert (storyboard.rung, storyboard.tile) == ("360p", ImageSize(160, 90))
     assert storyboard.sheet == ImageSize(800, 90)
-    assert plan_poster(PosterSpec(width=None), ladder, source).size == ImageSize(1920, 1080)
+    [widest] = stills_of(source, PosterOutput(width=None))
+    assert isinstance(widest, PosterPlan) and widest.size == ImageSize(1920, 1080)
 
 
 def test_the_poster_samples_fewer_candidates_on_long_videos_and_keeps_a_fixed_time_inside() -> None:
     source = SourceInfo(width=1280, height=720, fps=Fraction(25), duration_seconds=7200.0,
                         timeline_gaps=((100.0, 400.0),))
-    ladder = plan_encode(ProfileCatalog.load().get("default"), source).renditions
-    poster = plan_poster(PosterSpec(max_candidates=240), ladder, source)
-    assert poster.content_seconds == 6900.0 and poster.sample_seconds == pytest.approx(6900 / 240)
-    assert plan_poster(PosterSpec(at_seconds=9000.0), ladder, source).at_seconds == 6900.0
+    chosen, fixed = stills_of(source, PosterOutput(), PosterOutput(name="fixed", at_seconds=9000.0))
+    assert isinstance(chosen, PosterPlan) and isinstance(fixed, PosterPlan)
+    assert chosen.content_seconds == 6900.0 and chosen.sample_seconds == pytest.approx(6900 / 240)
+    assert fixed.at_seconds == 6900.0 and fixed.file_names == ("fixed.jpg", "fixed.webp")
 
 
 def test_portrait_and_small_sources_are_never_upscaled() -> None:
@@ -264,8 +273,8 @@ def test_vtt_timestamps() -> None:
 
 def test_sprite_and_vtt_agree_on_every_tile() -> None:
     source = SourceInfo(width=1280, height=720, fps=Fraction(25), duration_seconds=25.0)
-    ladder = plan_encode(ProfileCatalog.load().get("default"), source).renditions
-    plan = plan_storyboard(StoryboardSpec(interval_seconds=2.0, columns=4), ladder, source)
+    [plan] = stills_of(source, StoryboardOutput(interval_seconds=2.0, columns=4))
+    assert isinstance(plan, StoryboardPlan)
     sheet = SpriteSheet(plan)
     for i in range(11):  # the video ended early, at 21.4 s: 11 of the 13 planned tiles
         sheet.add(np.full((plan.tile.height, plan.tile.width, 3), i * 20, np.uint8))
@@ -331,15 +340,14 @@ def rung_frames(seconds: float, fps: int = 10, width: int = 64, height: int = 36
     return frames
 
 
-def small_ladder(seconds: float) -> tuple[SourceInfo, list[RenditionPlan]]:
-    source = SourceInfo(width=64, height=36, fps=Fraction(10), duration_seconds=seconds)
-    return source, list(plan_encode(ProfileCatalog.load().get("default"), source).renditions)
+def small_source(seconds: float) -> SourceInfo:
+    return SourceInfo(width=64, height=36, fps=Fraction(10), duration_seconds=seconds)
 
 
 def test_a_video_shorter_than_stated_still_gets_every_thumbnail_and_a_storyboard_to_its_end(tmp_path: Path) -> None:
-    source, ladder = small_ladder(10.0)  # says 10 s; its pictures stop at 4 s
-    thumbs = StillsWriter(plan_thumbnails(ThumbnailsSpec(count=5, width=32), ladder, source), tmp_path)
-    board = StillsWriter(plan_storyboard(StoryboardSpec(interval_seconds=1.0, tile_width=32), ladder, source), tmp_path)
+    plans = stills_of(small_source(10.0),  # says 10 s; its pictures stop at 4 s
+                      ThumbnailsOutput(count=5, width=32), StoryboardOutput(interval_seconds=1.0, tile_width=32))
+    thumbs, board = (StillsWriter(plan, tmp_path) for plan in plans)
     for writer in (thumbs, board):
         writer.start()
     for frame in rung_frames(4.0):
@@ -353,8 +361,8 @@ def test_a_video_shorter_than_stated_still_gets_every_thumbnail_and_a_storyboard
 
 
 def test_a_failure_on_the_stills_thread_is_raised_to_the_pass_not_hung_on(tmp_path: Path) -> None:
-    source, ladder = small_ladder(2.0)
-    writer = StillsWriter(plan_thumbnails(ThumbnailsSpec(count=2, width=32), ladder, source), tmp_path)
+    [plan] = stills_of(small_source(2.0), ThumbnailsOutput(count=2, width=32))
+    writer = StillsWriter(plan, tmp_path)
     writer.start()
     writer.dir.rmdir()  # the scratch disk lost the folder: JPEGs cannot be written
     with pytest.raises(FileNotFoundError):

@@ -11,10 +11,14 @@ from __future__ import annotations
 from services.process_svc.execute.adaptive_output import AdaptiveExecutor
 from services.process_svc.execute.audio_output import AudioRenditionExecutor
 from services.process_svc.execute.outputs import OutputExecutor
+from services.process_svc.execute.stills.executor import PosterExecutor, StoryboardExecutor, ThumbnailsExecutor
 from services.process_svc.execute.video_output import VideoRenditionExecutor
 
 EXECUTORS: dict[str, type[OutputExecutor]] = {
     "video": VideoRenditionExecutor,
     "audio": AudioRenditionExecutor,
     "adaptive": AdaptiveExecutor,
+    "poster": PosterExecutor,
+    "thumbnails": ThumbnailsExecutor,
+    "storyboard": StoryboardExecutor,
 }

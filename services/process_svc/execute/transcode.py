@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import av
@@ -22,7 +22,6 @@ from services.process_svc.execute.probe import ffmpeg_reason, open_source
 from services.process_svc.execute.progress import ProgressMeter, TranscodeProgress
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.execute.registry import EXECUTORS
-from services.process_svc.execute.stills import StillsWriter
 from services.process_svc.failures import SourceUnreadable, TranscodeCancelled, clock
 from services.process_svc.plan import EncodePlan
 
@@ -34,17 +33,13 @@ ProgressCallback = Callable[[TranscodeProgress], None]
 def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: ProgressCallback | None = None, *,
             cancel: threading.Event | None = None, progress_interval_seconds: float = 0.5,
             graph_threads: int = 1, quality_sample_every: int = DEFAULT_SAMPLE_EVERY,
-            executors: Mapping[str, type[OutputExecutor]] = EXECUTORS,
-            stills: Sequence[StillsWriter] = ()) -> list[ProducedOutput]:
+            executors: Mapping[str, type[OutputExecutor]] = EXECUTORS) -> list[ProducedOutput]:
     """Makes every output of the plan in one pass over the source, writing their files under out_dir at
     their storage paths, and returns what each turned out to be, in the plan's order: an output whose
     executor failed comes back with its reason (`error`) while the others complete.
 
     quality_sample_every: each rendition's quality report compares every Nth frame
     with its reference (quality.py); 0: no report.
-
-    stills (until the stills are output types with an executor): each makes a poster, thumbnails or a
-    storyboard from one rung's frames in this same pass; its files are in its `result` once this returns.
 
     graph_threads: slice threads for the scaler. One: the rung encoders already keep
     every core busy, and scaler slices cost about 5% more CPU in decode+scale
@@ -71,22 +66,14 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
         outputs = PassOutputs(context, executors)
         try:
             outputs.connect(with_audio_track=context.renditions_carry_audio)
-            for still in stills:
-                still.start()
-            run = _Run(plan, source, video, audio, outputs, stills, graph_threads,
+            run = _Run(plan, source, video, audio, outputs, graph_threads,
                        ProgressMeter(plan.total_frames, plan.source.duration_seconds,
                                      interval_seconds=progress_interval_seconds),
                        on_progress, cancel)
             run.transcode()
-            for still in stills:
-                still.end_of_stream()  # its thread writes the last files while the encoders flush
             produced = outputs.finish()
-            for still in stills:
-                still.finish()
         finally:  # after a failure: stop the threads, leave the files to the caller
             outputs.close()
-            for still in stills:
-                still.close()
     _report(on_progress, run.meter.finished())
     return produced
 
@@ -95,12 +82,10 @@ class _Run:
     """The state of one pass over the source."""
 
     def __init__(self, plan: EncodePlan, source: av.container.InputContainer, video: av.VideoStream | None,
-                 audio: av.AudioStream | None, outputs: PassOutputs, stills: Sequence[StillsWriter], graph_threads: int,
+                 audio: av.AudioStream | None, outputs: PassOutputs, graph_threads: int,
                  meter: ProgressMeter, on_progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
         self.plan, self.source, self.video, self.audio = plan, source, video, audio
         self.outputs, self.track, self.meter = outputs, outputs.track, meter
-        # Which stills each rung's frames go to.
-        self.stills = [[s for s in stills if s.rung == r.name] for r in plan.renditions]
         self.rung_listeners = outputs.listening("rung_frame")
         self.rungs = outputs.rungs
         self.upright_listeners = outputs.listening("upright_frame")
@@ -190,8 +175,6 @@ class _Run:
             for scaled in self.graph.pull(index):
                 for running in self.rung_listeners:  # before the encoder's thread takes the frame
                     running.call("rung_frame", rung.plan.name, scaled)
-                for still in self.stills[index]:
-                    still.offer(scaled)
                 rung.call("encode", scaled)
         for upright in self.graph.pull_upright():
             for running in self.upright_listeners:

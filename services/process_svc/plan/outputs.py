@@ -23,6 +23,7 @@ from services.process_svc.plan.model import (
     SourceInfo,
 )
 from services.process_svc.plan.specs import AdaptiveOutput, AudioOutput, Profile, VideoOutput
+from services.process_svc.plan.stills import plan_poster, plan_storyboard, plan_thumbnails
 
 
 class OutputSkipped(Exception):
@@ -107,4 +108,7 @@ PLANNERS: dict[str, Planner] = {
     "video": plan_video,
     "audio": plan_audio,
     "adaptive": plan_adaptive,
+    "poster": plan_poster,
+    "thumbnails": plan_thumbnails,
+    "storyboard": plan_storyboard,
 }

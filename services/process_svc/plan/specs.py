@@ -182,6 +182,8 @@ class StoryboardOutput(_Spec):
     interval_seconds: float = Field(2.0, gt=0)
     tile_width: EvenSize = 160
     columns: int = Field(10, ge=1, le=50)
+    # Longer videos get a larger interval rather than more tiles: one sheet of at most this many.
+    max_tiles: int = Field(200, ge=1, le=2000)
 
 
 OutputSpec = Annotated[

@@ -13,48 +13,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from services.process_svc.plan.model import RenditionPlan, SourceInfo
+from services.process_svc.plan.specs import PosterOutput, StoryboardOutput, ThumbnailsOutput
 
-# --- What a profile asks for -------------------------------------------------
+if TYPE_CHECKING:  # plan/outputs.py registers these planners: no import cycle at run time
+    from services.process_svc.plan.outputs import PlanContext
 
+# What a profile asks for: PosterOutput, ThumbnailsOutput, StoryboardOutput in specs.py.
 
-@dataclass(frozen=True)
-class PosterSpec:
-    """One representative picture (`type: poster`), written as JPEG and WebP."""
-
-    name: str = "poster"
-    width: int | None = 1280  # at most; None: the widest rendition's width
-    at_seconds: float | None = None  # None: chosen by scoring the video's frames
-    jpeg_quality: int = 85  # Pillow's 1..95
-    webp_quality: int = 80  # 1..100
-    # Candidates are sampled this often (seconds); longer videos sample less often, so that at
-    # most `max_candidates` are looked at.
-    sample_seconds: float = 0.25
-    max_candidates: int = 240
-
-
-@dataclass(frozen=True)
-class ThumbnailsSpec:
-    """`count` JPEG pictures at even intervals (`type: thumbnails`)."""
-
-    name: str = "thumbnails"
-    count: int = 5
-    width: int = 320
-    jpeg_quality: int = 80
-
-
-@dataclass(frozen=True)
-class StoryboardSpec:
-    """A sprite sheet of small pictures and its WebVTT index (`type: storyboard`)."""
-
-    name: str = "storyboard"
-    interval_seconds: float = 2.0  # one tile per interval
-    tile_width: int = 160
-    columns: int = 10
-    max_tiles: int = 200  # longer videos get a larger interval, so one sheet always holds them all
-    jpeg_quality: int = 75
+# Poster candidates are sampled every this many seconds; longer videos less often, so that at most
+# POSTER_MAX_CANDIDATES frames are judged.
+POSTER_SAMPLE_SECONDS = 0.25
+POSTER_MAX_CANDIDATES = 240
+# Pillow's JPEG quality (1..95) and WebP quality (1..100).
+POSTER_JPEG_QUALITY, POSTER_WEBP_QUALITY = 85, 80
+THUMBNAIL_JPEG_QUALITY = 80
+STORYBOARD_JPEG_QUALITY = 75
 
 
 # --- What the executor will do -----------------------------------------------
@@ -141,35 +117,35 @@ class StoryboardPlan:
 StillPlan = PosterPlan | ThumbnailsPlan | StoryboardPlan
 
 
-# --- Planning ----------------------------------------------------------------
+# --- Planning (the planners of PLANNERS, plan/outputs.py) --------------------
 
 
-def plan_poster(spec: PosterSpec, renditions: Sequence[RenditionPlan], source: SourceInfo) -> PosterPlan:
-    content = content_seconds(source)
-    rung = _rung(renditions, spec.width)
-    step = max(spec.sample_seconds, content / spec.max_candidates) if spec.max_candidates else spec.sample_seconds
+def plan_poster(spec: PosterOutput, context: PlanContext) -> PosterPlan:
+    content = content_seconds(context.source)
+    rung = _rung(context.renditions, spec.width)
+    step = max(POSTER_SAMPLE_SECONDS, content / POSTER_MAX_CANDIDATES)
     at = min(spec.at_seconds, content) if spec.at_seconds is not None else None
     return PosterPlan(name=spec.name, rung=rung.name, content_seconds=content,
                       size=fit_width(ImageSize(rung.width, rung.height), spec.width or rung.width),
-                      jpeg_quality=spec.jpeg_quality, webp_quality=spec.webp_quality, sample_seconds=step,
+                      jpeg_quality=POSTER_JPEG_QUALITY, webp_quality=POSTER_WEBP_QUALITY, sample_seconds=step,
                       region=poster_region(content), at_seconds=at)
 
 
-def plan_thumbnails(spec: ThumbnailsSpec, renditions: Sequence[RenditionPlan], source: SourceInfo) -> ThumbnailsPlan:
-    content = content_seconds(source)
-    rung = _rung(renditions, spec.width)
+def plan_thumbnails(spec: ThumbnailsOutput, context: PlanContext) -> ThumbnailsPlan:
+    content = content_seconds(context.source)
+    rung = _rung(context.renditions, spec.width)
     return ThumbnailsPlan(name=spec.name, rung=rung.name, content_seconds=content,
                           size=fit_width(ImageSize(rung.width, rung.height), spec.width),
-                          times=thumbnail_times(content, spec.count), jpeg_quality=spec.jpeg_quality)
+                          times=thumbnail_times(content, spec.count), jpeg_quality=THUMBNAIL_JPEG_QUALITY)
 
 
-def plan_storyboard(spec: StoryboardSpec, renditions: Sequence[RenditionPlan], source: SourceInfo) -> StoryboardPlan:
-    content = content_seconds(source)
-    rung = _rung(renditions, spec.tile_width)
+def plan_storyboard(spec: StoryboardOutput, context: PlanContext) -> StoryboardPlan:
+    content = content_seconds(context.source)
+    rung = _rung(context.renditions, spec.tile_width)
     tile = fit_width(ImageSize(rung.width, rung.height), spec.tile_width)
     interval, tiles = storyboard_tiles(content, spec.interval_seconds, spec.max_tiles, spec.columns, tile)
     return StoryboardPlan(name=spec.name, rung=rung.name, content_seconds=content, tile=tile, columns=spec.columns,
-                          interval_seconds=interval, tiles=tiles, jpeg_quality=spec.jpeg_quality)
+                          interval_seconds=interval, tiles=tiles, jpeg_quality=STORYBOARD_JPEG_QUALITY)
 
 
 def content_seconds(source: SourceInfo) -> float:

@@ -31,7 +31,7 @@ from services.process_svc.plan.stills import (
     storyboard_tiles,
     thumbnail_times,
 )
-from services.process_svc.profiles import ProfileCatalog
+from services.process_svc.profiles import ProfileCatalog, ProfileError, parse_profile
 from tests.media import parse_vtt
 
 W, H = 160, 90
@@ -251,6 +251,11 @@ def test_the_poster_samples_fewer_candidates_on_long_videos_and_keeps_a_fixed_ti
     assert isinstance(chosen, PosterPlan) and isinstance(fixed, PosterPlan)
     assert chosen.content_seconds == 6900.0 and chosen.sample_seconds == pytest.approx(6900 / 240)
     assert fixed.at_seconds == 6900.0 and fixed.file_names == ("fixed.jpg", "fixed.webp")
+
+
+def test_stills_without_a_video_output_are_refused_with_the_profile() -> None:
+    with pytest.raises(ProfileError, match="poster output 'cover' needs a video output"):
+        parse_profile({"name": "sound", "outputs": [{"type": "audio"}, {"type": "poster", "name": "cover"}]})
 
 
 def test_portrait_and_small_sources_are_never_upscaled() -> None:

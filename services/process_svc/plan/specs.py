@@ -276,6 +276,9 @@ class Profile(_Spec):
             raise ValueError("a profile needs at least one output of type video or audio (the other outputs are "
                              "made from those)")
         for output in self.outputs:
+            if isinstance(output, PosterOutput | ThumbnailsOutput | StoryboardOutput) and not videos:
+                raise ValueError(f"{output.type} output {output.name!r} needs a video output to take its pictures "
+                                 "from")
             if isinstance(output, AdaptiveOutput):
                 if not videos:
                     raise ValueError(f"adaptive output {output.name!r} needs video outputs to package")

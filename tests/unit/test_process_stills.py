@@ -4,6 +4,8 @@ colour conversion of a rung's frame into RGB."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import weakref
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from services.process_svc.execute.stills import StillsWriter
-from services.process_svc.execute.stills.images import rgb_picture, small_luma
+from services.process_svc.execute.stills.images import private_copy, rgb_picture, small_luma
 from services.process_svc.execute.stills.poster import PosterPicker
 from services.process_svc.execute.stills.scoring import LumaStats, luma_stats, poster_score, rejection, score
 from services.process_svc.execute.stills.storyboard import SpriteSheet, storyboard_vtt, vtt_timestamp
@@ -375,3 +377,37 @@ def test_a_failure_on_the_stills_thread_is_raised_to_the_pass_not_hung_on(tmp_pa
             writer.offer(frame)
         writer.finish()
     writer.close()
+
+
+SHARED_FRAME_STRESS = """
+import sys, threading
+import av, numpy as np
+from services.process_svc.execute.stills.images import private_copy, rgb_picture, small_luma
+from services.process_svc.plan.stills import ImageSize
+frames = [av.VideoFrame.from_ndarray(np.random.default_rng(i).integers(0, 255, (720, 1280, 3), np.uint8),
+                                     format="rgb24").reformat(format="yuv420p") for i in range(4)]
+def work(n):
+    for i in range(120):
+        rgb_picture(frames[i % 4], ImageSize(160 + 2 * n, 90))
+        small_luma(frames[(i + 1) % 4])
+threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+"""
+
+
+def test_stills_threads_share_a_rung_frame_safely() -> None:
+    """A rung's frame goes to its encoder and to every still on that rung at once. PyAV's reformat() writes
+    the source frame's colour fields while it scales: four threads scaling the same frames that way crash
+    swscale (SIGSEGV/SIGABRT, every time we ran it); the stills scale a private copy instead. Run in a
+    process of its own, so a crash fails this test rather than the whole run."""
+    done = subprocess.run([sys.executable, "-c", SHARED_FRAME_STRESS], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_private_copy_has_the_same_pixels() -> None:
+    frame = yuv_frame(63, 102, 240, width=640, height=360)
+    copy = private_copy(frame)
+    assert copy is not frame and (copy.width, copy.height, copy.format.name) == (640, 360, "yuv420p")
+    assert all(bytes(a) == bytes(b) for a, b in zip(copy.planes, frame.planes, strict=True))

@@ -16,6 +16,7 @@ from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.dead_letters import DeadLetteredJobs
 from services.metadata_svc.job import Job
 from services.metadata_svc.job_events import JobEventConsumer
+from services.metadata_svc.job_profile import JobProfiles
 from services.metadata_svc.orphan_sources import OrphanSourceSweeper
 from services.metadata_svc.outbox import Outbox
 from services.metadata_svc.playback import Playback
@@ -27,6 +28,7 @@ from services.metadata_svc.settings import Settings
 from services.metadata_svc.silent_jobs import SilentJobWatch
 from services.metadata_svc.state_gauges import StateGauges
 from services.metadata_svc.watch import JobUpdate, JobWatchHub
+from services.process_svc.profiles import PROFILES_DIR, ProfileCatalog
 from services.shared.bus import Bus, open_bus_for
 from services.shared.channels import peer_channel
 from services.shared.db import create_engine, migrate
@@ -76,7 +78,9 @@ class MetadataComponent:
                                           on_registered=self.relay.wake,
                                           download_url_ttl_seconds=settings.metadata_download_url_ttl_seconds,
                                           page_max_bytes=settings.metadata_list_page_max_bytes,
-                                          playback=Playback(store, signer_of(store)))
+                                          playback=Playback(store, signer_of(store)),
+                                          profiles=JobProfiles(ProfileCatalog.load(
+                                              settings.process_profiles_dir or PROFILES_DIR)))
 
     def register(self, server: grpc.aio.Server) -> None:
         metadata_pb2_grpc.add_MetadataServiceServicer_to_server(self._servicer, server)

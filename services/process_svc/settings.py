@@ -14,8 +14,6 @@ class Settings(CommonSettings):
         None, description="Scratch space for sources and outputs while a job runs; empty: <data_dir>/work.")
     process_concurrency: int = Field(
         1, ge=1, description="Jobs one worker runs at once; one x264 ladder already fills two cores.")
-    process_profiles_dir: Path | None = Field(
-        None, description="Folder with index.yaml and the profile files; empty: the built-in profiles.")
     process_progress_interval_seconds: float = Field(
         0.5, gt=0, description="Least time between two progress events of a job.")
     process_heartbeat_seconds: float = Field(

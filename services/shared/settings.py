@@ -37,6 +37,9 @@ class CommonSettings(BaseSettings):
         5, ge=1, description="Deliveries of a message (a job) before the broker dead-letters it.")
     storage_url: str = Field(
         "", description="Object storage: file:///abs/dir, or b2://bucket; empty: <data_dir>/objects.")
+    process_profiles_dir: Path | None = Field(
+        None, description="Folder with index.yaml and the profile files; empty: the built-in profiles. The "
+                          "workers run them; metadata checks a Retranscode's profile name against them.")
     download_base_url: str = Field(
         "", description="Where clients reach the REST gateway, for the signed playback URLs (<this>/play/...) "
                         "and the local store's download URLs (<this>/files/...); empty: http://127.0.0.1:8080, "

@@ -234,3 +234,26 @@ async def test_a_cancel_made_while_the_broker_is_down_reaches_the_workers_once_i
         assert await asyncio.wait_for(heard.get(), 10) == registered.job.job_id
     finally:
         await mesh.stop()
+
+
+async def test_retranscode_checks_names_against_the_profile_folder_the_workers_run(tmp_path: Path,
+                                                                                  tiny_clip: Path) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "index.yaml").write_text("profiles: [tiny.yaml]\n")
+    (folder / "tiny.yaml").write_text(
+        "name: tiny\noutputs:\n  - {type: video, name: 144p, height: 144, crf: 30, maxrate: 200k, bufsize: 400k}\n")
+    mesh = await start_dispatch_mesh(tmp_path, InProcessBus(), sqlite_url(tmp_path / "metadata.db"),
+                                     process_profiles_dir=folder)
+    try:
+        video = (await mesh.register("ten_a", tiny_clip)).video.video_id
+        job = await mesh.stub.Retranscode(metadata_pb2.RetranscodeRequest(video_id=video, profile="tiny"),
+                                          metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert job.profile == "tiny" and job.status == QUEUED
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await mesh.stub.Retranscode(metadata_pb2.RetranscodeRequest(video_id=video, profile="hevc"),
+                                        metadata=mesh.as_tenant("ten_a"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "unknown profile 'hevc'; available profiles: tiny" in (refused.value.details() or "")
+    finally:
+        await mesh.stop()

@@ -83,6 +83,7 @@ def _profile(**video: object) -> dict:
     ({"encoder": "libsvtav1", "codec": "av1", "preset": "8", "crf": 70}, "crf: libsvtav1 takes 1..63, got 70"),
     ({"crf": 52}, "crf: libx264 takes 0..51, got 52"),
     ({"preset": "ludicrous"}, "preset: libx264 takes ultrafast"),
+    ({"h264_profile": "baseline", "pix_fmt": "yuv444p"}, "yuv420p only, not 'yuv444p'"),
     ({"encoder": "libvpx-vp9", "codec": "vp9", "container": "webm", "preset": "8"}, "preset: libvpx-vp9 takes 0, 1"),
 ])
 def test_an_encoder_asked_for_what_it_cannot_do_is_a_profile_error(video: dict, words: str) -> None:

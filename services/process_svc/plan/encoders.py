@@ -167,4 +167,7 @@ def rendition_problems(spec: VideoOutput) -> list[str]:
         problems.append(f"preset: {spec.encoder} takes {', '.join(encoder.presets)}; got {spec.preset!r}")
     if spec.encoder == "libx264" and spec.h264_profile not in H264_PROFILES:
         problems.append(f"h264_profile: one of {', '.join(H264_PROFILES)}, got {spec.h264_profile!r}")
+    elif spec.encoder == "libx264" and spec.pix_fmt != "yuv420p":
+        # x264 refuses to open otherwise ("baseline profile doesn't support 4:4:4"), failing the whole pass.
+        problems.append(f"pix_fmt: H.264 {', '.join(H264_PROFILES)} take yuv420p only, not {spec.pix_fmt!r}")
     return problems

@@ -7,13 +7,14 @@ On the ladder bench's 10 s 1080p30 clip (bench/out/), alternated in one run:
 
   ours      probe + plan + execute of the default profile, as the worker runs it:
             the MP4 ladder, the HLS + DASH presentation cut from the ladder's own
-            packets, whatever stills the profile has (poster, storyboard), and the
+            packets, whatever stills the profile has (poster, thumbnails, storyboard), and the
             quality report of every rung (every 5th frame, as the worker does)
   ffmpeg    Debian's ffmpeg CLI, in ONE command: one decode, the same filter graph
             (every rung scaled from the source), the same x264/AAC settings, the
             tee muxer sending each encode to its MP4 and to the `dash` muxer with
             `hls_playlist` (HLS + DASH over one set of CMAF segments), the
-            `thumbnail` filter for the poster and `fps` + `tile` for the storyboard;
+            `thumbnail` filter for the poster, `fps` for the thumbnails and `fps` +
+            `tile` for the storyboard;
             then the quality report, which ffmpeg 5.1 cannot make in the same
             command (no decoder of its own outputs): a second command decoding
             source and renditions once, with `psnr` on every 5th frame
@@ -69,7 +70,9 @@ def ffmpeg_outputs_command(plan: EncodePlan, profile: Any, source: Path, out: Pa
     """One ffmpeg command making what the profile asks for, from one encode per rung."""
     graph = [plan.filter_complex("ladder")]
     posters, storyboards = _outputs(profile, "poster"), _outputs(profile, "storyboard")
-    branches = ["ladder"] + ["poster"] * bool(posters) + ["storyboard"] * bool(storyboards)
+    thumbnails = _outputs(profile, "thumbnails")
+    branches = (["ladder"] + ["poster"] * bool(posters) + ["thumbnails"] * bool(thumbnails)
+                + ["storyboard"] * bool(storyboards))
     graph.insert(0, f"[0:v:0]split={len(branches)}" + "".join(f"[{b}]" for b in branches))
     extra: list[str] = []
     if posters:
@@ -78,6 +81,12 @@ def ffmpeg_outputs_command(plan: EncodePlan, profile: Any, source: Path, out: Pa
         graph.append(f"[poster]thumbnail=100,scale={width}:-2,split=2[poster_jpg][poster_webp]")
         extra += ["-map", "[poster_jpg]", "-frames:v", "1", str(out / "images/poster.jpg"),
                   "-map", "[poster_webp]", "-frames:v", "1", "-c:v", "libwebp", str(out / "images/poster.webp")]
+    if thumbnails:
+        spread = thumbnails[0]
+        # `count` pictures at even intervals over the video.
+        graph.append(f"[thumbnails]fps={spread.count}/{plan.source.duration_seconds:g},"
+                     f"scale={spread.width}:-2[thumbnail_jpg]")
+        extra += ["-map", "[thumbnail_jpg]", "-frames:v", str(spread.count), str(out / "images/thumb-%04d.jpg")]
     if storyboards:
         board = storyboards[0]
         tiles = max(1, math.ceil(plan.source.duration_seconds / board.interval_seconds))

@@ -58,7 +58,10 @@ async def run_job(publisher_bus, request: events_pb2.JobRequested) -> None:  # t
         await events.progress(TranscodeProgress(percent=percent, frames=int(percent), total_frames=100,
                                                 fps=30.0, speed=1.0, eta_seconds=1.0))
     key = rendition_key(request.tenant_id, request.video_id, "360p")
-    await events.completed([common_pb2.Rendition(name="360p", width=640, height=360, storage_key=key)])
+    rendition = common_pb2.Rendition(name="360p", width=640, height=360, storage_key=key)
+    await events.completed([common_pb2.Output(
+        name="360p", type="video", status=common_pb2.OUTPUT_STATUS_COMPLETED, rendition=rendition,
+        files=[common_pb2.OutputFile(path="renditions/360p.mp4", storage_key=key, content_type="video/mp4")])])
 
 
 async def test_twenty_watchers_spread_over_two_replicas_all_see_their_job_end(

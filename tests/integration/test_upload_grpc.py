@@ -36,6 +36,7 @@ from services.shared.bus.memory import InProcessBus
 from services.shared.channels import peer_channel
 from services.shared.logs import JsonFormatter
 from services.shared.server import RunningServer, start_server
+from services.upload_svc.spool import BATCH_BYTES
 from services.shared.storage.local import LocalDirectoryStore
 from services.shared.tls import TlsFiles
 from services.shared.tokens import ServiceToken, TokenVerifier
@@ -265,14 +266,15 @@ async def test_large_upload_streams_to_disk_in_1_mib_chunks(stack: Stack, token:
 
     async def spool_has_grown(index: int) -> None:
         # Before sending chunk n, the service must already have written the chunks
-        # before it to its spool file: the upload goes to disk as it arrives.
+        # before it to its spool file, but for the batch it is gathering (spool.py
+        # writes BATCH_BYTES at a time): the upload goes to disk as it arrives.
         if index == 0:
             return
         deadline = time.monotonic() + 10
         while True:
             files = stack.spool_files()
             written = files[0].stat().st_size if files else 0
-            if written >= index * MiB:
+            if written >= index * MiB - BATCH_BYTES:
                 spooled_sizes.append(written)
                 return
             assert time.monotonic() < deadline, f"spool holds {written} bytes before chunk {index}"
@@ -292,8 +294,9 @@ async def test_large_upload_streams_to_disk_in_1_mib_chunks(stack: Stack, token:
     assert len(spooled_sizes) == -(-size // MiB) - 1
     assert spooled_sizes == sorted(spooled_sizes)
     # Client and server share this process: together they held a few chunks at a
-    # time (about 2 MiB steady, one for each side), never the file.
-    assert peak < 8 * MiB, f"peak Python memory {peak} bytes for a {size}-byte upload"
+    # time (the server at most two batches, the one written and the one gathered,
+    # plus a chunk for each side), never the file.
+    assert peak < 2 * BATCH_BYTES + 2 * MiB < size, f"peak Python memory {peak} bytes for a {size}-byte upload"
     assert stack.spool_files() == []
 
 
@@ -425,17 +428,18 @@ async def test_upload_with_a_read_only_key_is_denied(stack: Stack, clip_640x360:
 
 async def test_client_hanging_up_mid_upload_leaves_no_spool_file(stack: Stack, token: str, media: Path) -> None:
     data = media / "endless.mp4"
-    data.write_bytes(os.urandom(3 * MiB))
+    data.write_bytes(os.urandom(BATCH_BYTES + 3 * MiB))
     videos_before = stack.stored_video_ids()
     hold = asyncio.Event()
+    sent_chunks = BATCH_BYTES // MiB + 1  # a whole batch on disk, the next one being gathered
 
     async def stall(index: int) -> None:
-        if index == 2:
-            await hold.wait()  # never set: the client stops sending after two chunks
+        if index == sent_chunks:
+            await hold.wait()  # never set: the client stops sending mid-file
 
     call = stack.uploads.Upload(requests_for(data, before_chunk=stall), metadata=bearer(token), timeout=60)
-    deadline = time.monotonic() + 10
-    while not (stack.spool_files() and stack.spool_files()[0].stat().st_size >= 2 * MiB):
+    deadline = time.monotonic() + 30
+    while not (stack.spool_files() and stack.spool_files()[0].stat().st_size >= BATCH_BYTES):
         assert time.monotonic() < deadline, "the upload never reached the spool"
         await asyncio.sleep(0.01)
 

@@ -24,6 +24,7 @@ from google.api import httpbody_pb2
 
 from gateway.envoy_config import build_envoy_config
 from gateway.envoy_process import DESCRIPTOR_SET, EnvoyProcess, start_envoy
+from services.upload_svc.spool import BATCH_BYTES
 from tests.integration.test_upload_grpc import Caller, Stack, bearer, start_stack, upload
 from tests.media import make_clip
 from vtc.v1 import upload_pb2
@@ -84,8 +85,8 @@ def chunk(data: bytes) -> upload_pb2.UploadRequest:
 async def stalling(first_bytes: int, sent: asyncio.Event) -> AsyncIterator[upload_pb2.UploadRequest]:
     """The header and first_bytes of a 10 MiB file, then silence (the connection stays open)."""
     yield header(10 * 1024 * KiB)
-    if first_bytes:
-        yield chunk(os.urandom(first_bytes))
+    for start in range(0, first_bytes, 1024 * KiB):  # in chunks of 1 MiB, the most one message may carry
+        yield chunk(os.urandom(min(1024 * KiB, first_bytes - start)))
     sent.set()
     await asyncio.Event().wait()
 
@@ -135,7 +136,7 @@ async def rest_upload_that_stalls(envoy: EnvoyProcess, token: str, declared: int
 
 # --- idle timeout ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("first_bytes", [0, 64 * KiB], ids=["before-any-data", "mid-file"])
+@pytest.mark.parametrize("first_bytes", [0, BATCH_BYTES + 64 * KiB], ids=["before-any-data", "mid-file"])
 async def test_stalled_grpc_upload_ends_with_deadline_exceeded_and_leaves_no_spool_file(
         limited: Limited, tenant_a: Caller, first_bytes: int) -> None:
     stack = limited.stack
@@ -144,9 +145,10 @@ async def test_stalled_grpc_upload_ends_with_deadline_exceeded_and_leaves_no_spo
     await asyncio.wait_for(sent.wait(), 10)
     silent_since = time.monotonic()
     if first_bytes:
-        # The file was spooling when the client went silent.
-        await eventually(lambda: stack.spool_files() and stack.spool_files()[0].stat().st_size == first_bytes,
-                         "the first chunk is spooled")
+        # The file was spooling when the client went silent: its first batch is on disk (spool.py writes
+        # BATCH_BYTES at a time), the rest is held until the upload ends.
+        await eventually(lambda: stack.spool_files() and stack.spool_files()[0].stat().st_size == BATCH_BYTES,
+                         "the first batch is spooled")
 
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         await call

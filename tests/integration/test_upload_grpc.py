@@ -36,12 +36,12 @@ from services.shared.bus.memory import InProcessBus
 from services.shared.channels import peer_channel
 from services.shared.logs import JsonFormatter
 from services.shared.server import RunningServer, start_server
-from services.upload_svc.spool import BATCH_BYTES
 from services.shared.storage.local import LocalDirectoryStore
 from services.shared.tls import TlsFiles
 from services.shared.tokens import ServiceToken, TokenVerifier
 from services.upload_svc.server import UploadComponent
 from services.upload_svc.settings import Settings as UploadSettings
+from services.upload_svc.spool import BATCH_BYTES
 from tests.media import make_clip
 from vtc.v1 import (
     auth_pb2,

@@ -18,7 +18,8 @@ def test_get_video_lists_the_presentation_and_every_file_of_it(stack: Stack, cli
     presented = present_video(stack, stack.admin_token(), clip_two_rungs, tmp_path_factory.mktemp("unused"))
     video = presented.get_video()
     outputs = {o.name: o for o in video.job.outputs}
-    assert [(o.name, o.type) for o in video.job.outputs] == [
+    # The profile's stills (poster, thumbnails, storyboard) follow; tests/e2e/test_stills_outputs.py checks them.
+    assert [(o.name, o.type) for o in video.job.outputs if o.type in ("video", "adaptive")] == [
         ("480p", "video"), ("360p", "video"), ("presentation", "adaptive")]
     presentation = outputs["presentation"]
     assert presentation.status == common_pb2.OUTPUT_STATUS_COMPLETED, presentation.error

@@ -42,6 +42,12 @@ class StateGauges:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # The job figures were this database's: a stopped sampler leaves none behind in the process's
+        # registry (another metadata in the same process, as in the tests, would show them as its own).
+        for labels in self._job_labels:
+            with contextlib.suppress(KeyError):
+                metrics.JOBS.remove(*labels)
+        self._job_labels = set()
 
     async def _run(self) -> None:
         while True:

@@ -224,7 +224,8 @@ class VideoCatalog:
             if event.WhichOneof("kind") == "completed" and job.retry_of:
                 retried = await session.get(JobRow, job.retry_of)
                 if retried is not None:  # what the retried job did make stays the video's too
-                    job.renditions = kept_with(job.renditions, [_rendition(r) for r in retried.renditions])
+                    job.renditions = kept_with(job.renditions, [_rendition(r, _compression(retried))
+                                                                for r in retried.renditions])
                     job.outputs = kept_with(job.outputs, _outputs(retried))
             _write_job(row, job)
             row.heartbeat_at = datetime.now(UTC)  # any event of the job's attempt says its worker lives
@@ -342,23 +343,32 @@ def _video(row: VideoRow) -> Video:
 
 
 def _job(row: JobRow) -> Job:
+    compression = _compression(row)
     return Job(job_id=row.job_id, video_id=row.video_id, tenant_id=row.tenant_id, profile=row.profile,
                status=JobStatus[row.status], created_at=row.created_at, attempt=row.attempt,
                last_sequence=row.last_sequence, started_at=row.started_at, finished_at=row.finished_at,
                progress=Progress(percent=row.progress_percent, frames=row.progress_frames,
                                  total_frames=row.progress_total_frames, fps=row.progress_fps,
-                                 speed=row.progress_speed, eta_seconds=row.progress_eta_seconds),
-               renditions=[_rendition(r) for r in row.renditions], outputs=_outputs(row), error=row.error,
+                                 speed=row.progress_speed, eta_seconds=row.progress_eta_seconds,
+                                 phase=row.progress_phase or 0),
+               renditions=[_rendition(r, compression) for r in row.renditions], outputs=_outputs(row),
+               error=row.error,
                warnings=list(row.warnings or []), trigger=JobTrigger(row.trigger or JobTrigger.UPLOAD),
                retry_of=row.retry_of or "", only_outputs=tuple(row.only_outputs or ()),
-               profile_document=row.profile_document or "")
+               profile_document=row.profile_document or "", compression=compression)
 
 
-def _rendition(row: RenditionRow) -> Rendition:
+def _compression(row: JobRow) -> common_pb2.Compression | None:
+    return ParseDict(row.compression, common_pb2.Compression()) if row.compression else None
+
+
+def _rendition(row: RenditionRow, compression: common_pb2.Compression | None = None) -> Rendition:
+    # A per-title rung's decision is stored once, with the job's compression report.
+    decision = next((d for d in compression.rungs if d.name == row.name), None) if compression else None
     return Rendition(name=row.name, width=row.width, height=row.height, bitrate=row.bitrate,
                      size_bytes=row.size_bytes, duration_seconds=row.duration_seconds, storage_key=row.storage_key,
                      container=row.container, video_codec=row.video_codec, audio_codec=row.audio_codec,
-                     content_type=row.content_type, quality=_quality(row))
+                     content_type=row.content_type, quality=_quality(row), per_title=decision)
 
 
 def _outputs(row: JobRow) -> list[Output]:
@@ -398,10 +408,12 @@ def _write_job(row: JobRow, job: Job) -> None:
     row.progress_percent, row.progress_frames = job.progress.percent, job.progress.frames
     row.progress_total_frames, row.progress_fps = job.progress.total_frames, job.progress.fps
     row.progress_speed, row.progress_eta_seconds = job.progress.speed, job.progress.eta_seconds
+    row.progress_phase = job.progress.phase
+    row.compression = MessageToDict(job.compression) if job.compression is not None else None
     row.error = job.error
     row.warnings = list(job.warnings)
     row.started_at, row.finished_at = job.started_at, job.finished_at
-    if [_rendition(r) for r in row.renditions] != job.renditions:
+    if [_rendition(r, job.compression) for r in row.renditions] != job.renditions:
         row.renditions = _rendition_rows(job.job_id, job.renditions)
     if _outputs(row) != job.outputs:
         row.outputs = _output_rows(job.job_id, job.outputs)

@@ -49,16 +49,18 @@ class Progress:
     fps: float = 0.0
     speed: float = 0.0
     eta_seconds: float = 0.0
+    phase: int = common_pb2.JOB_PHASE_UNSPECIFIED  # vtc.v1.JobPhase: per-title analysis, probes, then encode
 
     @classmethod
     def from_proto(cls, message: common_pb2.Progress) -> Progress:
         return cls(percent=min(max(message.percent, 0.0), 100.0), frames=message.frames,
                    total_frames=message.total_frames, fps=message.fps, speed=message.speed,
-                   eta_seconds=message.eta_seconds)
+                   eta_seconds=message.eta_seconds, phase=message.phase)
 
     def to_proto(self) -> common_pb2.Progress:
         return common_pb2.Progress(percent=self.percent, frames=self.frames, total_frames=self.total_frames,
-                                   fps=self.fps, speed=self.speed, eta_seconds=self.eta_seconds)
+                                   fps=self.fps, speed=self.speed, eta_seconds=self.eta_seconds,
+                                   phase=self.phase)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Rendition:
     audio_codec: str = ""
     content_type: str = "video/mp4"
     quality: Quality | None = None  # None when not measured
+    per_title: common_pb2.RungDecision | None = None  # per-title jobs: what was decided for this rung
 
     @classmethod
     def from_proto(cls, message: common_pb2.Rendition) -> Rendition:
@@ -101,14 +104,16 @@ class Rendition:
                    storage_key=message.storage_key, container=message.container or "mp4",
                    video_codec=message.video_codec, audio_codec=message.audio_codec,
                    content_type=message.content_type or "video/mp4",
-                   quality=Quality.from_proto(message.quality) if message.HasField("quality") else None)
+                   quality=Quality.from_proto(message.quality) if message.HasField("quality") else None,
+                   per_title=message.per_title if message.HasField("per_title") else None)
 
     def to_proto(self) -> common_pb2.Rendition:
         return common_pb2.Rendition(
             name=self.name, width=self.width, height=self.height, bitrate=self.bitrate,
             size_bytes=self.size_bytes, duration_seconds=self.duration_seconds, storage_key=self.storage_key,
             container=self.container, video_codec=self.video_codec, audio_codec=self.audio_codec,
-            content_type=self.content_type, quality=self.quality.to_proto() if self.quality else None)
+            content_type=self.content_type, quality=self.quality.to_proto() if self.quality else None,
+            per_title=self.per_title)
 
 
 class OutputStatus(enum.IntEnum):
@@ -187,6 +192,7 @@ class Job:
     retry_of: str = ""  # the job this one retries
     only_outputs: tuple[str, ...] = ()  # what a retry makes again; empty: everything the profile makes
     profile_document: str = ""  # a customer's own profile (YAML/JSON); `profile` is then its name
+    compression: common_pb2.Compression | None = None  # per-title: the analysis, decisions and their cost
 
     @classmethod
     def queued(cls, job_id: str, video_id: str, tenant_id: str, profile: str, at: datetime, *,
@@ -238,6 +244,7 @@ class Job:
             self.renditions = [Rendition.from_proto(r) for r in event.completed.renditions]
             self.outputs = [Output.from_proto(o) for o in event.completed.outputs]
             self.warnings = list(event.completed.warnings)
+            self.compression = event.completed.compression if event.completed.HasField("compression") else None
             self.progress = Progress(percent=100.0, frames=self.progress.frames,
                                      total_frames=self.progress.total_frames)
         elif kind == "failed":
@@ -271,7 +278,7 @@ class Job:
                              renditions=[r.to_proto() for r in self.renditions], error=self.error,
                              outputs=[o.to_proto() for o in self.outputs],
                              attempt=self.attempt, warnings=self.warnings, retry_of=self.retry_of,
-                             custom_profile=bool(self.profile_document))
+                             custom_profile=bool(self.profile_document), compression=self.compression)
         job.created_at.FromDatetime(self.created_at)
         if self.started_at is not None:
             job.started_at.FromDatetime(self.started_at)
@@ -289,6 +296,7 @@ class Job:
     def _begin_attempt(self, attempt: int, at: datetime) -> None:
         self.attempt, self.last_sequence = attempt, 0
         self.progress, self.renditions, self.outputs, self.error, self.warnings = Progress(), [], [], "", []
+        self.compression = None
         self._move_to(JobStatus.QUEUED, at)
 
     def _move_to(self, status: JobStatus, at: datetime) -> None:

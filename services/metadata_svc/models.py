@@ -55,6 +55,9 @@ class JobRow(Base):
     progress_fps: Mapped[float] = mapped_column(Float, default=0.0)
     progress_speed: Mapped[float] = mapped_column(Float, default=0.0)
     progress_eta_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_phase: Mapped[int] = mapped_column(Integer, default=0)  # vtc.v1.JobPhase
+    # Per-title jobs: the Compression report (analysis, every rung's decision, cost) as proto JSON.
+    compression: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str] = mapped_column(Text, default="")
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     # When the relay published this attempt's job.requested, and on which bus session

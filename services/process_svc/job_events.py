@@ -20,6 +20,9 @@ from services.shared.bus import Bus
 from services.shared.bus.contract import job_event_key
 from vtc.v1 import common_pb2, events_pb2
 
+_PHASES = {"analysis": common_pb2.JOB_PHASE_ANALYSIS, "probes": common_pb2.JOB_PHASE_PROBES,
+           "encode": common_pb2.JOB_PHASE_ENCODE}
+
 
 class JobEventPublisher:
     def __init__(self, bus: Bus, request: events_pb2.JobRequested, attempt: int) -> None:
@@ -41,7 +44,8 @@ class JobEventPublisher:
     async def progress(self, progress: TranscodeProgress) -> None:
         self._last_progress = common_pb2.Progress(
             percent=progress.percent, frames=progress.frames, total_frames=progress.total_frames,
-            fps=progress.fps, speed=progress.speed, eta_seconds=progress.eta_seconds)
+            fps=progress.fps, speed=progress.speed, eta_seconds=progress.eta_seconds,
+            phase=_PHASES.get(progress.phase, common_pb2.JOB_PHASE_UNSPECIFIED))
         await self._publish("progress", common_pb2.JOB_STATUS_RUNNING, progress=self._last_progress)
 
     async def heartbeat(self) -> None:
@@ -52,12 +56,13 @@ class JobEventPublisher:
     def idle_seconds(self) -> float:
         return time.monotonic() - self._last_publish
 
-    async def completed(self, outputs: Sequence[common_pb2.Output], warnings: Sequence[str] = ()) -> None:
+    async def completed(self, outputs: Sequence[common_pb2.Output], warnings: Sequence[str] = (),
+                        compression: common_pb2.Compression | None = None) -> None:
         """`renditions` carries the completed outputs' renditions too, for readers of the older field."""
         renditions = [o.rendition for o in outputs
                       if o.status == common_pb2.OUTPUT_STATUS_COMPLETED and o.HasField("rendition")]
         await self._publish("completed", common_pb2.JOB_STATUS_COMPLETED, completed=events_pb2.JobCompleted(
-            renditions=renditions, warnings=warnings, outputs=outputs))
+            renditions=renditions, warnings=warnings, outputs=outputs, compression=compression))
 
     async def failed(self, reason: str) -> None:
         await self._publish("failed", common_pb2.JOB_STATUS_FAILED, failed=events_pb2.JobFailed(reason=reason))

@@ -25,8 +25,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.process_svc.execute import ProducedOutput, execute, probe_source
-from services.process_svc.execute.per_title import decide_per_title
+from services.process_svc.compression_report import compression_message
+from services.process_svc.execute import ProducedOutput, TranscodeProgress, execute, probe_source
+from services.process_svc.execute.per_title import PerTitleDecision, decide_per_title
 from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.failures import JobFailure
 from services.process_svc.job_events import JobEventPublisher, output_message
@@ -65,6 +66,7 @@ class _RunningJob:
     stopping: bool = False  # for any reason: store no more outputs
     stored_keys: list[str] = field(default_factory=list)
     warnings: tuple[str, ...] = ()  # the plan's, reported with the completed event
+    compression: common_pb2.Compression | None = None  # per-title: what was decided, with the completed event
 
     def cancel(self) -> None:
         self.cancelled = self.stopping = True
@@ -182,7 +184,7 @@ class TranscodeWorker:
             await events.failed(f"internal error in the transcoder ({_describe(error)}); "
                                 "the service logged the details, retrying the job may not help")
             return "failed"
-        await events.completed(outputs, running.warnings)
+        await events.completed(outputs, running.warnings, running.compression)
         log.info("job completed", extra={"fields": {
             "outputs": {o.name: common_pb2.OutputStatus.Name(o.status) for o in outputs},
             "warnings": list(running.warnings)}})
@@ -235,15 +237,19 @@ class TranscodeWorker:
             with span("probe"):
                 info = await asyncio.to_thread(probe_source, source)
             with span("plan"):
-                plan = await self._plan(profile, info, source)
+                plan, decided = await self._plan(profile, info, source, events)
             running.warnings = plan.warnings
             if not plan.outputs:  # e.g. an audio-only profile on a silent source
                 raise JobFailure("this source gets none of the profile's outputs: " + "; ".join(plan.warnings))
             with span("encode", attributes={"vtc.profile": request.profile or "default"}) as encoding:
                 began = time.perf_counter()
                 produced = await self._execute(plan, source, scratch.path / "out", events)
-                speed = request.probe.duration_seconds / max(time.perf_counter() - began, 1e-6)
+                encode_seconds = time.perf_counter() - began
+                speed = request.probe.duration_seconds / max(encode_seconds, 1e-6)
                 encoding.set_attribute("vtc.speed_realtime", round(speed, 3))
+            if decided is not None and profile.per_title is not None:
+                running.compression = compression_message(decided, profile.per_title.metric,
+                                                          profile.per_title.window_seconds, encode_seconds)
             if request.probe.duration_seconds > 0:
                 metrics.ENCODE_SPEED.labels(request.profile or "default").observe(speed)
             failed = [output for output in produced if output.failed]
@@ -261,24 +267,34 @@ class TranscodeWorker:
         finally:
             await asyncio.to_thread(scratch.remove)
 
-    async def _plan(self, profile: Profile, info: SourceInfo, source: Path) -> EncodePlan:
-        """The fixed plan, or with per-title the plan its analysis and probe encodes decided."""
+    async def _plan(self, profile: Profile, info: SourceInfo, source: Path,
+                    events: JobEventPublisher) -> tuple[EncodePlan, PerTitleDecision | None]:
+        """The fixed plan, or with per-title the plan its analysis and probe encodes decided (reported
+        as progress phases of their own)."""
         if profile.per_title is None:
-            return plan_encode(profile, info)
+            return plan_encode(profile, info), None
+        relay = ProgressRelay(events.progress, interval_seconds=self._progress_interval)
+
+        def on_phase(phase: str, fraction: float) -> None:
+            relay.report(TranscodeProgress(percent=round(100 * fraction, 2), frames=0, total_frames=0, fps=0.0,
+                                           speed=0.0, eta_seconds=0.0, phase=phase))
+
         cancel = threading.Event()
         deciding = asyncio.ensure_future(asyncio.to_thread(
-            decide_per_title, profile, profile.per_title, info, source, cancel=cancel))
+            decide_per_title, profile, profile.per_title, info, source, cancel=cancel, on_phase=on_phase))
         try:
             decided = await asyncio.shield(deciding)
         except asyncio.CancelledError:
             cancel.set()
             await asyncio.wait([deciding])
             raise
+        finally:
+            await relay.close()
         log.info("per-title decided", extra={"fields": {
             "seconds": round(decided.seconds, 2),
             "rungs": {d.name: {"crf": d.crf, "predicted_db": d.predicted_db, "dropped": d.dropped}
                       for d in decided.decisions}}})
-        return decided.plan
+        return decided.plan, decided
 
     async def _execute(self, plan: EncodePlan, source: Path, out_dir: Path,
                        events: JobEventPublisher) -> list[ProducedOutput]:
@@ -314,7 +330,11 @@ class TranscodeWorker:
                         running.stored_keys.append(key)
                         await self._store.put_file(key, file.path, file.content_type)
                         keys.append(key)
-                reported.append(output_message(output, keys))
+                message = output_message(output, keys)
+                decision = _decision_of(running.compression, output.name)
+                if decision is not None and message.HasField("rendition"):
+                    message.rendition.per_title.CopyFrom(decision)
+                reported.append(message)
         return reported
 
     async def _remove_outputs(self, running: _RunningJob) -> None:
@@ -323,6 +343,12 @@ class TranscodeWorker:
                 await self._store.delete_prefix(key)
             except Exception:  # the job's outcome stands; the object is logged for an operator
                 log.warning("could not remove the stored output %s", key, exc_info=True)
+
+
+def _decision_of(compression: common_pb2.Compression | None, rung: str) -> common_pb2.RungDecision | None:
+    if compression is None:
+        return None
+    return next((d for d in compression.rungs if d.name == rung), None)
 
 
 def job_profile(catalog: ProfileCatalog, request: events_pb2.JobRequested) -> Profile:

@@ -423,6 +423,38 @@ async def test_each_renditions_quality_report_reads_back_through_get_video(metad
     assert not second.HasField("quality"), "a rendition nobody measured does not claim a perfect score"
 
 
+async def test_a_per_title_jobs_decisions_and_phase_read_back_through_get_video(metadata: Metadata) -> None:
+    job = (await register(metadata)).job
+    kept, = renditions_of(job, ("720p", 1280, 720))
+    kept.quality.CopyFrom(common_pb2.RenditionQuality(psnr_db=41.2, ssim=0.98, xpsnr_db=33.1, frames_compared=60))
+    decisions = [common_pb2.RungDecision(name="1080p", crf=31, dropped=True, target_db=33,
+                                         reason="dropped: +0.21 dB XPSNR over the 720p rung scaled up to its size"),
+                 common_pb2.RungDecision(name="720p", crf=29, max_bitrate=2_400_000, target_db=33, predicted_db=33.4,
+                                         predicted_bitrate=950_000, probed_crfs=[26, 30])]
+    kept.per_title.CopyFrom(decisions[1])
+    compression = common_pb2.Compression(
+        metric="xpsnr", spatial_information=61.5, temporal_information=9.25, scene_changes=2, windows_analysed=12,
+        probe_window_starts=[4.0, 30.0], probe_window_seconds=1.0, rungs=decisions,
+        cost=common_pb2.DecisionCost(analysis_seconds=1.5, probe_seconds=6.0, probe_encodes=8, encode_seconds=30.0,
+                                     share=0.2))
+    deciding = job_event(job, 2, progress=common_pb2.Progress(percent=50, phase=common_pb2.JOB_PHASE_PROBES),
+                         status=common_pb2.JOB_STATUS_RUNNING)
+    await publish(metadata, started(job, 1), deciding)
+    running = await wait_for_job(metadata, job.job_id, lambda j: j.progress.percent == 50)
+    assert running.progress.phase == common_pb2.JOB_PHASE_PROBES
+    done = completed(job, 3, [kept])
+    done.completed.compression.CopyFrom(compression)
+    await publish(metadata, done)
+    await wait_for_job(metadata, job.job_id, lambda j: j.status == common_pb2.JOB_STATUS_COMPLETED)
+
+    video = await metadata.stub.GetVideo(metadata_pb2.GetVideoRequest(video_id=job.video_id),
+                                         metadata=metadata.as_user())
+
+    assert video.job.compression == compression
+    (rendition,) = video.job.renditions
+    assert rendition.per_title == decisions[1] and rendition.quality == kept.quality
+
+
 async def test_an_event_for_an_unknown_job_is_acked_and_the_consumer_goes_on(metadata: Metadata) -> None:
     barrier = (await register(metadata)).job
     ghost = common_pb2.Job(job_id=new_id("job"), video_id=new_id("vid"), tenant_id=TENANT_A)  # well formed, unknown

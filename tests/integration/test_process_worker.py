@@ -430,3 +430,32 @@ async def test_a_job_busy_fetching_its_source_still_sends_a_heartbeat(tmp_path: 
     assert len(before_encoding) >= 3, "a heartbeat every 0.2 s while the source downloads"
     assert all(e.WhichOneof("kind") == "progress" and e.status == common_pb2.JOB_STATUS_RUNNING
                for e in before_encoding)
+
+
+async def test_per_title_job_reports_its_decisions_phases_and_measured_quality(
+        harness: Harness, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "per-title.mp4", seconds=3.0, width=640, height=360)
+    request = await harness.request(clip, profile="per-title")
+
+    events = await harness.events_until_terminal(timeout=300)
+
+    assert_well_formed(events, request)
+    assert kinds(events)[-1] == "completed", events[-1]
+    phases = [e.progress.phase for e in events if e.WhichOneof("kind") == "progress"]
+    # Deciding shows as its own phases in WatchJob, before the encode.
+    assert common_pb2.JOB_PHASE_ANALYSIS in phases and common_pb2.JOB_PHASE_PROBES in phases
+    assert phases.index(common_pb2.JOB_PHASE_PROBES) < phases.index(common_pb2.JOB_PHASE_ENCODE)
+    completed = events[-1].completed
+    compression = completed.compression
+    assert compression.metric == "xpsnr" and compression.windows_analysed >= 1
+    assert [r.name for r in compression.rungs] == ["360p"]
+    decision = compression.rungs[0]
+    assert decision.target_db == 31.5 and len(decision.probed_crfs) >= 1 and 14 <= decision.crf <= 42
+    cost = compression.cost
+    assert cost.analysis_seconds > 0 and cost.probe_seconds > 0 and cost.encode_seconds > 0
+    assert 0 < cost.share < 1 and cost.probe_encodes >= 1
+    (rendition,) = completed.renditions
+    # The rendition carries its decision, and the quality report measured on the rendition itself.
+    assert rendition.per_title == decision
+    assert rendition.quality.frames_compared > 0
+    assert rendition.quality.xpsnr_db >= decision.target_db - 0.5, (rendition.quality, decision)

@@ -165,15 +165,60 @@ def probe_summary(probe: common_pb2.MediaProbe) -> str:
     return ", ".join(parts)
 
 
+def phase_name(phase: int) -> str:
+    """JOB_PHASE_PROBES -> probes; "" when the server did not say."""
+    return common_pb2.JobPhase.Name(phase).removeprefix("JOB_PHASE_").lower() if phase else ""
+
+
 def job_summary(job: common_pb2.Job) -> str:
     summary = f"{job.job_id}  {status_name(job.status)}"
     if job.status == common_pb2.JOB_STATUS_RUNNING:
-        summary += f"  {job.progress.percent:.0f}%"
+        phase = phase_name(job.progress.phase)
+        summary += f"  {phase + ' ' if phase else ''}{job.progress.percent:.0f}%"
     if job.profile:
         summary += f"  profile {job.profile}{' (your own)' if job.custom_profile else ''}"
     if job.retry_of:
         summary += f"  retry of {job.retry_of}"
     return summary
+
+
+def compression_lines(compression: common_pb2.Compression) -> list[tuple[str, str]]:
+    """A per-title job's analysis and the cost of deciding, as (label, text) rows."""
+    cost = compression.cost
+    starts = ", ".join(f"{s:g}" for s in compression.probe_window_starts)
+    return [
+        ("per-title", f"targets in {compression.metric.upper()} dB; source SI {compression.spatial_information:.1f}, "
+                      f"TI {compression.temporal_information:.1f}, {compression.scene_changes} scene change(s) in "
+                      f"{compression.windows_analysed} analysed windows; probes at {starts} s "
+                      f"({compression.probe_window_seconds:g} s each)"),
+        ("deciding", f"analysis {cost.analysis_seconds:.1f} s + {cost.probe_encodes} probe encodes "
+                     f"{cost.probe_seconds:.1f} s = {cost.share:.0%} of the job (encode {cost.encode_seconds:.1f} s)"),
+    ]
+
+
+def decisions_table(compression: common_pb2.Compression, renditions: Iterable[common_pb2.Rendition]) -> Table:
+    """Per rung: target, CRF and cap chosen, predicted quality and bitrate, and what was measured."""
+    measured = {r.name: r for r in renditions}
+    metric = compression.metric.upper()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    for column in ("RUNG", "TARGET", "CRF", "CAP", f"PREDICTED {metric}", f"MEASURED {metric}", "PREDICTED",
+                   "MEASURED"):
+        table.add_column(column, justify="left" if column == "RUNG" else "right", no_wrap=True)
+    notes = []
+    for rung in compression.rungs:
+        made = measured.get(rung.name)
+        got = "-"
+        if made is not None and made.HasField("quality"):
+            got = f"{made.quality.xpsnr_db if compression.metric == 'xpsnr' else made.quality.psnr_db:.2f}"
+        table.add_row(rung.name, f"{rung.target_db:g}" if rung.target_db else "-",
+                      "dropped" if rung.dropped else str(rung.crf), human_bitrate(rung.max_bitrate),
+                      f"{rung.predicted_db:.2f}", got, human_bitrate(rung.predicted_bitrate),
+                      human_bitrate(made.bitrate) if made is not None else "-")
+        if rung.reason:
+            notes.append(f"{rung.name}: {rung.reason}")
+    if notes:
+        table.caption = "\n".join(notes)
+    return table
 
 
 def video_summary(video: common_pb2.Video) -> RenderableType:
@@ -194,6 +239,10 @@ def video_summary(video: common_pb2.Video) -> RenderableType:
         for warning in video.job.warnings:
             facts.add_row("warning", warning)
         tables = [renditions_table(video.job.renditions)] if video.job.renditions else []
+        if video.job.HasField("compression"):
+            for label, text in compression_lines(video.job.compression):
+                facts.add_row(label, text)
+            tables.append(decisions_table(video.job.compression, video.job.renditions))
         if any(output.type != "video" for output in video.job.outputs) or any(
                 output.status == common_pb2.OUTPUT_STATUS_FAILED for output in video.job.outputs):
             tables.append(outputs_table(video.job.outputs))  # only video renditions: the table above says it all

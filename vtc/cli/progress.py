@@ -19,7 +19,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from vtc.cli.output import human_duration, status_name
+from vtc.cli.output import human_duration, phase_name, status_name
 from vtc.v1 import common_pb2
 
 
@@ -59,6 +59,8 @@ class TranscodeBar:
         if self._progress is None or self._task is None:
             return
         description = status_name(job.status)
+        if job.status == common_pb2.JOB_STATUS_RUNNING and phase_name(job.progress.phase) in ("analysis", "probes"):
+            description = phase_name(job.progress.phase)  # per-title deciding: its own phase, its own percent
         if job.status == common_pb2.JOB_STATUS_RUNNING:
             self._progress.update(self._task, completed=job.progress.percent, description=description,
                                   fps=job.progress.fps, speed=job.progress.speed,

@@ -16,6 +16,7 @@ class TranscodeProgress:
     fps: float  # frames processed per wall-clock second
     speed: float  # media seconds per wall-clock second (x realtime)
     eta_seconds: float
+    phase: str = "encode"  # "analysis" and "probes" before it in a per-title job; percent is the phase's
 
 
 class ProgressMeter:

@@ -215,6 +215,28 @@ def _wait_for_trace(mesh: RunningMesh, trace_id: str, wanted: dict[str, str]) ->
         time.sleep(0.5)
 
 
+def _wait_until_every_service_serves(mesh: RunningMesh, seconds: float = 60.0) -> None:
+    """After the replicas were SIGKILLed, the upload service reports NOT_SERVING until its
+    metadata channel is back (and Traefik answers 503 meanwhile): wait for SERVING everywhere."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + seconds
+    for service in mesh.mesh.plan.services:
+        while True:
+            with grpc.insecure_channel(service.address) as channel:
+                try:
+                    status = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=5).status
+                except grpc.RpcError:
+                    status = None
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            assert time.monotonic() < deadline, f"{service.name} is not serving after {seconds} s"
+            time.sleep(0.5)
+    time.sleep(2.0)  # Traefik's health check (every 1 s) puts them back in rotation
+
+
 def test_one_upload_is_one_trace_through_the_logs_of_every_service(mesh: RunningMesh, clip: Path) -> None:
     """A client that sends a W3C traceparent (as an instrumented customer system would) through Traefik:
     its token, the upload, RegisterVideo, the outbox's publish, the worker's transcode and metadata's
@@ -224,6 +246,7 @@ def test_one_upload_is_one_trace_through_the_logs_of_every_service(mesh: Running
     from tests.calls import bearer, upload_requests
     from vtc.v1 import auth_pb2, auth_pb2_grpc, common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2_grpc
 
+    _wait_until_every_service_serves(mesh)
     trace_id = os.urandom(16).hex()
     traced = [("traceparent", f"00-{trace_id}-{os.urandom(8).hex()}-01")]
     with grpc.insecure_channel(mesh.grpc_address) as channel:
@@ -253,6 +276,7 @@ def test_one_upload_is_one_trace_through_the_logs_of_every_service(mesh: Running
 
 def test_an_untraced_client_s_upload_still_starts_one_trace_across_the_services(  # type: ignore[no-untyped-def]
         mesh: RunningMesh, cli, clip: Path) -> None:
+    _wait_until_every_service_serves(mesh)
     done = cli("upload", str(clip), "--watch", "--json", timeout=300)
     assert done.returncode == 0, done.stderr
     video_id = json.loads(done.stdout)["video_id"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -59,11 +60,14 @@ class RabbitMqBus:
         if self._connection is not None:
             return
         self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = await channel.declare_exchange(self.namespace.exchange, aio_pika.ExchangeType.TOPIC,
-                                                        durable=True)
+        self._exchange = await self._open_publisher(self._connection)
+
+    async def _open_publisher(self, connection: AbstractRobustConnection) -> AbstractExchange:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.declare_exchange(self.namespace.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         await channel.declare_exchange(self.namespace.dead_letter_exchange, aio_pika.ExchangeType.DIRECT,
                                        durable=True)
+        return exchange
 
     async def close(self) -> None:
         # In-flight handlers are cancelled unacked: the broker requeues their messages.
@@ -95,9 +99,19 @@ class RabbitMqBus:
             headers={"type": message_type, **trace_headers()}, message_id=message_id or uuid.uuid4().hex,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         try:
-            # While the broker is away a robust channel waits for it: bounded, so callers see the outage.
-            await asyncio.wait_for(exchange.publish(outgoing, routing_key=routing_key, mandatory=mandatory),
-                                   self._publish_timeout)
+            try:
+                # While the broker is away a robust channel waits for it: bounded, so callers see the outage.
+                await asyncio.wait_for(exchange.publish(outgoing, routing_key=routing_key, mandatory=mandatory),
+                                       self._publish_timeout)
+            except aiormq.exceptions.ChannelInvalidStateError:
+                # aio-pika's robust channel can miss its restore when the broker restarts (its close
+                # callback runs once the connection is already gone) and then stays closed for good:
+                # publish on a channel opened anew instead of failing every publish from now on.
+                connection, _ = self._live()
+                exchange = self._exchange = await asyncio.wait_for(self._open_publisher(connection),
+                                                                   self._publish_timeout)
+                await asyncio.wait_for(exchange.publish(outgoing, routing_key=routing_key, mandatory=mandatory),
+                                       self._publish_timeout)
         except PublishError as error:
             raise Unroutable(f"no queue is bound for {routing_key!r} on {self.namespace.exchange}") from error
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import private_postgres_database
+from tests.databases import create_private_database, drop_private_database
 from tests.media import make_clip
 from tests.mesh import RunningMesh, run_mesh
 from tests.metadata_replicas import AMQP_URL, BrokerNamespace, require_rabbitmq
@@ -36,14 +36,13 @@ WATCHERS = 5
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
     require_rabbitmq()
     namespace = BrokerNamespace()
-    database = private_postgres_database("vtc_mesh")
-    database_url = asyncio.run(database.__aenter__())
+    database_url = asyncio.run(create_private_database("vtc_mesh"))
     try:
         # The upload service asks the workers for the profiles at every upload, not from a cache.
         yield from run_mesh(tmp_path_factory.mktemp("mesh") / "var", database_url, AMQP_URL,
                             service_env={"VTC_UPLOAD_PROFILES_CACHE_SECONDS": "0"}, **namespace.settings())
     finally:
-        asyncio.run(database.__aexit__(None, None, None))
+        asyncio.run(drop_private_database(database_url))
         asyncio.run(namespace.cleanup())
 
 

@@ -11,7 +11,6 @@ announces its own rotation too, in case no auth service is running to notice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.auth_svc.signing_keys import SigningKeyring
+from services.shared.background import cancel_and_wait
 from services.shared.bus import Bus
 from services.shared.tokens import SIGNING_KEYS_CHANGED
 from vtc.v1 import events_pb2
@@ -47,11 +47,8 @@ class SigningKeyWatch:
         self._task = asyncio.create_task(self._run(), name="signing-key-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         published = self._keyring.kids()

@@ -7,12 +7,12 @@ replica may sweep, deleting twice is harmless."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from datetime import UTC, datetime, timedelta
 
 from services.metadata_svc.catalog import VideoCatalog
+from services.shared.background import cancel_and_wait
 from services.shared.storage import ObjectStore
 from services.shared.storage.keys import video_prefix
 
@@ -56,11 +56,8 @@ class OrphanSourceSweeper:
         self._task = asyncio.create_task(self._run(), name="orphan-source-sweeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -28,6 +28,7 @@ from services.metadata_svc.dispatch import jobs_in_flight, next_job_requests, re
 from services.metadata_svc.job import JobStatus
 from services.metadata_svc.models import JobRow, OutboxRow
 from services.shared import tracing
+from services.shared.background import cancel_and_wait
 from services.shared.bus import Bus
 from services.shared.bus.contract import PROCESS_JOBS, is_broadcast
 from vtc.v1 import events_pb2  # noqa: F401  registers the message types the outbox holds
@@ -61,11 +62,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         pause = self._poll

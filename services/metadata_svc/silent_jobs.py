@@ -9,7 +9,6 @@ send belong to an older attempt and change nothing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from services.metadata_svc.catalog import VideoCatalog
 from services.metadata_svc.dead_letters import EndedJob
 from services.metadata_svc.job import Job
+from services.shared.background import cancel_and_wait
 from services.shared.logs import log_context
 
 log = logging.getLogger("vtc.metadata.silent_jobs")
@@ -68,11 +68,8 @@ class SilentJobWatch:
         self._task = asyncio.create_task(self._run(), name="silent-job-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

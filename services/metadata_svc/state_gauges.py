@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metadata_svc.models import JobRow, OutboxRow
 from services.shared import metrics
+from services.shared.background import cancel_and_wait
 from services.shared.bus import Bus
 from services.shared.bus.contract import METADATA_JOB_EVENTS, PROCESS_JOBS, QueueSpec
 
@@ -37,11 +38,8 @@ class StateGauges:
         self._task = asyncio.create_task(self._run(), name="metadata-state-gauges")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         # The job figures were this database's: a stopped sampler leaves none behind in the process's
         # registry (another metadata in the same process, as in the tests, would show them as its own).
         for labels in self._job_labels:

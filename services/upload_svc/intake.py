@@ -95,7 +95,8 @@ class UploadIntake:
     async def _store_and_register(self, video_id: str, job_id: str, tenant_id: str, header: UploadHeader,
                                   received: ReceivedFile, media: common_pb2.MediaProbe) -> str:
         key = source_key(tenant_id, video_id, header.filename)
-        storing = asyncio.ensure_future(self._store.put_file(key, received.path, source_content_type(header.filename)))
+        storing = asyncio.ensure_future(self._store.put_file(key, received.path, source_content_type(header.filename),
+                                                             take=True))  # the spool file goes when this returns
         try:
             # Shielded so a client hanging up mid-copy cannot leave the copy running unseen;
             # the cleanup below waits for it and removes what it wrote.

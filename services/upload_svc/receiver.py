@@ -108,8 +108,9 @@ class UploadReceiver:
     The work per message is kept small (it is most of an upload's cost beyond
     the network): one timer for the idle limit, re-armed at most once per
     idle_seconds instead of a timeout per message; the chunk's bytes never
-    copied out of the message gRPC delivered (wire.UploadMessage); hashing and
-    writing batched on a worker thread (spool.SpoolWriter)."""
+    copied out of the message gRPC delivered (wire.UploadMessage); the disk
+    space reserved up front, each chunk hashed as it comes, the writes batched
+    on a worker thread (spool.SpoolWriter)."""
 
     def __init__(self, requests: AsyncIterable[UploadMessage], limits: UploadLimits) -> None:
         self._requests: AsyncIterator[UploadMessage] = aiter(requests)
@@ -144,7 +145,7 @@ class UploadReceiver:
         declared, chunk_max = header.size_bytes, self._limits.chunk_max_bytes
         received = messages = 0
         try:
-            async with SpoolWriter(path) as spool:
+            async with SpoolWriter(path, declared) as spool:
                 data, self._first_chunk = self._first_chunk, memoryview(b"")
                 while True:
                     if data:

@@ -63,6 +63,18 @@ async def test_a_stored_file_reads_back_whole(store: ObjectStore, tmp_path: Path
     assert copy.read_bytes() == source.read_bytes()
 
 
+async def test_a_file_handed_over_outlives_its_source_path(store: ObjectStore, tmp_path: Path) -> None:
+    # take=True: the caller deletes its file once stored (the upload service's spool file).
+    source = file_of(tmp_path, 70_000)
+    data = source.read_bytes()
+
+    info = await store.put_file(KEY, source, "video/mp4", take=True)
+    source.unlink()
+
+    assert info.size_bytes == 70_000
+    assert await read_all(store, KEY) == data
+
+
 async def test_chunks_are_bounded_and_add_up_to_the_object(store: ObjectStore, tmp_path: Path) -> None:
     source = file_of(tmp_path, 2_500)
     await store.put_file(KEY, source, "video/mp4")

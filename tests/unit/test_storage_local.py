@@ -59,3 +59,30 @@ async def test_objects_and_their_folders_are_private_whatever_the_umask(tmp_path
     assert _mode(stored) == 0o600
     for folder in (tmp_path / "var", root, root / "ten_a", stored.parent):
         assert _mode(folder) == 0o700, folder
+
+
+async def test_a_file_handed_over_on_the_same_file_system_is_linked_not_copied(tmp_path: Path,
+                                                                                umask_022: None) -> None:
+    store = LocalDirectoryStore(tmp_path / "objects")
+    spooled = tmp_path / "upload-1.mp4"
+    spooled.write_bytes(b"m" * 5000)
+    os.chmod(spooled, 0o644)
+
+    await store.put_file("t/v/source/clip.mp4", spooled, "video/mp4", take=True)
+
+    stored = tmp_path / "objects" / "t" / "v" / "source" / "clip.mp4"
+    assert stored.stat().st_ino == spooled.stat().st_ino  # no second copy of the bytes on disk
+    assert _mode(stored) == 0o600
+    spooled.unlink()
+    assert stored.read_bytes() == b"m" * 5000
+    assert not list(stored.parent.glob("*.partial"))
+
+
+async def test_a_file_not_handed_over_is_copied(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path / "objects")
+    source = tmp_path / "rendition.mp4"
+    source.write_bytes(b"r" * 5000)
+
+    await store.put_file("t/v/r.mp4", source, "video/mp4")
+
+    assert (tmp_path / "objects" / "t" / "v" / "r.mp4").stat().st_ino != source.stat().st_ino

@@ -1,7 +1,7 @@
 """The spool writer: what it writes and hashes is what it was given, in order,
 whatever the chunk sizes; it never holds more than two batches; a failure on
 the writer thread reaches the upload; the descriptor is closed however the
-upload ends."""
+upload ends; the declared size is reserved on disk before the first byte."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from services.shared.errors import ResourceExhausted
 from services.upload_svc import spool
 from services.upload_svc.spool import SpoolWriter
 
@@ -108,4 +109,27 @@ async def test_a_cancelled_upload_closes_the_descriptor_once_the_thread_is_done(
     assert open_descriptors() == before + 1  # still the thread's to write to
     release.set()
     await asyncio.sleep(0.1)
+    assert open_descriptors() == before
+
+
+async def test_the_declared_size_is_reserved_up_front_and_the_file_grows_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "spooled"
+    async with SpoolWriter(path, size_bytes=8 * MIB, batch_bytes=MIB) as writer:
+        reserved = path.stat()
+        assert reserved.st_size == 0  # a reader sees what was written so far, nothing more
+        if spool._fallocate is not None:  # ext4, xfs, tmpfs: the blocks are the file's already
+            assert reserved.st_blocks * 512 >= 8 * MIB
+        await writer.add(b"a" * MIB)
+        await writer.add(b"b" * MIB)
+        await writer.finish()
+    assert path.stat().st_size == 2 * MIB
+
+
+async def test_a_disk_without_room_for_the_declared_size_refuses_before_any_byte(tmp_path: Path) -> None:
+    if spool._fallocate is None:
+        pytest.skip("this C library has no fallocate(2)")
+    before = open_descriptors()
+    with pytest.raises(ResourceExhausted, match="no disk space for a file of 1125899906842624 bytes"):
+        async with SpoolWriter(tmp_path / "spooled", size_bytes=1 << 50):
+            pass
     assert open_descriptors() == before

@@ -28,8 +28,10 @@ class DownloadUrl:
 
 
 class ObjectStore(Protocol):
-    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
-        """Stores the file at `path` under `key`, replacing any object there."""
+    async def put_file(self, key: str, path: Path, content_type: str, *, take: bool = False) -> ObjectInfo:
+        """Stores the file at `path` under `key`, replacing any object there. `take`: the caller
+        is done with the file and will delete it, so the store may keep the file itself rather
+        than a copy (the local store links it into place when it is on the same file system)."""
         ...
 
     async def get_file(self, key: str, dest: Path) -> ObjectInfo:

@@ -94,8 +94,8 @@ class B2Store:
         except (B2Error, *_STREAM_ERRORS) as error:
             raise _rejection(error, doing, self._bucket_name) from error
 
-    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
-        validate_key(key)
+    async def put_file(self, key: str, path: Path, content_type: str, *, take: bool = False) -> ObjectInfo:
+        validate_key(key)  # `take` changes nothing here: the bytes go to B2 either way
 
         def upload() -> int:
             version = self._bucket().create_file(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
@@ -36,6 +37,20 @@ def copy_file(source: BinaryIO, target: BinaryIO) -> None:
     shutil.copyfileobj(source, target, 1024 * 1024)
 
 
+def _linked(path: Path, partial: Path) -> bool:
+    """Gives the file at path a second name, partial (0600, as every object), when both are on
+    one file system: a 1 GiB upload is stored in no time and no second GiB of disk. False when
+    the kernel will not link it (another file system, or one without hard links)."""
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()  # left by a process that died mid-copy
+    try:
+        os.link(path, partial)
+    except OSError:
+        return False
+    os.chmod(partial, 0o600)
+    return True
+
+
 class LocalDirectoryStore:
     """`urls` signs the URLs download_url hands out (SignedFileServer serves them); without it there are none."""
 
@@ -54,18 +69,19 @@ class LocalDirectoryStore:
             raise InvalidArgument(f"storage key {key!r} leads outside the store")
         return path
 
-    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+    async def put_file(self, key: str, path: Path, content_type: str, *, take: bool = False) -> ObjectInfo:
         target = self._path(key)
 
-        def copy() -> int:
+        def store() -> int:
             create_private_dirs(target.parent)
             partial = target.with_name(target.name + PARTIAL_SUFFIX)
-            with open(path, "rb") as source, open_private(partial) as stored:
-                copy_file(source, stored)
+            if not (take and _linked(path, partial)):
+                with open(path, "rb") as source, open_private(partial) as stored:
+                    copy_file(source, stored)
             os.replace(partial, target)  # readers never see half an object
             return target.stat().st_size
 
-        return ObjectInfo(key, await asyncio.to_thread(copy))
+        return ObjectInfo(key, await asyncio.to_thread(store))
 
     async def get_file(self, key: str, dest: Path) -> ObjectInfo:
         source = self._path(key)

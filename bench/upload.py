@@ -13,7 +13,9 @@ sent in 1 MiB chunks.
 Pairs alternate (which side goes first swaps every round) so the noise of a
 shared machine hits both:
 - gRPC: the same grpc.aio client sends the file to upload_svc and to the bare servicer;
-- REST: `curl -T` sends it through Envoy to upload_svc, and straight to the bare HTTP sink.
+- REST: `curl -T` sends it through Envoy to upload_svc, and straight to the bare HTTP sink;
+  then through a second Envoy, same config, whose UploadService is the bare grpc.aio servicer:
+  the most REST through the gateway can reach against that sink (`upload rest ceiling`).
 
 The ratios compare the streaming phase: for upload_svc, the call's time less
 what the service reports (in its "upload accepted" log line) for the work
@@ -282,10 +284,12 @@ async def curl_upload(url: str, path: Path, headers: list[str]) -> tuple[float, 
 
 class Bench:
     def __init__(self, path: Path, sha256: str, upload_svc: Process, upload_address: str, grpc_sink: str,
-                 http_sink: str, rest_url: str, token: str, metadata: metadata_pb2_grpc.MetadataServiceStub) -> None:
+                 http_sink: str, rest_url: str, ceiling_url: str, token: str,
+                 metadata: metadata_pb2_grpc.MetadataServiceStub) -> None:
         self.path, self.sha256 = path, sha256
         self.upload_svc, self.upload_address = upload_svc, upload_address
         self.grpc_sink, self.http_sink, self.rest_url = grpc_sink, http_sink, rest_url
+        self.ceiling_url = ceiling_url
         self.token, self.metadata = token, metadata
         self.accepted_seen = 0
         self.grpc_sink_pid = self.http_sink_pid = 0
@@ -336,9 +340,17 @@ class Bench:
         seconds, _ = await grpc_upload(self.grpc_sink, self.token, self.path, self.sha256)
         return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - cpu)
 
+    def _rest_query(self) -> str:
+        return f"header.filename={self.path.name}&header.size_bytes={self.path.stat().st_size}" \
+               f"&header.sha256={self.sha256}"
+
+    async def rest_ceiling(self) -> Sent:
+        """REST through the same Envoy config to the bare servicer: what the transcoder leaves of the bare sink."""
+        seconds, _ = await curl_upload(f"{self.ceiling_url}/v1/uploads?{self._rest_query()}", self.path, [])
+        return Sent(seconds)
+
     async def rest_service(self) -> Sent:
-        query = f"header.filename={self.path.name}&header.size_bytes={self.path.stat().st_size}" \
-                f"&header.sha256={self.sha256}"
+        query = self._rest_query()
         async with rss_sampled(self.upload_svc.pid) as rss:
             seconds, reply = await curl_upload(f"{self.rest_url}/v1/uploads?{query}", self.path,
                                                [f"Authorization: Bearer {self.token}"])
@@ -402,7 +414,7 @@ async def main() -> int:
         vtc = await start_all_in_one(AllInOneSettings(data_dir=data_dir, grpc_port=0, gateway_enabled=False,
                                                       shutdown_grace_seconds=1.0))
         processes: list[Process] = []
-        envoy = None
+        envoy = envoy_ceiling = None
         try:
             channel = grpc.aio.insecure_channel(vtc.grpc_address)
             auth = auth_pb2_grpc.AuthServiceStub(channel)
@@ -434,8 +446,14 @@ async def main() -> int:
             config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams=upstreams, listen_port=0,
                                         admin_socket=tmp / "envoy-admin.sock", access_log=False)
             envoy = await start_envoy(config, workdir=tmp / "envoy", log_path=tmp / "envoy.log")
+            upstreams["vtc.v1.UploadService"] = f"127.0.0.1:{grpc_port}"
+            ceiling_config = build_envoy_config(descriptor_path=DESCRIPTOR_SET, upstreams=upstreams, listen_port=0,
+                                                admin_socket=tmp / "envoy-ceiling-admin.sock", access_log=False)
+            envoy_ceiling = await start_envoy(ceiling_config, workdir=tmp / "envoy-ceiling",
+                                              log_path=tmp / "envoy-ceiling.log")
             bench = Bench(path, sha256, upload_svc, upload_address, f"127.0.0.1:{grpc_port}",
-                          f"127.0.0.1:{http_port}", envoy.url, token, metadata_pb2_grpc.MetadataServiceStub(channel))
+                          f"127.0.0.1:{http_port}", envoy.url, envoy_ceiling.url, token,
+                          metadata_pb2_grpc.MetadataServiceStub(channel))
             bench.grpc_sink_pid, bench.http_sink_pid = grpc_sink.pid, http_sink.pid
             print(f"source {path.name}: {size / MIB:.0f} MiB ({size / 1e6:.0f} MB), 1 MiB chunks; "
                   f"load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -444,7 +462,7 @@ async def main() -> int:
             await bench.grpc_bare()
             await bench.grpc_service()
 
-            ratios: dict[str, list[float]] = {"grpc": [], "rest": []}
+            ratios: dict[str, list[float]] = {"grpc": [], "rest": [], "ceiling": []}
             rss_growth: list[int] = []
             cpu: dict[str, list[tuple[float, float]]] = {"grpc": [], "rest": []}  # ms per MiB: ours, bare
             after: list[float] = []
@@ -457,6 +475,10 @@ async def main() -> int:
                         results[side] = await side()
                     ours, peer = results[service], results[bare]
                     ratios[kind].append(peer.seconds / ours.streaming_seconds)
+                    ceiling = ""
+                    if kind == "rest":
+                        ratios["ceiling"].append(peer.seconds / (await bench.rest_ceiling()).seconds)
+                        ceiling = f" (Envoy to the bare servicer: {ratios['ceiling'][-1]:.2f})"
                     rss_growth.append(ours.rss_growth)
                     after.append(ours.after_last_byte)
                     cpu[kind].append((ours.server_cpu / (size / MIB), peer.server_cpu / (size / MIB)))
@@ -464,7 +486,7 @@ async def main() -> int:
                     mib = size / MIB
                     print(f"  {kind} {round_index + 1}: upload_svc {mb_s(size, ours.streaming_seconds):5.0f} MB/s "
                           f"(CPU {ours.server_cpu / mib * 1000:.2f} ms/MiB)  bare {mb_s(size, peer.seconds):5.0f} MB/s "
-                          f"(CPU {peer.server_cpu / mib * 1000:.2f} ms/MiB)  ratio {ratios[kind][-1]:.2f} | "
+                          f"(CPU {peer.server_cpu / mib * 1000:.2f} ms/MiB)  ratio {ratios[kind][-1]:.2f}{ceiling} | "
                           f"call {ours.seconds:.2f} s: receive {phases['receive_seconds']:.2f} + probe "
                           f"{phases['probe_seconds']:.2f} + store/register {phases['store_seconds']:.2f}; "
                           f"{phases['messages']} msgs; RSS +{ours.rss_growth / MIB:.0f} MiB "
@@ -486,13 +508,16 @@ async def main() -> int:
                       f"the ratios on a busy machine)")
             print(f"upload grpc/bare = {statistics.median(ratios['grpc']):.2f}   (target >= {TARGETS['grpc']:.2f})")
             print(f"upload rest/bare = {statistics.median(ratios['rest']):.2f}   (target >= {TARGETS['rest']:.2f})")
+            print(f"upload rest ceiling = {statistics.median(ratios['ceiling']):.2f}   (REST through Envoy's "
+                  f"transcoder to the bare servicer, against the same bare HTTP sink: the most the gateway leaves)")
             print(f"upload rss growth = {max(rss_growth) / MIB:.0f} MiB   (target <= {TARGETS['rss_mib']} MiB, "
                   f"during a {size / MIB:.0f} MiB upload)")
             print(f"upload cli = {mb_s(size, cli_seconds):.0f} MB/s effective (hash + upload + probe + store)")
             await channel.close()
         finally:
-            if envoy is not None:
-                await envoy.stop()
+            for gateway in (envoy, envoy_ceiling):
+                if gateway is not None:
+                    await gateway.stop()
             for process in processes:
                 process.stop()
             await vtc.stop()

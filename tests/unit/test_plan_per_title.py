@@ -99,15 +99,15 @@ def test_an_easy_source_gets_a_higher_crf_than_a_hard_one_for_the_same_target(pr
     assert slides[0].predicted_bitrate < animation[0].predicted_bitrate
 
 
-def test_a_target_out_of_reach_gets_the_crf_where_the_cap_takes_over_and_says_so(profile) -> None:  # type: ignore[no-untyped-def]
+def test_a_target_out_of_reach_gets_the_lowest_crf_the_cap_holds_and_says_so(profile) -> None:  # type: ignore[no-untyped-def]
     targets = spec(**{"360p": 35.0})
     source = SourceInfo(width=640, height=360, fps=Fraction(30), duration_seconds=20.0)
     _, decisions = plan_per_title(profile, source, targets, {"360p": RungProbes("360p", NOISY_360P)})
-    # 360p's cap is 900 kbit/s: CRF 24 fits under it (about 760 kbit/s), CRF 23 reaches it; below 23 the
-    # cap, not the CRF, sets the quality, so no lower CRF would look better.
+    # 360p's cap is 900 kbit/s: CRF 24 is the lowest whose average fits under it; below, the cap, not
+    # the CRF, sets the quality, and the rung would spend up to the whole cap for little more.
     curve = RateQualityCurve(NOISY_360P, "xpsnr")
     assert curve.bitrate(24) <= 900_000 < curve.bitrate(23)
-    assert decisions[0].crf == 23
+    assert decisions[0].crf == 24
     assert "out of reach" in decisions[0].reason and "cap of 0.9 Mbit/s" in decisions[0].reason
     uncapped = profile.with_renditions(tuple(r.model_copy(update={"max_bitrate": 50_000_000,
                                                                   "buffer_size": 100_000_000})
@@ -115,6 +115,16 @@ def test_a_target_out_of_reach_gets_the_crf_where_the_cap_takes_over_and_says_so
     _, decisions = plan_per_title(uncapped, source, targets, {"360p": RungProbes("360p", NOISY_360P)})
     assert decisions[0].crf == targets.min_crf
     assert "out of reach" in decisions[0].reason and "cap" not in decisions[0].reason
+
+
+def test_a_target_reached_only_above_the_cap_share_is_still_reached_under_the_whole_cap(profile) -> None:  # type: ignore[no-untyped-def]
+    curve = RateQualityCurve(NOISY_360P, "xpsnr")
+    cap = 900_000
+    assert curve.bitrate(24) > 0.8 * cap  # above the share per-title keeps clear of when it can
+    targets = spec(**{"360p": curve.quality(24) - 0.3 - 0.01})
+    source = SourceInfo(width=640, height=360, fps=Fraction(30), duration_seconds=20.0)
+    _, decisions = plan_per_title(profile, source, targets, {"360p": RungProbes("360p", NOISY_360P)})
+    assert decisions[0].crf == 24 and decisions[0].reason == ""
 
 
 def test_a_lower_rung_never_costs_more_than_the_rung_above(profile) -> None:  # type: ignore[no-untyped-def]

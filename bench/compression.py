@@ -19,9 +19,14 @@ in dB, measured by the service's own quality report on the final renditions).
              one. Every encode is cached for the run; the figures printed are the
              encodes at the chosen CRFs.
   default    the shipped default ladder (CRF 23), for reference
-"Meets the target" allows 0.2 dB below it, on both sides. Wall time: per source,
-the fixed ladder's encode and the per-title job are run back to back
-(alternated, so the machine's noise hits both); the ratio is of their sums.
+"Meets the target" allows 0.2 dB below it, on both sides.
+
+Wall time is measured, as the issue sets its target, on 60 s sources (the same
+four kinds, --wall-seconds): per source, the fixed ladder at the CRFs found
+above and the per-title job run back to back (alternated, so the machine's
+noise hits both); the ratio is of their sums. Deciding costs about the same on
+a short source as on a long one (a few probe windows), so its share, and the
+ratio, is larger on the 20 s sources: that ratio is printed too.
 """
 
 from __future__ import annotations
@@ -158,19 +163,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--height", type=int, default=1080)
+    parser.add_argument("--wall-seconds", type=float, default=60.0,
+                        help="length of the sources the wall time is measured on (0: the --seconds sources)")
     parser.add_argument("--kinds", nargs="*", default=list(KINDS))
     args = parser.parse_args()
-    width = args.height * 16 // 9 // 2 * 2
-    tag = f"{args.seconds:g}s-{args.height}p"
-    sources = {kind: make_source(kind, OUT / f"{kind}-{tag}.mp4", seconds=args.seconds, width=width,
-                                 height=args.height) for kind in args.kinds}
+    sources = _sources(args.kinds, args.seconds, args.height)
     profile = ProfileCatalog.load().get("per-title")
     spec = profile.per_title
     assert spec is not None
     bench = Bench(profile, spec, sources)
     targets = ", ".join(f"{name} {spec.target(name):g} dB" for name in bench.rungs if spec.target(name))
-    print(f"sources: {', '.join(args.kinds)} ({tag}); promise: {spec.metric.upper()} {targets} "
-          f"(met: within {TOLERANCE_DB} dB)", flush=True)
+    print(f"sources: {', '.join(args.kinds)} ({args.seconds:g} s, {args.height}p); promise: "
+          f"{spec.metric.upper()} {targets} (met: within {TOLERANCE_DB} dB)", flush=True)
 
     print("seeding the fixed ladder from each source's per-title decisions (not timed)", flush=True)
     seeds = []
@@ -179,29 +183,42 @@ def main() -> int:
         seeds.append({d.name: d.crf for d in decided.decisions})
     seed = [min(s.get(name, 51) for s in seeds) for name in bench.rungs]
 
-    print(f"timed, alternated per source: fixed ladder at the seed CRFs {seed}, then the per-title job", flush=True)
-    fixed_seconds: dict[str, float] = {}
-    per_title: dict[str, Ladder] = {}
-    for kind in sources:
-        fixed_seconds[kind] = bench.fixed(kind, tuple(seed)).seconds
-        per_title[kind] = bench.per_title(kind)
+    print("the per-title jobs", flush=True)
+    per_title = {kind: bench.per_title(kind) for kind in sources}
 
-    print("searching the fixed ladder's CRFs (real encodes, cached)", flush=True)
+    print(f"searching the fixed ladder's CRFs from the seed {seed} (real encodes, cached)", flush=True)
     chosen = search_fixed(bench, seed)
-    if list(chosen) != seed:
-        print(f"the fixed ladder settled on {list(chosen)}, not the seed: timing it again, alternated", flush=True)
-        for kind in sources:
-            fixed_seconds[kind] = bench.fixed(kind, chosen, fresh=True).seconds
-            per_title[kind] = bench.per_title(kind)
     fixed = {kind: bench.fixed(kind, chosen) for kind in sources}
     print("the shipped default ladder (CRF 23), for reference", flush=True)
     default = {kind: bench.fixed(kind, (DEFAULT_CRF,) * len(bench.rungs)) for kind in sources}
 
-    return report(bench, per_title, fixed, default, fixed_seconds)
+    short_ratio = (sum(ladder.seconds for ladder in per_title.values())
+                   / sum(ladder.seconds for ladder in fixed.values()))
+    wall_seconds = args.wall_seconds or args.seconds
+    print(f"wall time on {wall_seconds:g} s sources, alternated per source: the fixed ladder at {list(chosen)}, "
+          "then the per-title job", flush=True)
+    timing = Bench(profile, spec, _sources(args.kinds, wall_seconds, args.height)) \
+        if wall_seconds != args.seconds else bench
+    timed_fixed: dict[str, Ladder] = {}
+    timed_per_title: dict[str, Ladder] = {}
+    for kind in sources:
+        timed_fixed[kind] = timing.fixed(kind, chosen, fresh=True)
+        timed_per_title[kind] = timing.per_title(kind)
+
+    return report(bench, per_title, fixed, default, timing, timed_per_title, timed_fixed, wall_seconds,
+                  short_ratio, args.seconds)
+
+
+def _sources(kinds: list[str], seconds: float, height: int) -> dict[str, Path]:
+    width = height * 16 // 9 // 2 * 2
+    tag = f"{seconds:g}s-{height}p"
+    return {kind: make_source(kind, OUT / f"{kind}-{tag}.mp4", seconds=seconds, width=width, height=height)
+            for kind in kinds}
 
 
 def report(bench: Bench, per_title: dict[str, Ladder], fixed: dict[str, Ladder], default: dict[str, Ladder],
-           fixed_seconds: dict[str, float]) -> int:
+           timing: Bench, timed_per_title: dict[str, Ladder], timed_fixed: dict[str, Ladder], wall_seconds: float,
+           short_ratio: float, seconds: float) -> int:
     metric = bench.spec.metric
     print()
     print("| source | rung | target | per-title CRF | bytes | PSNR | XPSNR | fixed CRF | bytes | PSNR | XPSNR "
@@ -227,24 +244,28 @@ def report(bench: Bench, per_title: dict[str, Ladder], fixed: dict[str, Ladder],
     print(f"| **total** | | | | {totals['per-title']:,} | | | | {totals['fixed']:,} | | | "
           f"| {totals['default']:,} | | |")
     print()
-    pt_seconds = sum(ladder.seconds for ladder in per_title.values())
-    deciding = sum(ladder.deciding_seconds for ladder in per_title.values())
-    fx_seconds = sum(fixed_seconds.values())
+    pt_seconds = sum(ladder.seconds for ladder in timed_per_title.values())
+    deciding = sum(ladder.deciding_seconds for ladder in timed_per_title.values())
+    fx_seconds = sum(ladder.seconds for ladder in timed_fixed.values())
     for kind in bench.sources:
-        ladder = per_title[kind]
-        print(f"wall {kind:10} per-title {ladder.seconds:6.1f} s (deciding {ladder.deciding_seconds:5.1f} s, "
-              f"{ladder.deciding_seconds / ladder.seconds:.0%})  fixed {fixed_seconds[kind]:6.1f} s  "
-              f"ratio {ladder.seconds / fixed_seconds[kind]:.2f}")
+        ladder = timed_per_title[kind]
+        met = all(timing.meets(rung) for rung in ladder.rungs.values())
+        print(f"wall {wall_seconds:g} s {kind:10} per-title {ladder.seconds:6.1f} s (deciding "
+              f"{ladder.deciding_seconds:5.1f} s, {ladder.deciding_seconds / ladder.seconds:.0%})  fixed "
+              f"{timed_fixed[kind].seconds:6.1f} s  ratio {ladder.seconds / timed_fixed[kind].seconds:.2f}  "
+              f"per-title {'meets every target' if met else 'MISSES a target'} on it too")
     saving = 1 - totals["per-title"] / totals["fixed"]
     ratio = pt_seconds / fx_seconds
     print(f"deciding (analysis + probes) {deciding:.1f} s of {pt_seconds:.1f} s per-title wall "
-          f"({deciding / pt_seconds:.0%})")
+          f"({deciding / pt_seconds:.0%}) on the {wall_seconds:g} s sources")
+    if wall_seconds != seconds:
+        print(f"wall ratio on the {seconds:g} s sources (not alternated, for reference): {short_ratio:.2f}")
     print(f"per-title vs default CRF 23: {1 - totals['per-title'] / totals['default']:.1%} fewer bytes")
     for miss in misses:
         print(f"MISS: {miss}")
     verdict = saving >= TARGET_SAVING and ratio <= TARGET_WALL_RATIO and not misses
-    print(f"targets: saving >= {TARGET_SAVING:.0%}, wall ratio <= {TARGET_WALL_RATIO}, every rung within "
-          f"{TOLERANCE_DB} dB of its target: {'met' if verdict else 'NOT met'}")
+    print(f"targets: saving >= {TARGET_SAVING:.0%}, wall ratio <= {TARGET_WALL_RATIO} (on {wall_seconds:g} s "
+          f"sources), every rung within {TOLERANCE_DB} dB of its target: {'met' if verdict else 'NOT met'}")
     print(f"per-title saves {saving * 100:.1f}% bytes at equal quality; wall ratio {ratio:.2f}")
     return 0
 

@@ -249,7 +249,7 @@ class TranscodeWorker:
                 encoding.set_attribute("vtc.speed_realtime", round(speed, 3))
             if decided is not None and profile.per_title is not None:
                 running.compression = compression_message(decided, profile.per_title.metric,
-                                                          profile.per_title.window_seconds, encode_seconds)
+                                                          decided.window_seconds, encode_seconds)
             if request.probe.duration_seconds > 0:
                 metrics.ENCODE_SPEED.labels(request.profile or "default").observe(speed)
             failed = [output for output in produced if output.failed]

@@ -111,3 +111,18 @@ def test_a_decided_plan_meets_its_targets_on_the_final_renditions(clips: dict[st
     # The still clip meets the same target at a far higher CRF.
     still = decide_per_title(profile, spec, probe_source(clips["still"]), clips["still"])
     assert still.decisions[0].crf > decision.crf
+
+
+def test_xpsnr_does_not_depend_on_how_many_frames_the_report_compares(clips: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """XPSNR's masking counts motion from the picture before; a report comparing every 5th frame
+    must not count the gap between samples as motion (it read 1.5 dB high on fast 1080p motion)."""
+    profile = ProfileCatalog.load().get("default")
+    plan = plan_encode(profile, probe_source(clips["noisy"]))
+    every = renditions_made(execute(plan, clips["noisy"], tmp_path / "every", quality_sample_every=1))
+    fifth = renditions_made(execute(plan, clips["noisy"], tmp_path / "fifth", quality_sample_every=5))
+    for all_frames, sampled in zip(every, fifth, strict=True):
+        assert all_frames.quality is not None and sampled.quality is not None
+        assert sampled.quality.frames_compared == 20
+        assert abs(sampled.quality.xpsnr_db - all_frames.quality.xpsnr_db) < 0.3, (all_frames.quality,
+                                                                                    sampled.quality)

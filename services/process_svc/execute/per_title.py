@@ -30,6 +30,7 @@ from services.process_svc.plan.per_title import (
     plan_per_title,
     preset_offset,
     probe_windows,
+    with_window,
 )
 
 # (phase, fraction of the deciding done 0..1): "analysis", then "probes".
@@ -47,6 +48,7 @@ class PerTitleDecision:
     analysis_seconds: float = 0.0
     probe_seconds: float = 0.0
     probe_encodes: int = 0  # (rung, CRF, preset) settings encoded over the windows
+    window_seconds: float = 0.0  # one probe window
 
     @property
     def seconds(self) -> float:
@@ -58,9 +60,10 @@ def decide_per_title(profile: Profile, spec: PerTitleSpec, source: SourceInfo, s
                      clock: Callable[[], float] = time.monotonic) -> PerTitleDecision:
     started = clock()
     _tell(on_phase, "analysis", 0.0)
+    fixed = plan_encode(profile, source)
+    spec = with_window(spec, fixed)
     analysis = analyse_source(source_path, analysis_windows(source.duration_seconds, spec), cancel=cancel)
     analysed = clock()
-    fixed = plan_encode(profile, source)
     windows = probe_windows(analysis, source.duration_seconds, spec)
     spans = [(w.start_seconds, min(spec.window_seconds, source.duration_seconds - w.start_seconds)) for w in windows]
     probes = {r.name: RungProbes(r.name, ()) for r in fixed.renditions if spec.target(r.name) is not None}
@@ -94,7 +97,7 @@ def decide_per_title(profile: Profile, spec: PerTitleSpec, source: SourceInfo, s
     _tell(on_phase, "probes", 1.0)
     return PerTitleDecision(plan=plan, decisions=decisions, analysis=analysis, windows=windows, probes=probes,
                             offsets=offsets, analysis_seconds=analysed - started, probe_seconds=clock() - analysed,
-                            probe_encodes=encodes)
+                            probe_encodes=encodes, window_seconds=spec.window_seconds)
 
 
 def _corrected(point: ProbePoint, offset: PresetOffset | None) -> ProbePoint:

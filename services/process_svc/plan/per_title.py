@@ -30,6 +30,8 @@ __all__ = ["METRICS", "PerTitleSpec", "plan_per_title"]
 # mid CRFs): the guesses used until a rung has two probe points of its own.
 DEFAULT_DB_PER_CRF = -0.45
 DEFAULT_LOG2_RATE_PER_CRF = -1 / 6
+# A probe window when the plan says nothing of its GOP: the default ladder's GOP.
+DEFAULT_WINDOW_SECONDS = 2.0
 
 
 # --- Analysis --------------------------------------------------------------------
@@ -74,10 +76,26 @@ class SourceAnalysis:
         return sum(w.seconds for w in self.windows)
 
 
+def with_window(spec: PerTitleSpec, plan: EncodePlan) -> PerTitleSpec:
+    """`spec` with its probe window set: one GOP of the plan's top rung unless the profile names one.
+    A GOP is what the rendition is made of: a keyframe, then pictures predicted from it, the encoder's
+    lookahead and rate control running over them. A shorter window has a larger share of keyframe and
+    of rate-control warm-up than the rendition, and its quality and bytes differ from the rendition's."""
+    if spec.window_seconds > 0:
+        return spec
+    top = plan.renditions[0] if plan.renditions else None
+    gop = top.keyint / float(top.fps) if top is not None and top.fps and top.keyint > 0 else DEFAULT_WINDOW_SECONDS
+    return replace(spec, window_seconds=round(gop, 3))
+
+
+def _window_seconds(spec: PerTitleSpec) -> float:
+    return spec.window_seconds if spec.window_seconds > 0 else DEFAULT_WINDOW_SECONDS
+
+
 def analysis_windows(duration_seconds: float, spec: PerTitleSpec) -> list[tuple[float, float]]:
     """(start, seconds) of the windows to analyse: evenly spread, one per stretch of the source, each
     the start of a candidate probe window (the executor moves it back to the keyframe before it)."""
-    length = min(spec.window_seconds, duration_seconds)
+    length = min(_window_seconds(spec), duration_seconds)
     if length <= 0:
         return []
     count = max(1, min(spec.analysis_windows, math.floor(duration_seconds / max(length * 1.5, 1e-9))))
@@ -93,7 +111,7 @@ def probe_windows(analysis: SourceAnalysis, duration_seconds: float,
     ranked = sorted(analysis.windows, key=lambda w: w.complexity)
     if not ranked:
         return ()
-    wanted = round(duration_seconds * spec.sample_share / spec.window_seconds)
+    wanted = round(duration_seconds * spec.sample_share / _window_seconds(spec))
     count = max(2, min(6, wanted, len(ranked)))
     picked = sorted({min(len(ranked) - 1, int((i + 0.5) * len(ranked) / count)) for i in range(count)})
     return tuple(sorted((ranked[i] for i in picked), key=lambda w: w.start_seconds))
@@ -195,7 +213,7 @@ def next_probe_crfs(spec: PerTitleSpec, probes: dict[str, RungProbes],
                     caps: dict[str, int] | None = None) -> dict[str, int]:
     """For each rung with a target whose answer is not yet bracketed by probe points at most
     `bracket_crf` apart, the CRF to probe next (the current best guess). Empty: probing is done.
-    caps: each rung's profile cap (bits/s); no CRF whose bitrate the cap would bind is probed."""
+    caps: each rung's profile cap (bits/s), which bounds the CRFs worth probing."""
     wanted: dict[str, int] = {}
     for name, rung in probes.items():
         target = spec.target(name)
@@ -205,18 +223,38 @@ def next_probe_crfs(spec: PerTitleSpec, probes: dict[str, RungProbes],
             wanted[name] = spec.first_crf
             continue
         curve = RateQualityCurve(rung.points, spec.metric)
-        lowest = capped_crf(curve, (caps or {}).get(name, 0), spec)
-        answer = curve.highest_crf_meeting(target + spec.margin_db, lowest, spec.max_crf)
+        answer, reachable = choose_crf(curve, (caps or {}).get(name, 0), target, spec)
         below = [c for c in curve.crfs if c <= answer]
         above = [c for c in curve.crfs if c > answer]
         if (below and above and min(above) - max(below) <= spec.bracket_crf) \
                 or (len(curve.crfs) >= 2 and min(abs(c - answer) for c in curve.crfs) <= spec.near_crf) \
-                or (answer == lowest and (lowest in curve.crfs or lowest > spec.min_crf)) \
+                or (not reachable and (answer in curve.crfs or len(curve.crfs) >= 2)) \
                 or (answer == spec.max_crf and spec.max_crf in curve.crfs):
             continue
         guess = answer if answer not in curve.crfs else answer + 1
         wanted[name] = max(spec.min_crf, min(spec.max_crf, guess))
     return wanted
+
+
+def choose_crf(curve: RateQualityCurve, cap: int, target: float, spec: PerTitleSpec) -> tuple[int, bool]:
+    """The rung's CRF and whether the target is within reach: the highest CRF predicted to clear the
+    target by the margin whose average bitrate stays under `cap_share` of the cap, else under the
+    whole cap. When none does, the target is out of reach under the cap: the lowest CRF whose predicted
+    average fits under the cap, the most quality the CRF still sets. A lower CRF would spend up to the
+    whole cap for what little the cap lets through (on the noisy bench source, 20% more bits for
+    0.07 dB); a higher one would look worse."""
+    wanted = target + spec.margin_db
+    lowest = capped_crf(curve, cap, spec)
+    crf = curve.highest_crf_meeting(wanted, lowest, spec.max_crf)
+    if curve.quality(crf) >= wanted:
+        return crf, True
+    if cap <= 0:
+        return spec.min_crf, False
+    ceiling = capped_crf(curve, cap, spec, share=1.0)
+    crf = curve.highest_crf_meeting(wanted, ceiling, lowest)
+    if curve.quality(crf) >= wanted:
+        return crf, True
+    return ceiling, False
 
 
 # --- Decisions -------------------------------------------------------------------
@@ -268,26 +306,27 @@ def _decide(rung: RenditionPlan, spec: PerTitleSpec, probes: RungProbes | None,
                             target_db=0.0, predicted_db=0.0, predicted_bitrate=0, probed_crfs=(),
                             reason="no quality target for this rung: the profile's CRF")
     curve = curves[rung.name] = RateQualityCurve(probes.points, spec.metric)
-    lowest = capped_crf(curve, rung.max_bitrate, spec)
-    crf = curve.highest_crf_meeting(target + spec.margin_db, lowest, spec.max_crf)
+    crf, reachable = choose_crf(curve, rung.max_bitrate, target, spec)
     reason = ""
-    if curve.quality(crf) < target:
+    if not reachable:
         reason = (f"the target is out of reach: CRF {crf} is predicted at {curve.quality(crf):.2f} dB "
                   f"{spec.metric.upper()}")
-        if lowest > spec.min_crf:
-            reason += (f"; a lower CRF would need more than the profile's cap of {rung.max_bitrate / 1e6:g} Mbit/s "
-                       "allows on average")
+        if crf > spec.min_crf:
+            reason += (f"; below it the profile's cap of {rung.max_bitrate / 1e6:g} Mbit/s, not the CRF, sets the "
+                       "quality")
     return _with_crf(rung, crf, curve, target, reason, spec)
 
 
-def capped_crf(curve: RateQualityCurve, cap: int, spec: PerTitleSpec) -> int:
-    """The lowest CRF whose predicted average bitrate stays under `cap_share` of the profile's cap.
-    Below it the cap, not the CRF, sets the quality, and short probes (whose VBV buffer starts
-    full) would overstate what the rendition gets: so no CRF below it is chosen."""
+def capped_crf(curve: RateQualityCurve, cap: int, spec: PerTitleSpec, *, share: float | None = None) -> int:
+    """The lowest CRF whose predicted average bitrate stays under `share` (default `cap_share`) of the
+    profile's cap. Near the cap, the cap starts to set the quality in the rendition's peaks, and probes
+    (whose VBV buffer starts full) would overstate what the rendition gets: so a CRF below it is
+    chosen only when the target is out of reach (choose_crf)."""
     if cap <= 0:
         return spec.min_crf
+    share = spec.cap_share if share is None else share
     crf = spec.min_crf
-    while crf < spec.max_crf and curve.bitrate(crf) > cap * spec.cap_share:
+    while crf < spec.max_crf and curve.bitrate(crf) > cap * share:
         crf += 1
     return crf
 

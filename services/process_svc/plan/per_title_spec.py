@@ -22,7 +22,7 @@ class PerTitleSpec:
     probe_preset: str = ""  # empty: the rung's own preset; another one is corrected by a measured offset
     probe_rounds: int = 3
     bracket_crf: int = 6  # probe points further apart than this around the answer call for another round
-    window_seconds: float = 1.0  # one probe window (from a keyframe)
+    window_seconds: float = 0.0  # one probe window (from a keyframe); 0: one GOP of the top rung
     analysis_seconds: float = 0.4  # analysed from the start of each candidate window
     near_crf: int = 2  # with two probes or more, one this close to the answer settles it
     analysis_windows: int = 12  # most windows analysed (spread evenly); fewer on a short source

@@ -210,7 +210,7 @@ class PerTitleOption(_Spec):
     probe_preset: str = ""
     probe_rounds: int = Field(3, ge=1)
     bracket_crf: int = Field(6, ge=1)
-    window_seconds: float = Field(1.0, gt=0)
+    window_seconds: float = Field(0.0, ge=0)
     analysis_seconds: float = Field(0.4, gt=0)
     near_crf: int = Field(2, ge=0)
     analysis_windows: int = Field(12, ge=1)

@@ -1,6 +1,7 @@
 """Per-title deciding on tiny generated clips: the analysis tells a still picture from
 a noisy moving one, probes measure quality falling with CRF, and a decided plan, once
-executed, meets its targets on the final renditions."""
+executed, meets its targets on the final renditions, with H.264, HEVC and AV1 rungs
+and their HLS/DASH presentation alike."""
 
 from __future__ import annotations
 
@@ -126,3 +127,48 @@ def test_xpsnr_does_not_depend_on_how_many_frames_the_report_compares(clips: dic
         assert sampled.quality.frames_compared == 20
         assert abs(sampled.quality.xpsnr_db - all_frames.quality.xpsnr_db) < 0.3, (all_frames.quality,
                                                                                     sampled.quality)
+
+
+PER_TITLE_HEVC_AV1_PRESENTATION = """
+name: pt-codecs
+video_defaults: {container: mp4, preset: veryfast, pix_fmt: yuv420p, keyint_seconds: 1, scene_cut: false}
+audio: {codec: aac, encoder: aac, bitrate: 96k}
+outputs:
+  - {type: video, name: 360p, height: 360, codec: hevc, encoder: libx265, crf: 26, maxrate: 2M, bufsize: 4M}
+  - {type: video, name: 240p, height: 240, codec: av1, encoder: libsvtav1, preset: "10", crf: 35,
+     maxrate: 1M, bufsize: 2M}
+  - {type: adaptive, name: presentation, segment_seconds: 2}
+per_title: {metric: psnr, targets: {360p: 33, 240p: 32}}
+"""
+
+
+def test_hevc_and_av1_rungs_and_their_presentation_take_per_title_decisions(clips: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    # Issue 9 part 4: the mode is the encoder's own CRF scale, probed with the rung's own encoder,
+    # and the HLS/DASH presentation is cut from the decided rungs like any other.
+    from services.process_svc.profiles.document import read_profile_document
+
+    profile = read_profile_document(PER_TITLE_HEVC_AV1_PRESENTATION)
+    assert profile.per_title is not None
+    spec = replace(profile.per_title, window_seconds=1.0)
+    decided = decide_per_title(profile, spec, probe_source(clips["noisy"]), clips["noisy"])
+
+    assert [d.name for d in decided.decisions] == ["360p", "240p"]
+    planned = {r.name: r for r in decided.plan.renditions}
+    assert planned["360p"].encoder == "libx265" and planned["240p"].encoder == "libsvtav1"
+    for decision in decided.decisions:
+        assert planned[decision.name].crf == decision.crf
+        assert decision.predicted_db >= decision.target_db + spec.margin_db
+    outputs = execute(decided.plan, clips["noisy"], tmp_path, quality_sample_every=1)
+    produced = {r.name: r for r in renditions_made(outputs)}
+    for decision in decided.decisions:
+        quality = produced[decision.name].quality
+        assert quality is not None and quality.psnr_db >= decision.target_db - 0.2, (decision, quality)
+    (presentation,) = [o for o in outputs if o.kind == "adaptive"]
+    assert not presentation.failed
+    names = {Path(f.key).name for f in presentation.files}
+    assert {"master.m3u8", "manifest.mpd"} <= names, names
+    # Decoded back, as a player would: the codecs the profile named.
+    assert (produced["360p"].video_codec, produced["240p"].video_codec) == ("hevc", "av1")
+    with av.open(str(produced["240p"].path)) as played:
+        assert sum(1 for _ in played.decode(video=0)) == 100

@@ -81,7 +81,7 @@ def probe_encode(plan: EncodePlan, source_path: Path, windows: Sequence[tuple[fl
 def _window(plan: EncodePlan, container: av.container.InputContainer, video: av.VideoStream, start: float,
             seconds: float, by_rung: list[list[_Lane]], clock: _Clock, cancel: threading.Event | None) -> None:
     graph: LadderGraph | None = None
-    clock.first = [True] * len(by_rung)
+    clock.new_window()
     for _, frame in window_frames(container, video, start, seconds):
         if cancel is not None and cancel.is_set():
             raise TranscodeCancelled()
@@ -105,6 +105,9 @@ class _Clock:
         self.step = max(1, round(1 / (fps * time_base)))
         self.next_pts = [0] * len(plan.renditions)
         self.first = [True] * len(plan.renditions)  # per rung: its next picture starts a window
+
+    def new_window(self) -> None:
+        self.first = [True] * len(self.first)
 
     def stamp(self, rung: int, frame: av.VideoFrame) -> None:
         frame.pts = self.next_pts[rung]

@@ -1,6 +1,6 @@
 """Upload speed: the upload service against servers that only count the bytes.
 
-    make bench BENCH=upload        (or: .venv/bin/python bench/upload.py [--mib 1024] [--runs 3])
+    make bench BENCH=upload        (or: .venv/bin/python bench/upload.py [--mib 1024] [--runs 5])
 
 One run starts, each as its own process: the upload service (`python -m
 services.upload_svc`, its peers the all-in-one process of this script with
@@ -399,7 +399,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=int(os.environ.get("VTC_BENCH_UPLOAD_MIB", "1024")),
                         help="size of the source, at least 512 (default 1024: the RSS figure is for 1 GiB)")
-    parser.add_argument("--runs", type=int, default=3, help="pairs of each kind")
+    parser.add_argument("--runs", type=int, default=5, help="pairs of each kind (the figures are their medians)")
     args = parser.parse_args()
     if shutil.which("curl") is None:
         print("bench upload needs curl: apt-get install -y curl")

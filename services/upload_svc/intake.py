@@ -51,8 +51,9 @@ def source_content_type(filename: str) -> str:
 class UploadIntake:
     def __init__(self, *, spool_dir: Path, limits: UploadLimits, store: ObjectStore,
                  profiles: ProfileCatalogue, metadata: metadata_pb2_grpc.MetadataServiceStub,
-                 service_token: ServiceToken) -> None:
+                 service_token: ServiceToken, direct_io: bool = True) -> None:
         self._spool_dir = spool_dir
+        self._direct_io = direct_io
         self._limits = limits
         self._store = store
         self._profiles = profiles
@@ -70,7 +71,7 @@ class UploadIntake:
                 await self._profiles.require(header.profile)
             with spool_file(self._spool_dir, header.filename) as path:
                 started, cpu_started = time.perf_counter(), time.process_time()
-                received = await receiver.receive_into(path)
+                received = await receiver.receive_into(path, direct_io=self._direct_io)
                 last_byte, cpu_received = time.perf_counter(), time.process_time()
                 # Once per upload, never per chunk: the hot path stays as it is.
                 metrics.UPLOAD_BYTES.inc(received.size_bytes)

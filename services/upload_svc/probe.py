@@ -131,12 +131,18 @@ def _require_decodable_frame(container: av.container.InputContainer, video: av.V
 
 def _require_complete(container: av.container.InputContainer, video: av.VideoStream, duration: float) -> None:
     """A file whose header states a length its pictures do not reach was cut short (an interrupted copy
-    or recording). Looks at the last pictures only: one seek to the stated end."""
+    or recording). Looks at the last pictures only: one seek to the stated end, to the packet there
+    rather than back to a keyframe (which can be most of the file away; only timestamps are read here),
+    and back to the keyframe where the format cannot seek to a packet."""
     if not container.duration or duration <= 1.0:
         return
+    times: list[float] = []
     try:
-        container.seek(container.duration, backward=True)
-        times = [float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None and p.time_base]
+        for any_frame in (True, False):
+            container.seek(container.duration, backward=True, any_frame=any_frame)
+            times = [float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None and p.time_base]
+            if times:
+                break
     except av.error.FFmpegError:
         return  # not seekable: the transcode's own check still applies
     start = container.start_time / av.time_base if container.start_time else 0.0

@@ -1,7 +1,7 @@
 """Reads one Upload stream: the header first, then the chunks into a spool file
 on disk, hashing as they arrive. The file is never held whole in memory, and
-disk writes and hashing run on a worker thread, in batches, while the event
-loop receives the next chunks (spool.py).
+disk writes run on a worker thread, in batches, while the event loop receives
+the next chunks (spool.py).
 
 A client that goes silent is not waited for: each message must arrive within
 UploadLimits.idle_seconds of the one before, or the upload ends with
@@ -108,9 +108,10 @@ class UploadReceiver:
     The work per message is kept small (it is most of an upload's cost beyond
     the network): one timer for the idle limit, re-armed at most once per
     idle_seconds instead of a timeout per message; the chunk's bytes never
-    copied out of the message gRPC delivered (wire.UploadMessage); the disk
-    space reserved up front, each chunk hashed as it comes, the writes batched
-    on a worker thread (spool.SpoolWriter)."""
+    copied out of the message gRPC delivered (wire.UploadMessage) except into
+    the batch buffer; the disk space reserved up front, each chunk hashed as it
+    comes, the batches written past the page cache on a worker thread
+    (spool.SpoolWriter)."""
 
     def __init__(self, requests: AsyncIterable[UploadMessage], limits: UploadLimits) -> None:
         self._requests: AsyncIterator[UploadMessage] = aiter(requests)
@@ -137,15 +138,16 @@ class UploadReceiver:
         self._first_chunk = first.data
         return self._header
 
-    async def receive_into(self, path: Path) -> ReceivedFile:
-        """Writes every chunk to path and checks the byte count and digest the header declared."""
+    async def receive_into(self, path: Path, *, direct_io: bool = True) -> ReceivedFile:
+        """Writes every chunk to path and checks the byte count and digest the header declared.
+        direct_io: write past the page cache where the file system allows it (spool.py)."""
         header = self._header
         if header is None:
             raise RuntimeError("read_header() must come first")
         declared, chunk_max = header.size_bytes, self._limits.chunk_max_bytes
         received = messages = 0
         try:
-            async with SpoolWriter(path, declared) as spool:
+            async with SpoolWriter(path, declared, direct=direct_io) as spool:
                 data, self._first_chunk = self._first_chunk, memoryview(b"")
                 while True:
                     if data:

@@ -45,7 +45,8 @@ class UploadComponent:
             limits=UploadLimits(max_bytes=settings.upload_max_bytes, chunk_max_bytes=settings.upload_chunk_max_bytes,
                                 idle_seconds=settings.upload_idle_timeout_seconds),
             store=store, profiles=profiles,
-            metadata=metadata_pb2_grpc.MetadataServiceStub(self._metadata_channel), service_token=service_token)
+            metadata=metadata_pb2_grpc.MetadataServiceStub(self._metadata_channel), service_token=service_token,
+            direct_io=settings.upload_direct_io)
         self._slots = UploadSlots(settings.upload_max_concurrent_per_tenant)
 
     def readiness_checks(self) -> Sequence[ReadinessCheck]:

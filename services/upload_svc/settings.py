@@ -22,6 +22,10 @@ class Settings(CommonSettings):
     upload_max_concurrent_per_tenant: int = Field(
         16, gt=0, description="Uploads one tenant may have in progress at once on one upload server; "
         "more are refused with RESOURCE_EXHAUSTED.")
+    upload_direct_io: bool = Field(
+        True, description="Write uploads to the spool with O_DIRECT, past the page cache (less CPU per byte, and a "
+        "large upload does not evict the cache); false: through the page cache, which absorbs bursts on a disk "
+        "slower than the network. File systems without O_DIRECT get the page cache either way.")
     upload_profiles_cache_seconds: float = Field(
         30.0, ge=0, description="How long the profile list fetched from the process service is reused.")
 

@@ -1,11 +1,14 @@
 """The spool writer: what it writes and hashes is what it was given, in order,
 whatever the chunk sizes; it never holds more than two batches; a failure on
 the writer thread reaches the upload; the descriptor is closed however the
-upload ends; the declared size is reserved on disk before the first byte."""
+upload ends; the declared size is reserved on disk before the first byte; the
+bytes go past the page cache where the file system allows, and through it
+where it does not."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import random
@@ -133,3 +136,59 @@ async def test_a_disk_without_room_for_the_declared_size_refuses_before_any_byte
         async with SpoolWriter(tmp_path / "spooled", size_bytes=1 << 50):
             pass
     assert open_descriptors() == before
+
+
+def takes_direct_io(directory: Path) -> bool:
+    try:
+        fd = os.open(directory / "probe-direct", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+async def write_through(writer: SpoolWriter, chunks: list[bytes]) -> str:
+    for chunk in chunks:
+        await writer.add(chunk)
+    return await writer.finish()
+
+
+async def test_bytes_go_past_the_page_cache_and_the_file_ends_at_its_last_byte(tmp_path: Path) -> None:
+    if not takes_direct_io(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    chunks = [b"a" * (MIB + 1), b"b" * 4095, b"c" * 3]  # the last batch is padded to a page, then cut back
+    async with SpoolWriter(tmp_path / "spooled", size_bytes=MIB + 4099, batch_bytes=MIB) as writer:
+        assert writer.direct
+        digest = await write_through(writer, chunks)
+    data = b"".join(chunks)
+    assert (tmp_path / "spooled").read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_file_system_that_refuses_direct_writes_gets_them_through_the_page_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not takes_direct_io(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    real_write = os.write
+
+    def no_direct(fd: int, data: memoryview) -> int:  # as a file system with blocks larger than a page
+        if spool.fcntl.fcntl(fd, spool.fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(spool.os, "write", no_direct)
+    chunks = [bytes([n]) * 700_000 for n in range(7)]
+    async with SpoolWriter(tmp_path / "spooled", batch_bytes=MIB) as writer:
+        digest = await write_through(writer, chunks)
+        assert not writer.direct
+    data = b"".join(chunks)
+    assert (tmp_path / "spooled").read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+async def test_the_page_cache_when_asked_for(tmp_path: Path) -> None:
+    chunks = [b"p" * 5000, b"q" * MIB]
+    async with SpoolWriter(tmp_path / "spooled", batch_bytes=MIB, direct=False) as writer:
+        assert not writer.direct
+        await write_through(writer, chunks)
+    assert (tmp_path / "spooled").read_bytes() == b"".join(chunks)

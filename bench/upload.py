@@ -21,7 +21,11 @@ The ratios compare the streaming phase: for upload_svc, the call's time less
 what the service reports (in its "upload accepted" log line) for the work
 after the last byte (probe, store, register), which is printed on its own.
 The upload service's RSS is sampled from /proc during every upload; the
-growth is the peak less its RSS just before the upload. Last, the CLI's own
+growth is the peak less its RSS just before the upload. Every process on an
+upload's way is charged its CPU (/proc for the servers and Envoy, this
+process's own for the gRPC client, the ended child's for curl), printed per
+MiB against the wall time per MiB: on two cores, a sum near twice the wall
+time means the machine had no CPU left for that side. Last, the CLI's own
 upload (`vtc upload`: it reads the file to hash it, then sends it) is timed
 end to end.
 
@@ -38,6 +42,7 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -234,13 +239,28 @@ class Sent:
     video_id: str = ""
     job_id: str = ""
     server_cpu: float = 0.0  # CPU seconds the server spent receiving
+    client_cpu: float = 0.0  # CPU seconds of the client (this process's gRPC client, or curl)
+    gateway_cpu: float = 0.0  # CPU seconds of Envoy, for REST through it
+    wall: float = 0.0  # the streaming phase, or the whole call for the bare peers
+
+    def cpu_line(self, server: str, size: int) -> str:
+        """Where the CPU went per MiB, against the wall time per MiB: on two cores a sum near twice the
+        wall time means both cores were busy with this upload."""
+        mib = size / MIB
+        parts = [("client", self.client_cpu)] + ([("Envoy", self.gateway_cpu)] if self.gateway_cpu else []) + \
+            [(server, self.server_cpu)]
+        total = sum(cpu for _, cpu in parts)
+        return (" + ".join(f"{name} {cpu / mib * 1000:.2f}" for name, cpu in parts) +
+                f" = {total / mib * 1000:.2f} ms of CPU in {self.wall / mib * 1000:.2f} ms per MiB")
 
     @property
     def streaming_seconds(self) -> float:
         return self.seconds - self.after_last_byte
 
 
-async def grpc_upload(address: str, token: str, path: Path, sha256: str) -> tuple[float, upload_pb2.UploadResponse]:
+async def grpc_upload(address: str, token: str, path: Path,
+                      sha256: str) -> tuple[float, upload_pb2.UploadResponse, float]:
+    """Seconds, the reply, and the CPU seconds this process spent (the client; the rest of it idles)."""
     size = path.stat().st_size
 
     async def requests() -> AsyncIterator[upload_pb2.UploadRequest]:
@@ -254,23 +274,29 @@ async def grpc_upload(address: str, token: str, path: Path, sha256: str) -> tupl
     async with grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
         await channel.channel_ready()
         stub = upload_pb2_grpc.UploadServiceStub(channel)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         reply = await stub.Upload(requests(), metadata=bearer(token), timeout=600)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if reply.size_bytes != size:
         raise RuntimeError(f"{address} counted {reply.size_bytes} bytes of {size}")
-    return seconds, reply
+    return seconds, reply, cpu
 
 
-async def curl_upload(url: str, path: Path, headers: list[str]) -> tuple[float, dict]:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # children that ended: curl, nothing else ends here
+    return usage.ru_utime + usage.ru_stime
+
+
+async def curl_upload(url: str, path: Path, headers: list[str]) -> tuple[float, dict, float]:
+    """Seconds, the JSON reply, and curl's CPU seconds."""
     argv = ["curl", "-sS", "-X", "POST", "-T", str(path), "-H", "Content-Type: video/mp4",
             "-w", "\n%{http_code} %{time_total}", url]
     for header in headers:
         argv += ["-H", header]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await process.communicate()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, children_cpu() - cpu
     body, _, tail = out.decode().rpartition("\n")
     status = tail.split()[0] if tail else "?"
     if process.returncode != 0 or status != "200":
@@ -279,7 +305,7 @@ async def curl_upload(url: str, path: Path, headers: list[str]) -> tuple[float, 
     reply = json.loads(body)
     if int(reply.get("sizeBytes", 0)) != path.stat().st_size:
         raise RuntimeError(f"{url.split('?')[0]} counted {reply.get('sizeBytes')} bytes of {path.stat().st_size}")
-    return seconds, reply
+    return seconds, reply, cpu
 
 
 class Bench:
@@ -292,7 +318,7 @@ class Bench:
         self.ceiling_url = ceiling_url
         self.token, self.metadata = token, metadata
         self.accepted_seen = 0
-        self.grpc_sink_pid = self.http_sink_pid = 0
+        self.grpc_sink_pid = self.http_sink_pid = self.envoy_pid = self.ceiling_envoy_pid = 0
 
     def _after_last_byte(self) -> float:
         """The service's own account of its last upload: seconds spent after the last byte."""
@@ -321,24 +347,26 @@ class Bench:
         await self.metadata.DeleteVideo(metadata_pb2.DeleteVideoRequest(video_id=video_id), metadata=auth,
                                         timeout=60)
 
-    def _sent(self, seconds: float, ended: float, rss: RssSamples, video_id: str, job_id: str) -> Sent:
+    def _sent(self, seconds: float, ended: float, rss: RssSamples, video_id: str, job_id: str,
+              client_cpu: float, gateway_cpu: float = 0.0) -> Sent:
         after = self._after_last_byte()
         return Sent(seconds=seconds, after_last_byte=after, rss_growth=rss.growth(),
                     rss_receive_growth=rss.growth(until=ended - after), video_id=video_id, job_id=job_id,
-                    server_cpu=self.last_phases["receive_cpu_seconds"])
+                    server_cpu=self.last_phases["receive_cpu_seconds"], client_cpu=client_cpu,
+                    gateway_cpu=gateway_cpu, wall=seconds - after)
 
     async def grpc_service(self) -> Sent:
         async with rss_sampled(self.upload_svc.pid) as rss:
-            seconds, reply = await grpc_upload(self.upload_address, self.token, self.path, self.sha256)
+            seconds, reply, client_cpu = await grpc_upload(self.upload_address, self.token, self.path, self.sha256)
             ended = time.perf_counter()
-        sent = self._sent(seconds, ended, rss, reply.video_id, reply.job_id)
+        sent = self._sent(seconds, ended, rss, reply.video_id, reply.job_id, client_cpu)
         await self._forget(reply.video_id, reply.job_id)
         return sent
 
     async def grpc_bare(self) -> Sent:
         cpu = cpu_seconds(self.grpc_sink_pid)
-        seconds, _ = await grpc_upload(self.grpc_sink, self.token, self.path, self.sha256)
-        return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - cpu)
+        seconds, _, client_cpu = await grpc_upload(self.grpc_sink, self.token, self.path, self.sha256)
+        return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - cpu, client_cpu=client_cpu, wall=seconds)
 
     def _rest_query(self) -> str:
         return f"header.filename={self.path.name}&header.size_bytes={self.path.stat().st_size}" \
@@ -346,23 +374,28 @@ class Bench:
 
     async def rest_ceiling(self) -> Sent:
         """REST through the same Envoy config to the bare servicer: what the transcoder leaves of the bare sink."""
-        seconds, _ = await curl_upload(f"{self.ceiling_url}/v1/uploads?{self._rest_query()}", self.path, [])
-        return Sent(seconds)
+        server, gateway = cpu_seconds(self.grpc_sink_pid), cpu_seconds(self.ceiling_envoy_pid)
+        seconds, _, client_cpu = await curl_upload(f"{self.ceiling_url}/v1/uploads?{self._rest_query()}",
+                                                   self.path, [])
+        return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - server, client_cpu=client_cpu,
+                    gateway_cpu=cpu_seconds(self.ceiling_envoy_pid) - gateway, wall=seconds)
 
     async def rest_service(self) -> Sent:
         query = self._rest_query()
+        gateway = cpu_seconds(self.envoy_pid)
         async with rss_sampled(self.upload_svc.pid) as rss:
-            seconds, reply = await curl_upload(f"{self.rest_url}/v1/uploads?{query}", self.path,
-                                               [f"Authorization: Bearer {self.token}"])
+            seconds, reply, client_cpu = await curl_upload(f"{self.rest_url}/v1/uploads?{query}", self.path,
+                                                           [f"Authorization: Bearer {self.token}"])
             ended = time.perf_counter()
-        sent = self._sent(seconds, ended, rss, reply["videoId"], reply["jobId"])
+        sent = self._sent(seconds, ended, rss, reply["videoId"], reply["jobId"], client_cpu,
+                          cpu_seconds(self.envoy_pid) - gateway)
         await self._forget(sent.video_id, sent.job_id)
         return sent
 
     async def rest_bare(self) -> Sent:
         cpu = cpu_seconds(self.http_sink_pid)
-        seconds, _ = await curl_upload(f"http://{self.http_sink}/upload", self.path, [])
-        return Sent(seconds, server_cpu=cpu_seconds(self.http_sink_pid) - cpu)
+        seconds, _, client_cpu = await curl_upload(f"http://{self.http_sink}/upload", self.path, [])
+        return Sent(seconds, server_cpu=cpu_seconds(self.http_sink_pid) - cpu, client_cpu=client_cpu, wall=seconds)
 
 
 def mb_s(size: int, seconds: float) -> float:
@@ -455,6 +488,7 @@ async def main() -> int:
                           f"127.0.0.1:{http_port}", envoy.url, envoy_ceiling.url, token,
                           metadata_pb2_grpc.MetadataServiceStub(channel))
             bench.grpc_sink_pid, bench.http_sink_pid = grpc_sink.pid, http_sink.pid
+            bench.envoy_pid, bench.ceiling_envoy_pid = envoy.process.pid, envoy_ceiling.process.pid
             print(f"source {path.name}: {size / MIB:.0f} MiB ({size / 1e6:.0f} MB), 1 MiB chunks; "
                   f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
@@ -465,6 +499,7 @@ async def main() -> int:
             ratios: dict[str, list[float]] = {"grpc": [], "rest": [], "ceiling": []}
             rss_growth: list[int] = []
             cpu: dict[str, list[tuple[float, float]]] = {"grpc": [], "rest": []}  # ms per MiB: ours, bare
+            accounts: dict[str, list[Sent]] = {}  # every process's CPU on the way, per side
             after: list[float] = []
             for round_index in range(args.runs):
                 for kind, service, bare in (("grpc", bench.grpc_service, bench.grpc_bare),
@@ -476,8 +511,12 @@ async def main() -> int:
                     ours, peer = results[service], results[bare]
                     ratios[kind].append(peer.seconds / ours.streaming_seconds)
                     ceiling = ""
+                    accounts.setdefault(f"{kind} upload_svc", []).append(ours)
+                    accounts.setdefault(f"{kind} bare", []).append(peer)
                     if kind == "rest":
-                        ratios["ceiling"].append(peer.seconds / (await bench.rest_ceiling()).seconds)
+                        through_gateway = await bench.rest_ceiling()
+                        accounts.setdefault("rest ceiling", []).append(through_gateway)
+                        ratios["ceiling"].append(peer.seconds / through_gateway.seconds)
                         ceiling = f" (Envoy to the bare servicer: {ratios['ceiling'][-1]:.2f})"
                     rss_growth.append(ours.rss_growth)
                     after.append(ours.after_last_byte)
@@ -506,6 +545,12 @@ async def main() -> int:
                       f"{statistics.median(p[0] for p in pairs) * 1000:.2f} ms, "
                       f"bare {statistics.median(p[1] for p in pairs) * 1000:.2f} ms (medians; steadier than "
                       f"the ratios on a busy machine)")
+            print("where the CPU went (the run of median wall time per side; "
+                  "two cores give at most twice the wall time):")
+            for side, sents in accounts.items():
+                typical = sorted(sents, key=lambda sent: sent.wall)[len(sents) // 2]
+                server = "bare servicer" if side == "rest ceiling" else side.split()[1]
+                print(f"  {side:15} {typical.cpu_line(server, size)}")
             print(f"upload grpc/bare = {statistics.median(ratios['grpc']):.2f}   (target >= {TARGETS['grpc']:.2f})")
             print(f"upload rest/bare = {statistics.median(ratios['rest']):.2f}   (target >= {TARGETS['rest']:.2f})")
             print(f"upload rest ceiling = {statistics.median(ratios['ceiling']):.2f}   (REST through Envoy's "

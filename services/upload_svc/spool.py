@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -78,10 +79,8 @@ class _BufferPool:
             if sum(len(kept) for kept in self._idle.values()) < self._keep:
                 idle.append(buffer)
                 return
-        try:
+        with contextlib.suppress(BufferError):  # a view of it is still referenced: the collector closes it
             buffer.close()
-        except BufferError:  # a view of it is still referenced somewhere: the collector closes it
-            pass
 
 
 _buffers = _BufferPool(POOLED_BUFFERS)

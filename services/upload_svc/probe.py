@@ -137,14 +137,14 @@ def _require_complete(container: av.container.InputContainer, video: av.VideoStr
     if not container.duration or duration <= 1.0:
         return
     times: list[float] = []
-    try:
-        for any_frame in (True, False):
+    for any_frame in (True, False):
+        try:
             container.seek(container.duration, backward=True, any_frame=any_frame)
             times = [float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None and p.time_base]
-            if times:
-                break
-    except av.error.FFmpegError:
-        return  # not seekable: the transcode's own check still applies
+        except av.error.FFmpegError:
+            continue  # not seekable this way; not at all: the transcode's own check still applies
+        if times:
+            break
     start = container.start_time / av.time_base if container.start_time else 0.0
     last = max(times, default=0.0) - start
     if times and last < duration * 0.9 - 0.5:

@@ -241,7 +241,6 @@ class Sent:
     server_cpu: float = 0.0  # CPU seconds the server spent receiving
     client_cpu: float = 0.0  # CPU seconds of the client (this process's gRPC client, or curl)
     gateway_cpu: float = 0.0  # CPU seconds of Envoy, for REST through it
-    wall: float = 0.0  # the streaming phase, or the whole call for the bare peers
 
     def cpu_line(self, server: str, size: int) -> str:
         """Where the CPU went per MiB, against the wall time per MiB: on two cores a sum near twice the
@@ -251,7 +250,7 @@ class Sent:
             [(server, self.server_cpu)]
         total = sum(cpu for _, cpu in parts)
         return (" + ".join(f"{name} {cpu / mib * 1000:.2f}" for name, cpu in parts) +
-                f" = {total / mib * 1000:.2f} ms of CPU in {self.wall / mib * 1000:.2f} ms per MiB")
+                f" = {total / mib * 1000:.2f} ms of CPU in {self.streaming_seconds / mib * 1000:.2f} ms per MiB")
 
     @property
     def streaming_seconds(self) -> float:
@@ -353,7 +352,7 @@ class Bench:
         return Sent(seconds=seconds, after_last_byte=after, rss_growth=rss.growth(),
                     rss_receive_growth=rss.growth(until=ended - after), video_id=video_id, job_id=job_id,
                     server_cpu=self.last_phases["receive_cpu_seconds"], client_cpu=client_cpu,
-                    gateway_cpu=gateway_cpu, wall=seconds - after)
+                    gateway_cpu=gateway_cpu)
 
     async def grpc_service(self) -> Sent:
         async with rss_sampled(self.upload_svc.pid) as rss:
@@ -366,7 +365,7 @@ class Bench:
     async def grpc_bare(self) -> Sent:
         cpu = cpu_seconds(self.grpc_sink_pid)
         seconds, _, client_cpu = await grpc_upload(self.grpc_sink, self.token, self.path, self.sha256)
-        return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - cpu, client_cpu=client_cpu, wall=seconds)
+        return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - cpu, client_cpu=client_cpu)
 
     def _rest_query(self) -> str:
         return f"header.filename={self.path.name}&header.size_bytes={self.path.stat().st_size}" \
@@ -378,7 +377,7 @@ class Bench:
         seconds, _, client_cpu = await curl_upload(f"{self.ceiling_url}/v1/uploads?{self._rest_query()}",
                                                    self.path, [])
         return Sent(seconds, server_cpu=cpu_seconds(self.grpc_sink_pid) - server, client_cpu=client_cpu,
-                    gateway_cpu=cpu_seconds(self.ceiling_envoy_pid) - gateway, wall=seconds)
+                    gateway_cpu=cpu_seconds(self.ceiling_envoy_pid) - gateway)
 
     async def rest_service(self) -> Sent:
         query = self._rest_query()
@@ -395,7 +394,7 @@ class Bench:
     async def rest_bare(self) -> Sent:
         cpu = cpu_seconds(self.http_sink_pid)
         seconds, _, client_cpu = await curl_upload(f"http://{self.http_sink}/upload", self.path, [])
-        return Sent(seconds, server_cpu=cpu_seconds(self.http_sink_pid) - cpu, client_cpu=client_cpu, wall=seconds)
+        return Sent(seconds, server_cpu=cpu_seconds(self.http_sink_pid) - cpu, client_cpu=client_cpu)
 
 
 def mb_s(size: int, seconds: float) -> float:
@@ -498,7 +497,6 @@ async def main() -> int:
 
             ratios: dict[str, list[float]] = {"grpc": [], "rest": [], "ceiling": []}
             rss_growth: list[int] = []
-            cpu: dict[str, list[tuple[float, float]]] = {"grpc": [], "rest": []}  # ms per MiB: ours, bare
             accounts: dict[str, list[Sent]] = {}  # every process's CPU on the way, per side
             after: list[float] = []
             for round_index in range(args.runs):
@@ -520,7 +518,6 @@ async def main() -> int:
                         ceiling = f" (Envoy to the bare servicer: {ratios['ceiling'][-1]:.2f})"
                     rss_growth.append(ours.rss_growth)
                     after.append(ours.after_last_byte)
-                    cpu[kind].append((ours.server_cpu / (size / MIB), peer.server_cpu / (size / MIB)))
                     phases = bench.last_phases
                     mib = size / MIB
                     print(f"  {kind} {round_index + 1}: upload_svc {mb_s(size, ours.streaming_seconds):5.0f} MB/s "
@@ -540,15 +537,15 @@ async def main() -> int:
                   f"{mb_s(size, cli_seconds):.0f} MB/s effective", flush=True)
             print(f"after the last byte (probe, store, register): median {statistics.median(after):.2f} s "
                   f"for {size / MIB:.0f} MiB; load average {os.getloadavg()[0]:.2f}")
-            for kind, pairs in cpu.items():
-                print(f"server CPU per MiB received, {kind}: upload_svc "
-                      f"{statistics.median(p[0] for p in pairs) * 1000:.2f} ms, "
-                      f"bare {statistics.median(p[1] for p in pairs) * 1000:.2f} ms (medians; steadier than "
-                      f"the ratios on a busy machine)")
+            for kind in ("grpc", "rest"):
+                ours_ms, bare_ms = (statistics.median(sent.server_cpu for sent in accounts[f"{kind} {side}"])
+                                    / (size / MIB) * 1000 for side in ("upload_svc", "bare"))
+                print(f"server CPU per MiB received, {kind}: upload_svc {ours_ms:.2f} ms, bare {bare_ms:.2f} ms "
+                      f"(medians; steadier than the ratios on a busy machine)")
             print("where the CPU went (the run of median wall time per side; "
                   "two cores give at most twice the wall time):")
             for side, sents in accounts.items():
-                typical = sorted(sents, key=lambda sent: sent.wall)[len(sents) // 2]
+                typical = sorted(sents, key=lambda sent: sent.streaming_seconds)[len(sents) // 2]
                 server = "bare servicer" if side == "rest ceiling" else side.split()[1]
                 print(f"  {side:15} {typical.cpu_line(server, size)}")
             print(f"upload grpc/bare = {statistics.median(ratios['grpc']):.2f}   (target >= {TARGETS['grpc']:.2f})")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
+
 from services.process_svc.execute import execute, probe_source
+from services.process_svc.execute.quality import QualityMeter
 from services.process_svc.plan import plan_encode
 from services.process_svc.profiles import parse_profile
 from tests.media import renditions_made
@@ -64,3 +69,29 @@ def test_a_cascaded_rung_is_measured_against_its_own_reference(clip_640x360: Pat
 
     assert all(p.quality is not None and p.quality.psnr_db > 35 and p.quality.frames_compared == 30
                for p in produced)
+
+
+def test_the_meter_reads_the_frames_it_is_given_and_never_changes_them() -> None:
+    """Per-title probes give one scaled picture to several encoders on several threads (one per CRF):
+    a meter that renumbered its reference changed the timestamps another encoder was about to read,
+    and that probe measured 15 dB where 39 dB was right."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 64, 64, "yuv420p"
+    encoder.time_base, encoder.framerate = Fraction(1, 90000), Fraction(25)
+    encoder.options = {"preset": "ultrafast", "crf": "30"}
+    meter = QualityMeter("h264", encoder, sample_every=2)
+    frames = []
+    for index in range(12):
+        frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), index * 20, np.uint8), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts, frame.time_base = 3600 * index + 7, Fraction(1, 90000)
+        frames.append(frame)
+        meter.reference(frame)
+        meter.encoded(encoder.encode(frame))
+    meter.encoded(encoder.encode(None))
+    meter.flush()
+    quality = meter.result()
+
+    assert quality is not None and quality.frames_compared == 6
+    assert [(f.pts, f.time_base) for f in frames] == [(3600 * i + 7, Fraction(1, 90000)) for i in range(12)]
+    assert quality.psnr_db > 30

@@ -102,6 +102,7 @@ class _Clock:
 
     def __init__(self, plan: EncodePlan, time_base: Fraction) -> None:
         fps = plan.renditions[0].fps if plan.renditions and plan.renditions[0].fps else Fraction(30)
+        self.time_base = time_base
         self.step = max(1, round(1 / (fps * time_base)))
         self.next_pts = [0] * len(plan.renditions)
         self.first = [True] * len(plan.renditions)  # per rung: its next picture starts a window
@@ -110,7 +111,9 @@ class _Clock:
         self.first = [True] * len(self.first)
 
     def stamp(self, rung: int, frame: av.VideoFrame) -> None:
-        frame.pts = self.next_pts[rung]
+        """Before the frame goes to the rung's lanes: from then on it is shared and only read. Its time
+        base is the encoders' own, so no encoder rebases (rewrites) its timestamp."""
+        frame.pts, frame.time_base = self.next_pts[rung], self.time_base
         self.next_pts[rung] += self.step
         frame.pict_type = PictureType.I if self.first[rung] else PictureType.NONE
         self.first[rung] = False

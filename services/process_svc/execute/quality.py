@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 import av.error
@@ -124,12 +123,16 @@ class _Comparison:
     def __init__(self, first: av.VideoFrame, metrics: tuple[str, ...]) -> None:
         self._graph = av.filter.Graph()
         size = dict(video_size=f"{first.width}x{first.height}", pix_fmt=first.format.name,
-                    time_base="1/25", pixel_aspect="1/1")  # the clock only pairs frames: one tick each
+                    time_base="1/25", pixel_aspect="1/1")  # the clock only pairs frames: one tick each (setpts=N)
         self._encoded = self._graph.add("buffer", **size)
         self._reference = self._graph.add("buffer", **size)
+        # The pairs are numbered inside the graph (setpts=N on both inputs): the reference is the very
+        # frame the encoder got, possibly shared with other encoders on other threads (per-title
+        # probes run one encoder per CRF over the same pictures), so it is read here, never changed.
+        encoded, reference = self._numbered(self._encoded), self._numbered(self._reference)
         split = self._graph.add("split", str(len(metrics)))
-        self._reference.link_to(split)
-        head = self._encoded
+        reference.link_to(split)
+        head = encoded
         for n, name in enumerate(metrics):
             metric = self._graph.add(name)
             head.link_to(metric, 0, 0)
@@ -138,13 +141,14 @@ class _Comparison:
         self._sink = self._graph.add("buffersink")
         head.link_to(self._sink)
         self._graph.configure()
-        self._ticks = 0
         self._counted: deque[bool] = deque()  # of the pairs pushed and not yet out, in order
 
+    def _numbered(self, source: av.filter.context.FilterContext) -> av.filter.context.FilterContext:
+        node = self._graph.add("setpts", "N")
+        source.link_to(node)
+        return node
+
     def push(self, encoded: av.VideoFrame, reference: av.VideoFrame, *, counted: bool = True) -> list[av.VideoFrame]:
-        encoded.pts = reference.pts = self._ticks
-        encoded.time_base = reference.time_base = Fraction(1, 25)
-        self._ticks += 1
         self._counted.append(counted)
         self._encoded.push(encoded)
         self._reference.push(reference)

@@ -58,6 +58,18 @@ def test_upload_watch_list_status_download_delete(cli: Cli, clip_640x360: Path, 
     assert video_id not in [v["video_id"] for v in cli.json("ls")["videos"]]
 
 
+def test_profiles_lists_the_names_upload_takes_and_what_each_makes(cli: Cli) -> None:
+    profiles = {p["name"]: p for p in cli.json("profiles")["profiles"]}
+    assert {"default", "per-title", "audio"} <= profiles.keys()
+    assert profiles["per-title"]["per_title"] and not profiles["default"]["per_title"]
+    assert [o["type"] for o in profiles["audio"]["outputs"]] == ["audio", "audio"]
+
+    shown = cli.run("profiles")
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if "presentation" in line and "adaptive" in line)
+    assert "hls + dash of 1080p, 720p, 480p, 360p" in row
+
+
 def test_download_of_a_missing_rendition_leaves_no_file(cli: Cli, tmp_path: Path) -> None:
     done = cli.run("download", "vid_00000000000000000000", "--rendition", "360p", "-o", str(tmp_path / "x.mp4"))
     assert _one_error_line(done).startswith("vtc: error: NOT_FOUND: ")

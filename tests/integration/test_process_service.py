@@ -61,6 +61,28 @@ async def test_list_profiles_shows_each_rungs_codec(server: RunningServer) -> No
     assert {rung[1] for rung in shown["hevc"]} == {"hevc"}
 
 
+async def test_list_profiles_shows_every_output_a_job_will_have(server: RunningServer) -> None:
+    """Not only the ladder: the presentation, stills and audio-only outputs, named as a job's outputs are."""
+    reply = await list_profiles(server.port, KEYS.metadata(scopes=("videos:read",)))
+    profiles = {p.name: p for p in reply.profiles}
+
+    default = profiles["default"]
+    assert [(o.name, o.type) for o in default.outputs] == [
+        ("1080p", "video"), ("720p", "video"), ("480p", "video"), ("360p", "video"), ("presentation", "adaptive"),
+        ("poster", "poster"), ("thumbnails", "thumbnails"), ("storyboard", "storyboard")]
+    video, presentation, poster = default.outputs[1], default.outputs[4], default.outputs[5]
+    assert (video.codec, video.container, video.height, video.bitrate) == ("h264", "mp4", 720, 3_500_000)
+    assert list(presentation.formats) == ["hls", "dash"]
+    assert list(presentation.renditions) == ["1080p", "720p", "480p", "360p"]
+    assert (poster.width, list(poster.formats)) == (1280, ["jpeg", "webp"])
+    assert not default.per_title and profiles["per-title"].per_title
+
+    audio = profiles["audio"]
+    assert not audio.renditions
+    assert [(o.name, o.type, o.codec, o.container, o.bitrate) for o in audio.outputs] == [
+        ("aac", "audio", "aac", "m4a", 128_000), ("opus", "audio", "opus", "webm", 96_000)]
+
+
 async def test_list_profiles_needs_a_token(server: RunningServer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await list_profiles(server.port, None)

@@ -14,13 +14,14 @@ from vtc.cli.output import (
     human_bytes,
     human_duration,
     job_summary,
+    profiles_table,
     renditions_table,
     status_name,
     to_dict,
     video_summary,
     videos_table,
 )
-from vtc.v1 import common_pb2
+from vtc.v1 import common_pb2, process_pb2
 
 
 def _video(title: str = "Holiday clip", status: int = common_pb2.JOB_STATUS_COMPLETED) -> common_pb2.Video:
@@ -198,3 +199,34 @@ def test_job_summary_names_the_profile_and_the_job_a_retry_retries() -> None:
     job = common_pb2.Job(job_id="job_2", status=common_pb2.JOB_STATUS_QUEUED, profile="small", custom_profile=True,
                          retry_of="job_1")
     assert job_summary(job) == "job_2  queued  profile small (your own)  retry of job_1"
+
+
+def test_the_profiles_table_names_each_profile_once_and_says_what_each_output_makes() -> None:
+    profiles = [
+        process_pb2.Profile(name="default", outputs=[
+            process_pb2.ProfileOutput(name="720p", type="video", codec="h264", container="mp4", height=720,
+                                      bitrate=3_500_000),
+            process_pb2.ProfileOutput(name="presentation", type="adaptive", formats=["hls", "dash"],
+                                      renditions=["720p"]),
+            process_pb2.ProfileOutput(name="poster", type="poster", width=1280, formats=["jpeg", "webp"])]),
+        process_pb2.Profile(name="radio", per_title=False, outputs=[
+            process_pb2.ProfileOutput(name="aac", type="audio", codec="aac", container="m4a", bitrate=128_000)]),
+        process_pb2.Profile(name="tuned", per_title=True, outputs=[
+            process_pb2.ProfileOutput(name="360p", type="video", codec="h264", container="mp4", height=360,
+                                      bitrate=900_000)]),
+    ]
+    buffer = io.StringIO()
+    out = Output(json_mode=False, stdout=buffer)
+    out.console.width = 80
+    out.show(profiles_table(profiles))
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+
+    assert "…" not in buffer.getvalue()
+    rows = [line.split() for line in lines if line.strip() and not set(line.strip()) <= {"─"}]
+    assert rows[0] == ["PROFILE", "OUTPUT", "TYPE", "WHAT"]
+    assert rows[1] == ["default", "720p", "video", "h264", "mp4,", "720p,", "cap", "3.50", "Mb/s"]
+    assert rows[2] == ["presentation", "adaptive", "hls", "+", "dash", "of", "720p"]
+    assert rows[3] == ["poster", "poster", "jpeg", "+", "webp,", "1280", "px", "wide"]
+    assert rows[4] == ["radio", "aac", "audio", "aac", "m4a,", "128", "kb/s"]
+    assert rows[5] == ["tuned", "(CRF", "per", "source)", "360p", "video", "h264", "mp4,", "360p,", "cap", "900",
+                       "kb/s"]

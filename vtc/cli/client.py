@@ -10,7 +10,7 @@ from types import TracebackType
 import grpc
 
 from vtc.cli.credentials import Credentials, CredentialStore
-from vtc.v1 import auth_pb2, auth_pb2_grpc, metadata_pb2_grpc, upload_pb2_grpc
+from vtc.v1 import auth_pb2, auth_pb2_grpc, metadata_pb2_grpc, process_pb2_grpc, upload_pb2_grpc
 
 DEFAULT_ADDR = "127.0.0.1:50051"
 UNARY_TIMEOUT_SECONDS = 30.0
@@ -61,6 +61,7 @@ class Session:
         self.channel = open_channel(addr)
         self.videos = metadata_pb2_grpc.MetadataServiceStub(self.channel)
         self.uploads = upload_pb2_grpc.UploadServiceStub(self.channel)
+        self.profiles = process_pb2_grpc.ProcessServiceStub(self.channel)
 
     @classmethod
     def open(cls, addr_flag: str | None, store: CredentialStore | None = None) -> Session:

@@ -15,6 +15,7 @@ from vtc.cli.client import addr_in_use
 from vtc.cli.commands.download import run_download
 from vtc.cli.commands.jobs import run_cancel, run_watch
 from vtc.cli.commands.login import run_login
+from vtc.cli.commands.profiles import run_profiles
 from vtc.cli.commands.rerun import run_retranscode, run_retry
 from vtc.cli.commands.upload import run_upload
 from vtc.cli.commands.videos import run_ls, run_rm, run_status
@@ -56,7 +57,7 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
 def _profile_options(command: argparse.ArgumentParser) -> None:
     profile = command.add_mutually_exclusive_group()
     profile.add_argument("--profile", help="transcoding profile by name (default: the server's default ladder; "
-                                           "names: GET /v1/profiles, docs/transcoding-profiles.md)")
+                                           "names: `vtc profiles`)")
     profile.add_argument("--profile-file", type=Path, metavar="FILE",
                          help="a profile of your own, YAML or JSON (the schema of the shipped profiles)")
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print a time-limited URL to fetch it from instead (curl, players); nothing is saved")
     download.add_argument("--ttl", type=_positive, metavar="SECONDS",
                           help="with --url: how long the URL works (default: the server's, an hour; at most 7 days)")
+
+    command("profiles", run_profiles, "list the transcoding profiles (names for --profile) and what each makes")
 
     rm = command("rm", run_rm, "delete a video, its jobs and its files (a running job is cancelled first)")
     rm.add_argument("video_id", metavar="VIDEO_ID")

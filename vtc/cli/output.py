@@ -23,7 +23,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vtc.v1 import common_pb2
+from vtc.v1 import common_pb2, process_pb2
 
 _STATUS_PREFIX = "JOB_STATUS_"
 _PIPE_WIDTH = 240
@@ -147,6 +147,33 @@ def outputs_table(outputs: Iterable[common_pb2.Output]) -> Table:
         files = (output.files[0].path + (f" (+{more} more)" if more > 0 else "")) if output.files else "-"
         table.add_row(output.name, output.type, status, human_bytes(sum(f.size_bytes for f in output.files)), files)
     return table
+
+
+def profiles_table(profiles: Iterable[process_pb2.Profile]) -> Table:
+    """Each profile (a name for --profile) with its outputs, one line each."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("PROFILE", no_wrap=True)
+    table.add_column("OUTPUT", no_wrap=True)
+    table.add_column("TYPE", no_wrap=True)
+    table.add_column("WHAT", overflow="fold")
+    for profile in profiles:
+        name = profile.name + (" (CRF per source)" if profile.per_title else "")
+        for index, output in enumerate(profile.outputs):
+            table.add_row(name if index == 0 else "", output.name, output.type, _output_cell(output),
+                          end_section=index == len(profile.outputs) - 1)
+    return table
+
+
+def _output_cell(output: process_pb2.ProfileOutput) -> str:
+    if output.type == "video":
+        return f"{output.codec} {output.container}, {output.height}p, cap {human_bitrate(output.bitrate)}"
+    if output.type == "audio":
+        return f"{output.codec} {output.container}, {human_bitrate(output.bitrate)}"
+    formats = " + ".join(output.formats)
+    if output.type == "adaptive":
+        return f"{formats} of {', '.join(output.renditions)}"
+    width = f", {output.width} px wide" if output.width else ""
+    return f"{formats}{width}"
 
 
 def _quality_cells(rendition: common_pb2.Rendition) -> tuple[str, str, str]:

@@ -33,10 +33,11 @@ class PresentedVideo:
         return self.stack.data_dir / "objects" / presentation_prefix(self.tenant_id, self.video_id)
 
 
-def upload_and_wait(stack: Stack, token: str, clip: Path, title: str) -> tuple[str, common_pb2.Job]:
+def upload_and_wait(stack: Stack, token: str, clip: Path, title: str,
+                    profile: str = "") -> tuple[str, common_pb2.Job]:
     with stack.channel() as channel:
         reply = upload_pb2_grpc.UploadServiceStub(channel).Upload(
-            upload_requests(clip, title), metadata=bearer(token), timeout=60)
+            upload_requests(clip, title, profile), metadata=bearer(token), timeout=60)
         updates = list(metadata_pb2_grpc.MetadataServiceStub(channel).WatchJob(
             metadata_pb2.WatchJobRequest(job_id=reply.job_id), metadata=bearer(token), timeout=300))
     return reply.video_id, updates[-1].job

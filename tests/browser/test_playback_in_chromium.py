@@ -21,15 +21,19 @@ PLAY_SECONDS = 3.0
 TIMEOUT_SECONDS = 60.0
 
 
-@pytest.fixture(scope="module")
-def presented(stack: Stack, clip_two_rungs: Path) -> PresentedVideo:
-    """A real job's presentation (the default profile's adaptive output): two rungs, 480p and 360p."""
+@pytest.fixture(scope="module", params=["default", "webm"])
+def presented(request: pytest.FixtureRequest, stack: Stack, clip_two_rungs: Path) -> PresentedVideo:
+    """A real job's presentation (the profile's adaptive output): two rungs, 480p and 360p; H.264 + AAC
+    with the default profile, VP9 + Opus with webm."""
     token = stack.admin_token()
-    video_id, job = upload_and_wait(stack, token, clip_two_rungs, "browser clip")
+    video_id, job = upload_and_wait(stack, token, clip_two_rungs, "browser clip", request.param)
     assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
     video = PresentedVideo(stack, token, job.tenant_id, video_id)
     made = sorted(p.relative_to(video.folder).as_posix() for p in video.folder.rglob("*.m3u8"))
     assert "master.m3u8" in made and (video.folder / "manifest.mpd").is_file(), f"the transcoder made {made}"
+    codecs = {"default": ("avc1.", "mp4a.40.2"), "webm": ("vp09.", "opus")}[request.param]
+    master = (video.folder / "master.m3u8").read_text()
+    assert all(codec in master for codec in codecs), master
     return video
 
 

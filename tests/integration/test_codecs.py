@@ -158,11 +158,14 @@ def test_audio_profile_on_a_silent_source_fails_saying_why(tmp_path: Path) -> No
     assert plan.outputs == () and any("no audio" in warning for warning in plan.warnings)
 
 
-@pytest.mark.parametrize(("name", "codecs"), [("modern", ("av01.", "avc1.")), ("hevc", ("hvc1.", "hvc1."))])
-def test_one_presentation_carries_the_profiles_codecs(name: str, codecs: tuple[str, str], clip_640x360: Path,
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "codecs", "audio"), [("modern", ("av01.", "avc1."), "mp4a.40.2"),
+                                                     ("hevc", ("hvc1.", "hvc1."), "mp4a.40.2"),
+                                                     ("webm", ("vp09.", "vp09."), "opus")])
+def test_one_presentation_carries_the_profiles_codecs(name: str, codecs: tuple[str, str], audio: str,
+                                                     clip_640x360: Path, tmp_path: Path) -> None:
     """modern: AV1 and H.264 rungs side by side in one HLS/DASH presentation; hevc: its rungs as hvc1,
-    the sample entry Safari needs. Each rung's segments decode as the codec the playlist names."""
+    the sample entry Safari needs; webm: VP9 and Opus in CMAF segments. Each rung's segments decode
+    as the codec the playlist names, and the audio track as its own."""
     profile = ProfileCatalog.load().get(name)
     [adaptive] = profile.of_type("adaptive")
     tiny = small(profile)
@@ -174,7 +177,7 @@ def test_one_presentation_carries_the_profiles_codecs(name: str, codecs: tuple[s
     assert [(o.name, o.error) for o in produced] == [("240p", ""), ("144p", ""), ("presentation", "")]
     folder = tmp_path / "presentation"
     master = (folder / "master.m3u8").read_text()
-    listed = re.findall(r'CODECS="([^",]+),mp4a\.40\.2"', master)
+    listed = re.findall(rf'CODECS="([^",]+),{re.escape(audio)}"', master)
     assert [c[:5] for c in listed] == list(codecs), master
     assert all(f'codecs="{c}"' in (folder / "manifest.mpd").read_text() for c in listed)
     for rung, expected in zip(("240p", "144p"), codecs, strict=True):
@@ -186,4 +189,13 @@ def test_one_presentation_carries_the_profiles_codecs(name: str, codecs: tuple[s
             stream = container.streams.video[0]
             frames = sum(1 for _ in container.decode(stream))
             decoded_as = stream.codec_context.codec.canonical_name
-        assert (decoded_as, frames) == ({"av01": "av1", "avc1": "h264", "hvc1": "hevc"}[expected[:4]], 60)
+        assert (decoded_as, frames) == ({"av01": "av1", "avc1": "h264", "hvc1": "hevc",
+                                         "vp09": "vp9"}[expected[:4]], 60)
+    sound = tmp_path / "audio.mp4"
+    sound.write_bytes(b"".join(p.read_bytes() for p in [folder / "audio" / "init.mp4",
+                                                        *sorted((folder / "audio").glob("seg-*.m4s"))]))
+    with av.open(str(sound)) as container:
+        decoded_as = container.streams.audio[0].codec_context.codec.canonical_name
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+    assert decoded_as == {"mp4a.40.2": "aac", "opus": "opus"}[audio]
+    assert abs(samples / 48000 - 2.0) < 0.05, "two seconds of sound"

@@ -72,7 +72,7 @@ def plan_audio(spec: AudioOutput, context: PlanContext) -> AudioRenditionPlan:
 
 # The video codecs the CMAF packager names for players (adaptive/codecs.py) and the tests play back:
 # one presentation may mix them (the `modern` profile: AV1 and H.264 rungs).
-ADAPTIVE_CODECS = ("h264", "hevc", "av1")
+ADAPTIVE_CODECS = ("h264", "hevc", "av1", "vp9")
 # A segment must hold whole GOPs; this much slack lets 29.97 fps (2.002 s GOPs) cut 4 s segments.
 GOP_SLACK = 0.01
 

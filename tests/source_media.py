@@ -228,3 +228,58 @@ def make_storyline_clip(path: Path, *, width: int = 640, height: int = 360, fps:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def _tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float, rate: int = 48000) -> None:
+    total, t = round(seconds * rate), 0
+    while t < total:
+        n = min(960, total - t)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(t, t + n) / rate))).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, t, Fraction(1, rate)
+        container.mux(stream.encode(frame))
+        t += n
+    container.mux(stream.encode(None))
+
+
+def make_browser_recording(path: Path, *, seconds: float = 3.0, width: int = 320, height: int = 240,
+                           coarse_clock: bool = False) -> Path:
+    """A WebM as a browser's MediaRecorder writes it: VP9 + Opus on a millisecond clock, frames about
+    33 ms apart with jitter, and written as a live stream, so it states no duration and has no index.
+    coarse_clock: the encoder counts 30ths of a second, so some jittered pictures share a timestamp."""
+    rng = np.random.default_rng(7)
+    with av.open(str(path), "w", format="webm", container_options={"live": "1"}) as container:
+        video = container.add_stream("libvpx-vp9", rate=30)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"deadline": "realtime", "cpu-used": "8"}
+        video.time_base = Fraction(1, 1000)
+        if not coarse_clock:
+            video.codec_context.time_base = Fraction(1, 1000)
+        sound = container.add_stream("libopus", rate=48000)
+        sound.layout = "stereo"
+        t, i = 0.0, 0
+        while t < seconds * 1000:
+            frame = av.VideoFrame.from_ndarray(_rgb(width, height, i), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = round(t), Fraction(1, 1000)
+            container.mux(video.encode(frame))
+            t, i = t + 33.3 + rng.uniform(-6, 6), i + 1
+        container.mux(video.encode(None))
+        _tone(container, sound, seconds)
+    return path
+
+
+def make_clip_with_longer_sound(path: Path, *, picture_seconds: float, sound_seconds: float, fps: int = 25) -> Path:
+    """Pictures that stop before the sound does (a title card over narration): complete, not cut short."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        sound = container.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for i in range(round(picture_seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(_rgb(320, 240, i), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        _tone(container, sound, sound_seconds)
+    return path

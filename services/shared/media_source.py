@@ -12,11 +12,13 @@ the other can open.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import av.error
+from av.stream import Disposition
 
 from services.shared.errors import InvalidArgument
 
@@ -110,19 +112,33 @@ def is_elementary_stream(container: av.container.InputContainer) -> bool:
 
 
 def packet_timing(path: Path) -> PacketTiming:
-    """Counts the first video stream's packets; each lasts its stated duration, or one frame at the
-    stream's guessed rate (the rate in an H.264/HEVC stream's own timing info, when it has one)."""
+    """For a file that states no length: a raw .h264/.hevc stream, or a WebM as a browser's
+    MediaRecorder writes it (no duration, no index). Reads the main video stream's packets (headers
+    only, nothing decoded). In a container the length is the span of the packets' timestamps, to the
+    end of the last one; in a raw stream, which has none, each packet lasts its stated duration or one
+    frame at the stream's guessed rate (the rate in an H.264/HEVC stream's own timing info)."""
     with open_untrusted_media(path) as container:
-        video = container.streams.video[0]
+        video = main_video_stream(container) or container.streams.video[0]
         rate = float(video.guessed_rate or video.average_rate or 25)
-        frames, seconds = 0, 0.0
+        timestamped = not is_elementary_stream(container)
+        frames, summed, first, end = 0, 0.0, math.inf, -math.inf
         for packet in container.demux(video):
             if not packet.size:
                 continue
             frames += 1
             stated = packet.duration and packet.time_base and float(packet.duration * packet.time_base)
-            seconds += stated if stated and stated > 0 else 1 / rate
-    return PacketTiming(frames=frames, duration_seconds=seconds)
+            lasts = stated if stated and stated > 0 else 1 / rate
+            summed += lasts
+            if timestamped and packet.pts is not None and packet.time_base:
+                start = float(packet.pts * packet.time_base)
+                first, end = min(first, start), max(end, start + lasts)
+    return PacketTiming(frames=frames, duration_seconds=end - first if end > first else summed)
+
+
+def main_video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
+    """The first video stream that is not cover art (an audio file's picture shows up as a one-picture
+    "video" stream, marked attached_pic)."""
+    return next((s for s in container.streams.video if not s.disposition & Disposition.attached_pic), None)
 
 
 def codec_name(stream: av.stream.Stream) -> str:

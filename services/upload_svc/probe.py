@@ -11,14 +11,13 @@ from pathlib import Path
 
 import av
 import av.error
-from av.stream import Disposition
 
 from services.shared.errors import InvalidArgument
 from services.shared.media_limits import MIN_PICTURE_SIDE
 from services.shared.media_source import (
     RefusedMediaFormat,
     codec_name,
-    is_elementary_stream,
+    main_video_stream,
     open_untrusted_media,
     packet_timing,
 )
@@ -55,7 +54,7 @@ def probe_file(path: Path) -> common_pb2.MediaProbe:
         video = _main_video_stream(container)
         _require_decodable_frame(container, video)
         duration = _duration_seconds(container, video)
-        timing = packet_timing(path) if duration <= 0 and is_elementary_stream(container) else None
+        timing = packet_timing(path) if duration <= 0 else None  # a raw stream; a browser's recording
         if timing is not None and timing.frames > 1:
             duration = timing.duration_seconds
         if duration <= 0:
@@ -96,10 +95,9 @@ def _looks_like_text(path: Path) -> bool:
 
 
 def _main_video_stream(container: av.container.InputContainer) -> av.VideoStream:
-    # Cover art in audio files shows up as a one-picture "video" stream.
-    videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
-    if videos:
-        return videos[0]
+    video = main_video_stream(container)
+    if video is not None:
+        return video
     audio = [codec_name(s) for s in container.streams.audio]
     if audio:
         raise UnusableMedia(f"the file has no video stream: it holds only audio ({', '.join(audio)}); upload a video")
@@ -136,11 +134,14 @@ def _require_complete(container: av.container.InputContainer, video: av.VideoStr
     and back to the keyframe where the format cannot seek to a packet."""
     if not container.duration or duration <= 1.0:
         return
+    # The stated length is the longest stream's: pictures that stop early under sound that runs on
+    # (a title card over narration) are complete, so the sound counts too.
+    streams = [video, *container.streams.audio]
     times: list[float] = []
     for any_frame in (True, False):
         try:
             container.seek(container.duration, backward=True, any_frame=any_frame)
-            times = [float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None and p.time_base]
+            times = [float(p.pts * p.time_base) for p in container.demux(streams) if p.pts is not None and p.time_base]
         except av.error.FFmpegError:
             continue  # not seekable this way; not at all: the transcode's own check still applies
         if times:

@@ -19,7 +19,9 @@ from services.process_svc.profiles import parse_profile
 from tests.media import decoded_summary, make_clip, renditions_made
 from tests.source_media import (
     idet_counts,
+    make_browser_recording,
     make_changing_clip,
+    make_clip_with_longer_sound,
     make_full_range_clip,
     make_gapped_clip,
     make_interlaced_clip,
@@ -166,6 +168,52 @@ def test_file_cut_in_half_is_refused_at_upload_and_fails_in_the_worker(suffix: s
         probe_file(cut)
     with pytest.raises(SourceUnreadable, match="looks truncated"):
         _transcode(cut, tmp_path / "out")
+
+
+def test_a_browser_recording_that_states_no_length_is_taken_whole(tmp_path: Path) -> None:
+    """MediaRecorder's WebM has no duration and no index: its length comes from its timestamps."""
+    from services.upload_svc.probe import probe_file
+
+    source = make_browser_recording(tmp_path / "recording.webm", seconds=3.0)
+    with av.open(str(source)) as container:
+        assert not container.duration, "the test source must state no length"
+        written = sum(1 for p in container.demux(video=0) if p.size)
+
+    assert probe_file(source).duration_seconds == pytest.approx(3.0, abs=0.1)
+    assert probe_source(source).duration_seconds == pytest.approx(3.0, abs=0.1)
+    summary = decoded_summary(_transcode(source, tmp_path / "out")[0])
+    assert summary["frames"] == written and summary["has_audio"]
+    assert summary["duration"] == pytest.approx(3.0, abs=0.1)
+
+
+def test_pictures_that_share_a_timestamp_are_transcoded_one_each(tmp_path: Path) -> None:
+    """A recorder whose clock is coarser than its frame timing: the second picture on a timestamp is
+    dropped, as ffmpeg's CLI drops it, where the MP4 muxer had refused the job's rendition."""
+    source = make_browser_recording(tmp_path / "coarse.webm", seconds=3.0, coarse_clock=True)
+    with av.open(str(source)) as container:
+        stamps = [frame.pts for frame in container.decode(video=0)]
+    assert len(set(stamps)) < len(stamps), "the test source must repeat a timestamp"
+
+    summary = decoded_summary(_transcode(source, tmp_path / "out")[0])
+
+    assert summary["frames"] == len(set(stamps))
+    assert summary["duration"] == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_pictures_that_stop_under_sound_that_runs_on_are_complete(suffix: str, tmp_path: Path) -> None:
+    """1 s of pictures over 3 s of sound (a title card over narration): accepted and transcoded, all the
+    sound kept; not called truncated (Matroska states one length, the longest stream's)."""
+    from services.upload_svc.probe import probe_file
+
+    source = make_clip_with_longer_sound(tmp_path / f"card{suffix}", picture_seconds=1.0, sound_seconds=3.0)
+
+    assert probe_file(source).duration_seconds == pytest.approx(3.0, abs=0.1)
+    [rendition] = _transcode(source, tmp_path / "out")
+    with av.open(str(rendition)) as container:
+        sound = sum(frame.samples for frame in container.decode(audio=0)) / 48000
+    assert sound == pytest.approx(3.0, abs=0.1)
+    assert decoded_summary(rendition)["frames"] == 25
 
 
 @pytest.mark.parametrize("audio", [True, False], ids=["picture and sound", "picture only"])

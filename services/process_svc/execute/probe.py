@@ -65,10 +65,11 @@ def probe_source(path: Path) -> SourceInfo:
         rate = video.average_rate or video.guessed_rate or 0
         duration = _duration(container, video)
         frames = int(video.frames or 0)
-        if duration <= 0 and is_elementary_stream(container):  # raw .h264/.hevc: no container to say
+        if duration <= 0:  # raw .h264/.hevc, a browser's MediaRecorder WebM: nothing states the length
             timing = packet_timing(path)
             duration, frames = timing.duration_seconds, timing.frames
-            rate = Fraction(timing.fps).limit_denominator(1001)
+            if is_elementary_stream(container) or not rate:
+                rate = Fraction(timing.fps).limit_denominator(1001)
         gaps = timeline_gaps(path)
         duration = max(duration - sum(end - start for start, end in gaps), 0.0)
         return SourceInfo(

@@ -94,7 +94,10 @@ class _Run:
         self.graph_threads = graph_threads
         self.on_progress, self.cancel = on_progress, cancel
         self.media_seconds = 0.0  # how far decoding got, for reasons a person reads
+        self.audio_seconds = 0.0  # where the decoded sound ends
         self.video_frames = 0
+        self.last_video_pts: int | None = None
+        self.repeated_timestamps = 0  # pictures dropped: they carried the timestamp of the one before
         self.fps = plan.renditions[0].fps if plan.renditions else 0
         # Outputs start at 0 whatever the source's first timestamp, as ffmpeg's CLI does.
         self.start_seconds = source.start_time / av.time_base if source.start_time else 0.0
@@ -109,6 +112,9 @@ class _Run:
                 self._audio_frame(frame)
         if frames == 0 and self.video is not None:
             raise SourceUnreadable("no picture in the source could be decoded; is the file complete?")
+        if self.repeated_timestamps:
+            log.info("dropped pictures that repeated the timestamp before them",
+                     extra={"fields": {"dropped": self.repeated_timestamps, "pictures": frames}})
         self._check_complete()
         if self.graph is not None:
             self.graph.push(None)
@@ -122,9 +128,11 @@ class _Run:
 
     def _audio_frame(self, frame: av.AudioFrame) -> None:
         self._shift(frame)
-        if self.video is None and frame.time is not None:  # audio only: the audio's clock is the progress
-            self.media_seconds = max(self.media_seconds, frame.time + frame.samples / frame.sample_rate)
-            _report(self.on_progress, self.meter.frame_decoded(self.media_seconds))
+        if frame.time is not None:
+            self.audio_seconds = max(self.audio_seconds, frame.time + frame.samples / frame.sample_rate)
+            if self.video is None:  # audio only: the audio's clock is the progress
+                self.media_seconds = self.audio_seconds
+                _report(self.on_progress, self.meter.frame_decoded(self.media_seconds))
         if self.track is not None:
             self.track.encode(frame)
         for running in self.audio_listeners:
@@ -154,6 +162,12 @@ class _Run:
             frame.time_base = self.video.time_base
         self.video_frames += 1
         self._shift(frame)
+        if self.last_video_pts is not None and frame.pts is not None and frame.pts <= self.last_video_pts:
+            # Two pictures on one timestamp (a recorder whose clock is coarser than its frame rate): an
+            # encoder's output cannot show both, so the later one goes, as ffmpeg's CLI drops it.
+            self.repeated_timestamps += 1
+            return
+        self.last_video_pts = frame.pts
         if frame.time is not None:
             self.media_seconds = max(self.media_seconds, frame.time)
         if self.graph is not None and not self.graph.takes(frame):
@@ -193,10 +207,13 @@ class _Run:
         """A source whose data stops well before its stated end is truncated: say so, not a short video."""
         stream = self.video or self.audio
         stated = float(stream.duration * stream.time_base) if stream is not None and stream.duration else 0.0
+        reached = self.media_seconds
         if not stated and self.source.duration:  # Matroska/WebM state the length in the header only
             stated = self.source.duration / av.time_base
+            # ... and it is the longest stream's: pictures may stop early under sound that runs on.
+            reached = max(reached, self.audio_seconds)
         stated -= sum(end - start for start, end in self.plan.source.timeline_gaps)
-        if stated and self.media_seconds < stated * 0.9 - 0.5:
+        if stated and reached < stated * 0.9 - 0.5:
             raise SourceUnreadable(f"the source's {'video' if self.video else 'audio'} stops at "
                                    f"{clock(self.media_seconds)} but it should last "
                                    f"{clock(stated)}; the file looks truncated, upload it again")

@@ -105,6 +105,7 @@ def ffmpeg_outputs_command(plan: EncodePlan, profile: Any, source: Path, out: Pa
     for index, rendition in enumerate(plan.renditions):
         for option, value in rendition.encoder_options().items():
             command += [f"-{option}:v:{index}", value]
+        command += [f"-force_key_frames:v:{index}", rendition.force_key_frames]  # keyframes by time, as ours
         # The dash muxer refuses rungs whose display aspects differ by a hair (854x480 against 16:9), which
         # an adaptation set of ours allows; the same aspect on every rung makes it take them.
         command += [f"-aspect:v:{index}", f"{widest.width}:{widest.height}"]

@@ -107,6 +107,7 @@ def ffmpeg_ladder_command(plan: EncodePlan, source: Path, out_dir: Path) -> list
         command += ["-c:v", rendition.encoder, "-pix_fmt", rendition.pix_fmt, "-fps_mode", "passthrough"]
         for option, value in rendition.encoder_options().items():
             command += [f"-{option}:v", value]
+        command += ["-force_key_frames:v", rendition.force_key_frames]  # keyframes by time, as ours
         if plan.audio is not None:
             command += ["-c:a", plan.audio.encoder, "-b:a", str(plan.audio.bitrate),
                         "-ar", str(plan.audio.sample_rate), "-ac", str(plan.audio.channels)]

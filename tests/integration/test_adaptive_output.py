@@ -6,9 +6,11 @@ MPD state what the files measure."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from services.process_svc.execute import execute, probe_source
@@ -193,3 +195,76 @@ def test_a_silent_source_gives_a_presentation_without_audio(tmp_path: Path) -> N
     master = (tmp_path / "out" / "presentation" / "master.m3u8").read_text()
     assert "EXT-X-MEDIA" not in master and "AUDIO=" not in master and "mp4a" not in master
     assert not (tmp_path / "out" / "presentation" / "audio").exists()
+
+
+def _vfr_clip(path: Path, seconds: float = 9.0) -> tuple[Path, float]:
+    """A phone-like variable-rate clip, 320x180 with a tone: frames about 1/30 s apart on a 1 ms clock,
+    jittered, one in 90 dropped (29.7 fps on average). Returns it and its longest frame interval."""
+    rng = np.random.default_rng(7)
+    times, t = [], 0.0
+    while t < seconds * 1000:
+        times.append(round(t))
+        t += 1000 / 30 * (2 if len(times) % 90 == 0 else 1) + rng.uniform(-4, 4)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
+        video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+        video.options = {"preset": "ultrafast"}
+        audio = container.add_stream("aac", rate=48000)
+        audio.layout = "stereo"
+        for i, ms in enumerate(times):
+            picture = np.zeros((180, 320, 3), dtype=np.uint8)
+            picture[:, (i * 4) % 320] = 255  # a moving bar
+            picture[..., 2] = (i * 8) % 256
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for start in range(0, round(seconds * 48000), 1024):
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(start, start + 1024) / 48000)).astype(np.float32)
+            samples = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+            samples.sample_rate, samples.pts, samples.time_base = 48000, start, Fraction(1, 48000)
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    assert 29.5 < (len(times) - 1) / (times[-1] / 1000) < 29.9
+    return path, max(b - a for a, b in zip(times, times[1:], strict=False)) / 1000
+
+
+def test_a_variable_rate_source_gets_segments_of_their_length_on_the_same_keyframes(tmp_path: Path) -> None:
+    """Keyframes are forced every keyint_seconds of media time, as ffmpeg's -force_key_frames
+    "expr:gte(t,n_forced*1)": a phone's 29.7 fps average keeps its presentation, and every segment lasts
+    segment_seconds to within a frame, cut on the same keyframes in every rung."""
+    clip, frame = _vfr_clip(tmp_path / "phone.mp4")
+    profile = parse_profile({
+        "name": "vfr-test",
+        "video_defaults": {"crf": 30, "preset": "superfast", "keyint_seconds": 1.0},
+        "audio": {"bitrate": "64k"},
+        "outputs": [
+            {"type": "video", "name": "180p", "height": 180, "maxrate": "300k", "bufsize": "600k"},
+            {"type": "video", "name": "120p", "height": 120, "maxrate": "200k", "bufsize": "400k"},
+            {"type": "adaptive", "name": "presentation", "segment_seconds": 2.0},
+        ],
+    })
+    plan = plan_encode(profile, probe_source(clip))
+    assert plan.outputs_of("adaptive") and not plan.warnings
+    out = tmp_path / "out"
+    produced = {p.name: p for p in execute(plan, clip, out, quality_sample_every=0)}
+    assert not produced["presentation"].error  # type: ignore[attr-defined]
+
+    durations = {rung: [seconds for _, seconds in _segments(out / "presentation" / rung)] for rung in ("180p", "120p")}
+    assert durations["180p"] == durations["120p"], "cut at the same instants in every rung"
+    assert len(durations["180p"]) == 5  # 9 s: four of 2 s and the rest
+    for seconds in durations["180p"][:-1]:
+        assert abs(seconds - 2.0) <= frame, durations
+    keyframes = {}
+    for rung in ("180p", "120p"):
+        with av.open(str(out / "renditions" / f"{rung}.mp4")) as container:
+            stream = container.streams.video[0]
+            keyframes[rung] = [float(p.pts * stream.time_base) for p in container.demux(stream)
+                               if p.is_keyframe and p.size]
+    assert keyframes["180p"] == keyframes["120p"], "keyframes on the same frames in every rung"
+    assert len(keyframes["180p"]) == 9  # one a second
+    for second, time in enumerate(keyframes["180p"]):
+        assert second <= time < second + frame, keyframes  # the first frame at or past each second
+    playlist = (out / "presentation" / "180p" / "playlist.m3u8").read_text()
+    assert "#EXT-X-TARGETDURATION:2\n" in playlist

@@ -26,13 +26,13 @@ def rung(encoder: str, **fields: object) -> RenditionPlan:
 def test_x264_caps_with_vbv_and_fixes_the_gop() -> None:
     assert rung("libx264").encoder_options() == {
         "preset": "veryfast", "crf": "30", "maxrate": "2500000", "bufsize": "5000000", "profile": "high",
-        "g": "60", "keyint_min": "60", "sc_threshold": "0"}
+        "g": "60", "keyint_min": "60", "sc_threshold": "0", "forced-idr": "1"}
 
 
 def test_x265_speaks_through_x265_params_in_kbps_and_is_tagged_hvc1() -> None:
     plan = rung("libx265", codec="hevc")
     assert plan.encoder_options() == {
-        "preset": "veryfast", "crf": "30",
+        "preset": "veryfast", "crf": "30", "forced-idr": "1",
         "x265-params": "keyint=60:min-keyint=60:scenecut=0:open-gop=0:vbv-maxrate=2500:vbv-bufsize=5000:"
                        "log-level=error"}
     assert (plan.codec_tag, plan.decoder) == ("hvc1", "hevc")
@@ -50,7 +50,7 @@ def test_svtav1_gets_a_numbered_preset_capped_crf_and_a_fixed_gop() -> None:
 def test_vp9_is_constrained_quality_with_row_threads_and_tiles_for_the_width() -> None:
     options = rung("libvpx-vp9", codec="vp9", preset="5", container="webm").encoder_options()
     assert options == {"crf": "30", "b": "2500000", "deadline": "good", "cpu-used": "5", "row-mt": "1",
-                       "tile-columns": "2", "g": "60", "keyint_min": "60"}
+                       "tile-columns": "2", "g": "60"}
     realtime = rung("libvpx-vp9", codec="vp9", preset="realtime-8", container="webm").encoder_options()
     assert (realtime["deadline"], realtime["cpu-used"]) == ("realtime", "8")
     assert rung("libvpx-vp9", width=426, preset="5").encoder_options()["tile-columns"] == "0"
@@ -63,7 +63,7 @@ def test_shipped_profiles_plan_their_encoders_and_audio() -> None:
     assert {r.encoder for r in plans["hevc"].renditions} == {"libx265"}
     assert [(r.name, r.encoder) for r in plans["modern"].renditions] == [
         ("1080p", "libsvtav1"), ("720p", "libsvtav1"), ("480p", "libx264"), ("360p", "libx264")]
-    assert {r.keyint for r in plans["modern"].renditions} == {60}, "one GOP for both codecs"
+    assert {(r.keyint_seconds, r.keyint) for r in plans["modern"].renditions} == {(2.0, 120)}, "one GOP for both codecs"
     assert {(r.encoder, r.container) for r in plans["webm"].renditions} == {("libvpx-vp9", "webm")}
     webm_audio = plans["webm"].audio
     assert webm_audio is not None

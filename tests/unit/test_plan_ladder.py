@@ -39,7 +39,7 @@ def test_1080p_source_gets_the_whole_ladder_with_its_caps(default_profile) -> No
     top = plan.renditions[0]
     assert top.encoder_options() == {
         "preset": "veryfast", "crf": "23", "maxrate": "6000000", "bufsize": "12000000", "profile": "high",
-        "g": "60", "keyint_min": "60", "sc_threshold": "0",
+        "g": "120", "keyint_min": "120", "sc_threshold": "0", "forced-idr": "1",
     }
     assert (top.codec, top.encoder, top.pix_fmt, top.container, top.file_name) == (
         "h264", "libx264", "yuv420p", "mp4", "1080p.mp4")
@@ -115,12 +115,15 @@ def test_source_below_the_smallest_rung_gets_one_rung_at_its_own_size(
 
 
 @pytest.mark.parametrize(("fps", "keyint"), [
-    (Fraction(25), 50), (Fraction(30000, 1001), 60), (Fraction(60), 120), (Fraction(24000, 1001), 48),
-    (Fraction(0), 60),  # rate unknown: a GOP as at 30 fps
+    (Fraction(25), 120), (Fraction(30000, 1001), 120), (Fraction(60), 240), (Fraction(24000, 1001), 120),
+    (Fraction(2975, 100), 120),  # a phone's variable rate, on average
+    (Fraction(0), 120),  # rate unknown: a GOP as at 30 fps
 ])
 def test_frame_rate_is_kept_and_keyframes_fall_every_two_seconds(default_profile, fps: Fraction, keyint: int) -> None:  # type: ignore[no-untyped-def]
     plan = plan_encode(default_profile, source(1280, 720, fps=fps))
     for rendition in plan.renditions:
+        assert rendition.keyint_seconds == 2.0, "forced by time, whatever the rate"
+        # The encoder's own GOP limit: above 2 s at twice the average rate (or at 60 fps), so it adds none.
         assert rendition.keyint == keyint and rendition.min_keyint == keyint
         assert rendition.fps == (fps or Fraction(30))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -99,3 +100,30 @@ def test_an_audio_output_like_the_renditions_track_shares_its_encode() -> None:
     silent_renditions = plan_encode(profile({"type": "audio"}, audio=False), source()).outputs_of("audio")
     assert [o.shares_track for o in (*same, *other_rate, *opus, *mono, *silent_renditions)] == [
         True, False, False, False, False]
+
+
+@pytest.mark.parametrize("fps", [Fraction(2975, 100), Fraction(2959, 100), Fraction(2320, 100), Fraction(3025, 100),
+                                 Fraction(1410, 100), Fraction(30000, 1001), Fraction(30)])
+def test_a_variable_rate_average_keeps_the_adaptive_output(fps: Fraction) -> None:
+    """Keyframes come every keyint_seconds of time, so 4 s segments hold two 2 s GOPs at any average rate."""
+    plan = plan_encode(profile({"type": "adaptive", "segment_seconds": 4}), replace(source(), fps=fps))
+    assert not plan.warnings
+    (adaptive,) = plan.outputs_of("adaptive")
+    assert [(r.name, r.keyint_seconds) for r in adaptive.rungs] == [("720p", 2.0), ("360p", 2.0)]
+
+
+@pytest.mark.parametrize(("segment_seconds", "keyint_seconds", "kept"), [
+    (4, 2, True), (2, 2, True), (6, 1.5, True), (1, 0.2, True), (2.4, 0.4, True),
+    (3, 2, False), (1, 2, False), (5, 2, False),
+])
+def test_segments_must_hold_whole_gops_of_keyint_seconds(segment_seconds: float, keyint_seconds: float,
+                                                        kept: bool) -> None:
+    spec = parse_profile({"name": "p", "video_defaults": {"crf": 23, "maxrate": "2M", "bufsize": "4M",
+                                                          "keyint_seconds": keyint_seconds},
+                          "outputs": [*LADDER, {"type": "adaptive", "segment_seconds": segment_seconds}]})
+    plan = plan_encode(spec, replace(source(), fps=Fraction(2975, 100)))
+    assert bool(plan.outputs_of("adaptive")) == kept
+    if not kept:
+        (warning,) = plan.warnings
+        assert f"segments of {segment_seconds:g} s" in warning and f"every {keyint_seconds:g} s" in warning
+        assert "make segment_seconds a multiple of keyint_seconds" in warning

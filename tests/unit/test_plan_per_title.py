@@ -199,7 +199,7 @@ def test_analysis_windows_spread_over_the_source() -> None:
 
 def test_a_probe_window_is_one_gop_of_the_top_rung_unless_the_profile_names_one(profile) -> None:  # type: ignore[no-untyped-def]
     plan = plan_encode(profile, hd_source())
-    gop = plan.renditions[0].keyint / float(plan.renditions[0].fps)
+    gop = plan.renditions[0].keyint_seconds
     assert with_window(PerTitleSpec(targets=()), plan).window_seconds == pytest.approx(gop)
     assert with_window(PerTitleSpec(targets=(), window_seconds=1.5), plan).window_seconds == 1.5
 

@@ -37,8 +37,6 @@ from services.process_svc.plan.per_title import ProbePoint
 # The quality report's sampling (every 5th frame, from each GOP's keyframe when the GOP is a
 # multiple of 5 frames): probes predict what the report will measure.
 PROBE_SAMPLE_EVERY = DEFAULT_SAMPLE_EVERY
-# Per encoder, what makes a forced keyframe a GOP's first picture (IDR for x264, as its own GOPs start).
-_FORCED_KEYFRAME_OPTIONS = {"libx264": {"forced-idr": "1"}}
 
 
 @dataclass(frozen=True)
@@ -185,7 +183,7 @@ class _Lane:
         encoder.time_base = self._time_base
         encoder.framerate = rung.fps
         encoder.thread_type = "AUTO"
-        encoder.options = {**rung.encoder_options(), **_FORCED_KEYFRAME_OPTIONS.get(rung.encoder, {})}
+        encoder.options = rung.encoder_options()  # a forced keyframe starts a GOP as in the rendition (forced-idr)
         self._encoder = encoder
         self._meter = QualityMeter(rung.decoder, encoder, sample_every=self._sample_every, ssim=False)
 

@@ -7,10 +7,17 @@ through a short queue; the rung's thread encodes and muxes them. Without it,
 the loop waits on each x264 call in turn and the cores idle while it decodes
 and scales; with it, the rungs' encoders and the loop overlap. Only this
 thread touches the container, so no locks are needed.
+
+Keyframes are forced by time (KeyframeClock), as ffmpeg's
+`-force_key_frames "expr:gte(t,n_forced*2)"` does: every rung sees the same
+frames at the same times, so their keyframes fall on the same frames, and a
+segment of a whole number of GOPs lasts its length at any frame rate,
+constant or variable.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -32,6 +39,32 @@ _FINISH = object()
 _CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}}
 # SVT-AV1 logs its whole configuration to stderr for every encoder it opens, unless told otherwise.
 os.environ.setdefault("SVT_LOG", "1")  # errors only
+
+
+class KeyframeClock:
+    """Which frames start a GOP: the first one, then the first at or past each multiple of `seconds` after it.
+
+    Times count from the rung's first picture, as FFmpeg's segmenter (adaptive/segmenter.py) counts its
+    segment boundaries, and in whole microseconds, the unit it reads the segment length in: a segment of
+    a whole number of GOPs is then cut at a forced keyframe, never a frame before or after it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.step = Fraction(round(seconds * 1_000_000), 1_000_000)
+        self._origin: Fraction | None = None
+        self._due = Fraction(0)
+
+    def due(self, frame: av.VideoFrame) -> bool:
+        if frame.pts is None or not frame.time_base or self.step <= 0:
+            return False  # no clock to go by: the encoder's GOP limit places keyframes
+        time = frame.pts * Fraction(frame.time_base)
+        if self._origin is None:
+            self._origin = time
+        elapsed = time - self._origin
+        if elapsed < self._due:
+            return False
+        # The next multiple past this frame: after a jump in the clock, one keyframe, not one per missed GOP.
+        self._due = (math.floor(elapsed / self.step) + 1) * self.step
+        return True
 
 
 class RenditionWriter:
@@ -61,6 +94,7 @@ class RenditionWriter:
             context.thread_count = threads
         context.options = plan.encoder_options()
         self._video = stream
+        self._keyframes = KeyframeClock(plan.keyint_seconds)
         self._quality = (QualityMeter(plan.decoder, context, sample_every=quality_sample_every)
                          if quality_sample_every else None)
         self.audio_stream: av.AudioStream | None = None  # set by SharedAudioTrack before start()
@@ -129,8 +163,10 @@ class RenditionWriter:
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         if frame is not None:
-            # Decoded frames keep the source's picture type and x264 would copy the source's GOP.
-            frame.pict_type = PictureType.NONE
+            # Set here, on this thread (the frame is shared, read-only, with stills and other listeners): a
+            # keyframe when one is due by time, else none (a decoded frame keeps the source's picture type,
+            # which the encoder would copy).
+            frame.pict_type = PictureType.I if self._keyframes.due(frame) else PictureType.NONE
             if self._quality is not None:
                 self._quality.reference(frame)
         packets = self._video.encode(frame)

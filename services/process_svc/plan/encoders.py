@@ -3,14 +3,18 @@ codec players see, the containers it may go in, and the decoder that reads it
 back (quality report, checks). Pure: no media library here.
 
 Every encoder gets the same three things from a rung, each in its own words:
-a quality target (CRF), a bitrate cap (VBV), and keyframes every `keyint`
-frames on the same frames in every rung, with no extra ones at scene cuts
-(so HLS/DASH segments line up across rungs).
+a quality target (CRF), a bitrate cap (VBV), and a longest GOP of `keyint`
+frames with no extra keyframes at scene cuts. The rendition writer forces a
+keyframe every `keyint_seconds` of media time (frame.pict_type = I), on the
+same frames in every rung (so HLS/DASH segments line up across rungs); the
+GOP limit is above that, so the encoder adds none of its own. Every encoder
+makes a forced picture a keyframe a segment may start on (x264 and x265: an
+IDR, with forced-idr).
 
-    x264   crf + maxrate/bufsize, g/keyint_min, sc_threshold=0
-    x265   crf + x265-params keyint/min-keyint/scenecut=0/open-gop=0/vbv-*; tag hvc1
+    x264   crf + maxrate/bufsize, g/keyint_min, sc_threshold=0, forced-idr
+    x265   crf + x265-params keyint/min-keyint/scenecut=0/open-gop=0/vbv-*, forced-idr; tag hvc1
     SVT-AV1 crf + svtav1-params mbr (capped CRF: no buffer size), g + keyint, scd=0
-    VP9    crf + b (constrained quality: b is the cap), g = keyint_min, row-mt, tiles; preset names
+    VP9    crf + b (constrained quality: b is the cap), g, row-mt, tiles; preset names
            the deadline and cpu-used ("5": good 5, "realtime-8")
 """
 
@@ -66,6 +70,7 @@ def _x264(plan: RenditionPlan) -> dict[str, str]:
         "keyint_min": str(plan.min_keyint),
         # 0 turns scene-cut keyframes off, so keyframes fall on the same frames in every rung.
         "sc_threshold": "40" if plan.scene_cut else "0",
+        "forced-idr": "1",  # a forced keyframe is an IDR (else a plain I picture: no segment starts there)
     }
 
 
@@ -79,7 +84,7 @@ def _x265(plan: RenditionPlan) -> dict[str, str]:
         "vbv-bufsize": _kbps(plan.buffer_size),
         "log-level": "error",  # x265 otherwise writes its settings to stderr for every rung
     }
-    return {"preset": plan.preset, "crf": str(plan.crf), "x265-params": _params(params)}
+    return {"preset": plan.preset, "crf": str(plan.crf), "forced-idr": "1", "x265-params": _params(params)}
 
 
 def _svtav1(plan: RenditionPlan) -> dict[str, str]:
@@ -108,8 +113,10 @@ def _vp9(plan: RenditionPlan) -> dict[str, str]:
         "cpu-used": speed,
         "row-mt": "1",
         "tile-columns": str(tile_columns),
+        # No keyint_min: equal to g, libvpx puts a keyframe every g frames counted from the first, forced
+        # ones or not (an extra keyframe a frame after a forced one). Without it each keyframe restarts the
+        # count, and one-pass libvpx adds none at scene cuts (measured on hard cuts, good and realtime).
         "g": str(plan.keyint),
-        "keyint_min": str(plan.min_keyint),
     }
 
 

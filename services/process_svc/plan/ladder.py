@@ -16,6 +16,12 @@ from services.shared.media_limits import MIN_PICTURE_SIDE
 
 # A rate for the GOP length when the container states none; timestamps still pass through untouched.
 FALLBACK_FPS = Fraction(30)
+# Keyframes are forced every keyint_seconds of media time (execute/rendition_writer.py), whatever the frame
+# rate, constant or variable. The encoder's own GOP limit (`keyint` frames) stays out of their way: the
+# frames keyint_seconds holds at twice the source's average rate, and at least at 60 fps (a phone's
+# variable-rate clip averaging 20 fps in low light still has stretches at its nominal 30).
+GOP_CAP_FACTOR = 2
+GOP_CAP_MIN_FPS = 60
 
 
 def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -> EncodePlan:
@@ -99,14 +105,16 @@ def _rendition(spec: VideoOutput, display_width: float, display_height: float, f
     short_side, long_side = sorted((display_width, display_height))
     scaled_long = _even_round(spec.height * long_side / short_side)
     width, height = (spec.height, scaled_long) if portrait else (scaled_long, spec.height)
-    keyint = max(1, round(spec.keyint_seconds * fps))
+    keyint = max(1, math.ceil(round(spec.keyint_seconds * float(max(GOP_CAP_FACTOR * fps, GOP_CAP_MIN_FPS)), 6)))
+    frames_per_gop = max(1, round(spec.keyint_seconds * fps))  # at the average rate
     return RenditionPlan(
         name=spec.name,
         width=width,
         height=height,
         fps=fps,
         keyint=keyint,
-        min_keyint=keyint if not spec.scene_cut else max(1, keyint // 10),
+        min_keyint=keyint if not spec.scene_cut else max(1, frames_per_gop // 10),
+        keyint_seconds=spec.keyint_seconds,
         crf=spec.crf,
         max_bitrate=spec.max_bitrate,
         buffer_size=spec.buffer_size,

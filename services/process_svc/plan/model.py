@@ -86,7 +86,9 @@ class RenditionPlan:
     width: int
     height: int
     fps: Fraction
-    keyint: int  # frames between keyframes
+    # The encoder's longest GOP in frames (g, keyint): above what keyint_seconds holds at any plausible
+    # rate, so the encoder adds no keyframe of its own; the writer forces them by time (rendition_writer.py).
+    keyint: int
     min_keyint: int
     crf: int
     max_bitrate: int
@@ -100,6 +102,9 @@ class RenditionPlan:
     encoder: str = "libx264"
     container: str = "mp4"
     scaled_from: int = -1  # index of the rung whose scaled picture this one is scaled from; -1: the source
+    # Seconds of media time between keyframes, from the rung's first picture: a keyframe is forced on the
+    # first frame at or past each multiple, so every rung has them on the same frames at any frame rate.
+    keyint_seconds: float = 2.0
 
     @property
     def file_name(self) -> str:
@@ -110,6 +115,11 @@ class RenditionPlan:
         from services.process_svc.plan.encoders import video_encoder  # it builds on these dataclasses
 
         return video_encoder(self.encoder).options(self)
+
+    @property
+    def force_key_frames(self) -> str:
+        """The keyframes the rendition writer forces, as the ffmpeg CLI's -force_key_frames says it."""
+        return f"expr:gte(t,n_forced*{self.keyint_seconds:g})"
 
     @property
     def decoder(self) -> str:

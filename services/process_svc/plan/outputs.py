@@ -73,8 +73,9 @@ def plan_audio(spec: AudioOutput, context: PlanContext) -> AudioRenditionPlan:
 # The video codecs the CMAF packager names for players (adaptive/codecs.py) and the tests play back:
 # one presentation may mix them (the `modern` profile: AV1 and H.264 rungs).
 ADAPTIVE_CODECS = ("h264", "hevc", "av1", "vp9")
-# A segment must hold whole GOPs; this much slack lets 29.97 fps (2.002 s GOPs) cut 4 s segments.
-GOP_SLACK = 0.01
+# A segment must hold whole GOPs: segment_seconds a whole multiple of keyint_seconds, to within what
+# FFmpeg reads durations in (microseconds). Keyframes come by time, so the frame rate does not matter.
+GOP_SLACK = 1e-6
 
 
 def plan_adaptive(spec: AdaptiveOutput, context: PlanContext) -> AdaptivePlan:
@@ -94,10 +95,10 @@ def plan_adaptive(spec: AdaptiveOutput, context: PlanContext) -> AdaptivePlan:
             raise OutputSkipped(f"rendition {rung.name} puts keyframes at scene cuts, so its segments would not "
                                 f"line up with the other rungs': set scene_cut: false for adaptive output "
                                 f"{spec.name!r}")
-        gops = spec.segment_seconds * rung.fps / rung.keyint
+        gops = spec.segment_seconds / rung.keyint_seconds
         if round(gops) < 1 or abs(gops - round(gops)) > GOP_SLACK:
             raise OutputSkipped(f"segments of {spec.segment_seconds:g} s cannot all start on a keyframe when "
-                                f"keyframes come every {float(rung.keyint / rung.fps):.3g} s (rendition "
+                                f"keyframes come every {rung.keyint_seconds:g} s (rendition "
                                 f"{rung.name}): make segment_seconds a multiple of keyint_seconds for adaptive "
                                 f"output {spec.name!r}")
     return AdaptivePlan(name=spec.name, rungs=rungs, audio=context.audio, segment_seconds=spec.segment_seconds)

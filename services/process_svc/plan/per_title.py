@@ -84,7 +84,7 @@ def with_window(spec: PerTitleSpec, plan: EncodePlan) -> PerTitleSpec:
     if spec.window_seconds > 0:
         return spec
     top = plan.renditions[0] if plan.renditions else None
-    gop = top.keyint / float(top.fps) if top is not None and top.fps and top.keyint > 0 else DEFAULT_WINDOW_SECONDS
+    gop = top.keyint_seconds if top is not None and top.keyint_seconds > 0 else DEFAULT_WINDOW_SECONDS
     return replace(spec, window_seconds=round(gop, 3))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import grpc
 
+from services.process_svc.profiles.document import read_profile_document
 from services.shared import metrics
 from services.shared.ids import new_id
 from services.shared.logs import log_context
@@ -26,7 +27,7 @@ from services.shared.storage import ObjectStore
 from services.shared.storage.keys import source_key, video_prefix
 from services.shared.tokens import ServiceToken
 from services.upload_svc.peers import peer_failure, service_credentials
-from services.upload_svc.probe import probe
+from services.upload_svc.probe import UnusableMedia, probe
 from services.upload_svc.profiles import ProfileCatalogue
 from services.upload_svc.receiver import ReceivedFile, UploadHeader, UploadLimits, UploadReceiver, spool_file
 from services.upload_svc.wire import UploadMessage
@@ -77,6 +78,8 @@ class UploadIntake:
                 metrics.UPLOAD_BYTES.inc(received.size_bytes)
                 metrics.UPLOAD_THROUGHPUT.observe(received.size_bytes / max(last_byte - started, 1e-6))
                 media = await probe(path)
+                if not media.width:
+                    await self._require_audio_outputs(header, media)
                 probed = time.perf_counter()
                 await self._store_and_register(video_id, job_id, tenant_id, header, received, media)
                 stored = time.perf_counter()
@@ -92,6 +95,17 @@ class UploadIntake:
                 "store_seconds": round(stored - probed, 3)}})
         return upload_pb2.UploadResponse(video_id=video_id, job_id=job_id, size_bytes=received.size_bytes,
                                          sha256=received.sha256, probe=media)
+
+    async def _require_audio_outputs(self, header: UploadHeader, media: common_pb2.MediaProbe) -> None:
+        """A file of sound alone makes nothing under a profile of video outputs: refused with the way out."""
+        if header.profile_document:
+            types = {o.type for o in read_profile_document(header.profile_document, "header.profile_document").outputs}
+        else:
+            types = set(await self._profiles.output_types(header.profile))
+        if "audio" not in types:
+            raise UnusableMedia(f"the file holds only audio ({media.audio_codec}), and profile {header.profile!r} "
+                                "makes video from pictures: upload it with a profile that makes audio outputs, such "
+                                "as 'audio' (AAC and Opus renditions)")
 
     async def _store_and_register(self, video_id: str, job_id: str, tenant_id: str, header: UploadHeader,
                                   received: ReceivedFile, media: common_pb2.MediaProbe) -> str:

@@ -1,6 +1,9 @@
 """What is in an uploaded file, found with PyAV before it is accepted: the
-container, its streams, and proof that the video decodes. A file that cannot
-be transcoded raises UnusableMedia with a reason a person can act on.
+container, its streams, and proof that the video decodes (for a file of sound
+alone, an MP3 or a podcast's M4A: that the sound decodes; its probe has no
+picture, width and height 0, and only profiles that make audio outputs take
+it). A file that cannot be transcoded raises UnusableMedia with a reason a
+person can act on.
 
 probe_file() blocks (it reads and decodes); probe() runs it in a worker thread."""
 
@@ -51,7 +54,9 @@ def probe_file(path: Path) -> common_pb2.MediaProbe:
     except av.error.FFmpegError as error:
         raise UnusableMedia(_unreadable_reason(path, layout, error)) from error
     with container:
-        video = _main_video_stream(container)
+        video = main_video_stream(container)
+        if video is None:
+            return _audio_probe(container)
         _require_decodable_frame(container, video)
         duration = _duration_seconds(container, video)
         timing = packet_timing(path) if duration <= 0 else None  # a raw stream; a browser's recording
@@ -94,14 +99,33 @@ def _looks_like_text(path: Path) -> bool:
     return unreadable <= len(text) // 50  # allows a multi-byte character cut by the sample's end
 
 
-def _main_video_stream(container: av.container.InputContainer) -> av.VideoStream:
-    video = main_video_stream(container)
-    if video is not None:
-        return video
-    audio = [codec_name(s) for s in container.streams.audio]
-    if audio:
-        raise UnusableMedia(f"the file has no video stream: it holds only audio ({', '.join(audio)}); upload a video")
-    raise UnusableMedia("the file has no video stream: upload a file with video in it")
+def _audio_probe(container: av.container.InputContainer) -> common_pb2.MediaProbe:
+    """A file of sound alone (cover art aside): its first audio stream must decode and last."""
+    if not container.streams.audio:
+        raise UnusableMedia("the file has no video or audio stream: upload a file with video in it")
+    audio = container.streams.audio[0]
+    codec = codec_name(audio)
+    last_error = ""
+    for packets, packet in enumerate(container.demux(audio), start=1):
+        try:
+            if audio.decode(packet):
+                break
+        except av.error.FFmpegError as error:
+            last_error = error.strerror or str(error)
+        if packets >= FIRST_FRAME_PACKET_BUDGET:
+            raise UnusableMedia(f"the audio stream ({codec}) has no decodable frame"
+                                f"{f' (the decoder said: {last_error})' if last_error else ''}: the file is damaged "
+                                "or truncated; upload the complete file")
+    else:
+        raise UnusableMedia(f"the audio stream ({codec}) holds no sound: upload the complete file")
+    duration = _duration_seconds(container, audio)
+    if duration <= 0:
+        raise UnusableMedia("the file states no length and holds no timed sound: export it again as M4A, MP3 or "
+                            "FLAC")
+    _require_complete(container, audio, duration)
+    return common_pb2.MediaProbe(
+        container=container.format.name, duration_seconds=duration, bit_rate=container.bit_rate or 0,
+        streams=[_stream_info(s) for s in container.streams], audio_codec=codec, has_audio=True)
 
 
 def _require_decodable_frame(container: av.container.InputContainer, video: av.VideoStream) -> None:
@@ -127,7 +151,8 @@ def _require_decodable_frame(container: av.container.InputContainer, video: av.V
                         "the file is damaged or truncated; upload the complete file")
 
 
-def _require_complete(container: av.container.InputContainer, video: av.VideoStream, duration: float) -> None:
+def _require_complete(container: av.container.InputContainer, video: av.VideoStream | av.AudioStream,
+                      duration: float) -> None:
     """A file whose header states a length its pictures do not reach was cut short (an interrupted copy
     or recording). Looks at the last pictures only: one seek to the stated end, to the packet there
     rather than back to a keyframe (which can be most of the file away; only timestamps are read here),
@@ -136,7 +161,7 @@ def _require_complete(container: av.container.InputContainer, video: av.VideoStr
         return
     # The stated length is the longest stream's: pictures that stop early under sound that runs on
     # (a title card over narration) are complete, so the sound counts too.
-    streams = [video, *container.streams.audio]
+    streams = [video, *(s for s in container.streams.audio if s is not video)]
     times: list[float] = []
     for any_frame in (True, False):
         try:
@@ -149,7 +174,8 @@ def _require_complete(container: av.container.InputContainer, video: av.VideoStr
     start = container.start_time / av.time_base if container.start_time else 0.0
     last = max(times, default=0.0) - start
     if times and last < duration * 0.9 - 0.5:
-        raise UnusableMedia(f"the file is truncated: its pictures stop at {_clock(last)} though it says it lasts "
+        what = "pictures stop" if video.type == "video" else "sound stops"
+        raise UnusableMedia(f"the file is truncated: its {what} at {_clock(last)} though it says it lasts "
                             f"{_clock(duration)}; upload the complete file")
 
 
@@ -166,7 +192,7 @@ def _require_picture_size(video: av.VideoStream) -> None:
                             f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}: upload the video at its real size")
 
 
-def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float:
+def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream | av.AudioStream) -> float:
     if container.duration and container.duration > 0:
         return container.duration / av.time_base
     if video.duration and video.time_base:

@@ -159,7 +159,15 @@ def test_truncated_source_fails_at_the_point_it_breaks(clip_640x360: Path, tmp_p
     assert "upload it again" in reason
 
 
-def test_audio_only_source_is_refused(tmp_path: Path) -> None:
-    song = make_clip(tmp_path / "song.m4a", video=False)
-    with pytest.raises(SourceUnreadable, match="no video stream"):
-        probe_source(song)
+def test_a_file_of_sound_alone_gets_its_audio_outputs_and_no_others(tmp_path: Path) -> None:
+    song = make_clip(tmp_path / "song.m4a", video=False, seconds=2.0)
+    source = probe_source(song)
+    assert source.sound_only and source.duration_seconds == pytest.approx(2.0, abs=0.1)
+
+    audio = plan_encode(ProfileCatalog.load().get("audio"), source)
+    produced = execute(audio, song, tmp_path / "audio")
+    assert [(o.name, o.error) for o in produced] == [("aac", ""), ("opus", "")]
+
+    video = plan_encode(ProfileCatalog.load().get("default"), source)
+    assert video.outputs == () and video.renditions == ()
+    assert video.warnings[0].startswith("the source is sound alone, with no picture: 1080p, 720p")

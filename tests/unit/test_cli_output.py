@@ -14,6 +14,7 @@ from vtc.cli.output import (
     human_bytes,
     human_duration,
     job_summary,
+    probe_summary,
     profiles_table,
     renditions_table,
     status_name,
@@ -230,3 +231,8 @@ def test_the_profiles_table_names_each_profile_once_and_says_what_each_output_ma
     assert rows[4] == ["radio", "aac", "audio", "aac", "m4a,", "128", "kb/s"]
     assert rows[5] == ["tuned", "(CRF", "per", "source)", "360p", "video", "h264", "mp4,", "360p,", "cap", "900",
                        "kb/s"]
+
+
+def test_a_file_of_sound_alone_is_summarised_without_a_picture() -> None:
+    probe = common_pb2.MediaProbe(duration_seconds=754.0, has_audio=True, audio_codec="mp3")
+    assert probe_summary(probe) == f"{human_duration(754.0)}, no picture, audio mp3"

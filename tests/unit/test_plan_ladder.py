@@ -221,7 +221,17 @@ def test_colour_matrix_is_converted_to_bt709(default_profile, width, height, mat
 
 def test_source_without_a_picture_size_is_refused(default_profile) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidArgument, match="picture size"):
-        plan_encode(default_profile, source(0, 0))
+        plan_encode(default_profile, source(0, 0, audio_channels=0))
+    with pytest.raises(InvalidArgument, match="picture size"):
+        plan_encode(default_profile, source(0, 360))
+
+
+def test_sound_alone_skips_every_output_but_audio_saying_why(default_profile) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_encode(default_profile, source(0, 0))
+    assert plan.outputs == () and plan.renditions == ()
+    assert plan.warnings == ("the source is sound alone, with no picture: 1080p, 720p, 480p, 360p, presentation, "
+                             "poster, thumbnails, storyboard not made (the 'audio' profile makes audio-only "
+                             "renditions of it)",)
 
 
 def test_planning_imports_no_media_library() -> None:

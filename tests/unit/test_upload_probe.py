@@ -61,10 +61,19 @@ def test_empty_file(tmp_path: Path) -> None:
     assert "the file is empty" in _rejection(path)
 
 
-def test_audio_only(audio_only: Path) -> None:
-    reason = _rejection(audio_only)
-    assert "the file has no video stream" in reason
-    assert "aac" in reason
+def test_a_file_of_sound_alone_is_probed_without_a_picture(audio_only: Path) -> None:
+    """Taken for the profiles that make audio outputs (the upload checks the profile)."""
+    media = probe_file(audio_only)
+    assert (media.width, media.height, media.video_codec) == (0, 0, "")
+    assert media.has_audio and media.audio_codec == "aac"
+    assert media.duration_seconds == pytest.approx(2.0, abs=0.1)
+
+
+def test_sound_cut_in_half_is_called_truncated(tmp_path: Path) -> None:
+    whole = make_clip(tmp_path / "voice.mkv", seconds=4.0, video=False)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert "the file is truncated: its sound stops at 00:0" in _rejection(cut)
 
 
 def test_random_bytes(tmp_path: Path) -> None:

@@ -184,6 +184,8 @@ def _quality_cells(rendition: common_pb2.Rendition) -> tuple[str, str, str]:
 
 
 def probe_summary(probe: common_pb2.MediaProbe) -> str:
+    if not probe.width and probe.has_audio:  # a file of sound alone
+        return f"{human_duration(probe.duration_seconds)}, no picture, audio {probe.audio_codec}"
     parts = [human_duration(probe.duration_seconds), f"{probe.width}x{probe.height}"]
     if probe.fps:
         parts.append(f"{probe.fps:g} fps")

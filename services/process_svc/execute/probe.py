@@ -21,6 +21,7 @@ from services.shared.media_source import (
     RefusedMediaFormat,
     codec_name,
     is_elementary_stream,
+    main_video_stream,
     open_untrusted_media,
     packet_timing,
 )
@@ -42,24 +43,28 @@ _TRANSFER_NAMES = {1: "bt709", 16: "smpte2084", 18: "arib-std-b67"}
 
 def open_source(path: Path) -> av.container.InputContainer:
     """Opens the source (format and protocol allow-listed: it never reads another
-    file); raises SourceUnreadable unless it is a container with a video stream."""
+    file); raises SourceUnreadable unless it is a container with a video or audio stream."""
     try:
         container = open_untrusted_media(path)
     except RefusedMediaFormat as refused:
         raise SourceUnreadable(refused.message) from None
     except av.error.FFmpegError as error:
         raise SourceUnreadable(f"the source could not be opened as a video file: {ffmpeg_reason(error)}") from None
-    if not container.streams.video:
+    if not container.streams.video and not container.streams.audio:
         container.close()
-        raise SourceUnreadable("the source has no video stream; upload a video file")
+        raise SourceUnreadable("the source has no video or audio stream; upload a video file")
     return container
 
 
 def probe_source(path: Path) -> SourceInfo:
-    """Raises SourceUnreadable when the file is not a decodable video."""
+    """Raises SourceUnreadable when the file is not a decodable video. A file of sound alone (cover art
+    aside) has no picture: width and height 0, for the profiles that make audio outputs."""
     with open_source(path) as container:
-        video = container.streams.video[0]
+        video = main_video_stream(container)
         audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None:
+            assert audio is not None  # open_source saw a video or an audio stream
+            return _sound_only(container, audio)
         first = _first_frame(container, video)
         interlaced = bool(first.interlaced_frame) or _looks_interlaced(container, video, first)
         rate = video.average_rate or video.guessed_rate or 0
@@ -95,6 +100,17 @@ def probe_source(path: Path) -> SourceInfo:
         )
 
 
+def _sound_only(container: av.container.InputContainer, audio: av.AudioStream) -> SourceInfo:
+    duration = container.duration / av.time_base if container.duration else 0.0
+    if not duration and audio.duration and audio.time_base:
+        duration = float(audio.duration * audio.time_base)
+    return SourceInfo(
+        width=0, height=0, fps=Fraction(0), duration_seconds=duration, has_audio=True,
+        audio_channels=audio.codec_context.channels, audio_sample_rate=audio.codec_context.sample_rate,
+        audio_codec=codec_name(audio), extra_audio_streams=max(len(container.streams.audio) - 1, 0),
+        subtitle_streams=tuple(_describe(s) for s in container.streams.subtitles))
+
+
 def _describe(stream: av.stream.Stream) -> str:
     codec = codec_name(stream)
     language = stream.metadata.get("language", "")
@@ -123,7 +139,7 @@ def timeline_gaps(path: Path) -> tuple[tuple[float, float], ...]:
     first audio stream when there is one). Reads packet headers only. A long still picture over running
     audio is no gap: the audio covers it."""
     with open_untrusted_media(path) as container:
-        streams = [container.streams.video[0], *container.streams.audio[:1]]
+        streams = [main_video_stream(container) or container.streams.video[0], *container.streams.audio[:1]]
         indexes = [s.index for s in streams]
         last_end: dict[int, float] = {}
         jumps: dict[int, list[tuple[float, float]]] = {index: [] for index in indexes}

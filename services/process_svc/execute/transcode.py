@@ -24,6 +24,7 @@ from services.process_svc.execute.quality import DEFAULT_SAMPLE_EVERY
 from services.process_svc.execute.registry import EXECUTORS
 from services.process_svc.failures import SourceUnreadable, TranscodeCancelled, clock
 from services.process_svc.plan import EncodePlan
+from services.shared.media_source import main_video_stream
 
 log = logging.getLogger("vtc.process.execute")
 
@@ -51,7 +52,7 @@ def execute(plan: EncodePlan, source_path: Path, out_dir: Path, on_progress: Pro
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_source(source_path) as source:
         # An audio-only plan (no rungs) decodes no picture at all.
-        video = source.streams.video[0] if plan.renditions else None
+        video = main_video_stream(source) if plan.renditions else None
         if video is not None:
             video.thread_type = "AUTO"  # frame threads for the decoder too
         audio = source.streams.audio[0] if plan.decodes_audio and source.streams.audio else None

@@ -36,9 +36,11 @@ def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -
     720 -> 360): the scalers then read far fewer pixels, for a quality
     difference the ladder benchmark measures per rung.
     """
-    if source.width <= 0 or source.height <= 0:
+    if source.sound_only:
+        pass  # a podcast's MP3: its audio outputs are made; every other output is skipped, saying why
+    elif source.width <= 0 or source.height <= 0:
         raise InvalidArgument(f"the source has no usable picture size ({source.width}x{source.height})")
-    if min(source.width, source.height) < MIN_PICTURE_SIDE:
+    elif min(source.width, source.height) < MIN_PICTURE_SIDE:
         raise InvalidArgument(f"the picture is {source.width}x{source.height} pixels; the smallest we transcode is "
                               f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}")
     if not profile.renditions and not profile.of_type("audio"):
@@ -46,7 +48,7 @@ def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -
     fps = source.fps if source.fps > 0 else FALLBACK_FPS
     display_width, display_height = source.display_size
     colour = _colour_conversion(source)
-    rungs = _rungs(profile, source)
+    rungs = [] if source.sound_only else _rungs(profile, source)
     renditions = tuple(_rendition(spec, display_width, display_height, fps, colour) for _, spec in rungs)
     if cascade:
         renditions = _cascade(renditions)
@@ -71,10 +73,14 @@ def _plan_outputs(context: PlanContext) -> tuple[tuple[OutputPlan, ...], tuple[s
     """Each output's plan, and why any output was left out."""
     outputs: list[OutputPlan] = []
     skipped: list[str] = []
+    pictureless: list[str] = []
     for spec in context.profile.outputs:
         planner = PLANNERS.get(spec.type)
         if planner is None:
             raise InvalidArgument(f"profile {context.profile.name!r}: output type {spec.type!r} has no planner")
+        if context.source.sound_only and spec.type != "audio":
+            pictureless.append(spec.name)
+            continue
         try:
             planned = planner(spec, context)
         except OutputSkipped as skip:
@@ -82,6 +88,9 @@ def _plan_outputs(context: PlanContext) -> tuple[tuple[OutputPlan, ...], tuple[s
             continue
         if planned is not None:
             outputs.append(planned)
+    if pictureless:
+        skipped.insert(0, f"the source is sound alone, with no picture: {', '.join(pictureless)} not made (the "
+                          "'audio' profile makes audio-only renditions of it)")
     return tuple(outputs), tuple(skipped)
 
 

@@ -54,6 +54,11 @@ class SourceInfo:
     subtitle_streams: tuple[str, ...] = ()  # each as "codec (language)"
 
     @property
+    def sound_only(self) -> bool:
+        """A file of sound alone (a podcast's MP3, cover art aside): no picture to plan for."""
+        return self.has_audio and self.width <= 0 and self.height <= 0
+
+    @property
     def quarter_turns(self) -> int:
         """Clockwise quarter turns that make the picture upright (0..3)."""
         return round(-self.rotation / 90) % 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
+import av
 import pytest
 
 from services.process_svc.plan import EncodePlan, SourceInfo, VideoFilter, plan_encode
@@ -126,6 +127,18 @@ def test_frame_rate_is_kept_and_keyframes_fall_every_two_seconds(default_profile
         # The encoder's own GOP limit: above 2 s at twice the average rate (or at 60 fps), so it adds none.
         assert rendition.keyint == keyint and rendition.min_keyint == keyint
         assert rendition.fps == (fps or Fraction(30))
+
+
+def test_with_scene_cuts_the_encoder_places_keyframes_at_most_keyint_seconds_apart(default_profile) -> None:  # type: ignore[no-untyped-def]
+    from services.process_svc.execute.rendition_writer import KeyframeClock
+
+    cuts = default_profile.model_copy(update={"outputs": tuple(
+        o.model_copy(update={"scene_cut": True}) if o.type == "video" else o for o in default_profile.outputs)})
+    plan = plan_encode(cuts, source(1280, 720, fps=Fraction(25)))
+    assert {(r.keyint, r.min_keyint) for r in plan.renditions} == {(50, 5)}
+    frame = av.VideoFrame(16, 16, "yuv420p")
+    frame.pts, frame.time_base = 0, Fraction(1, 25)
+    assert not KeyframeClock(0.0).due(frame), "none forced: the encoder's own"
 
 
 def test_source_without_audio_gets_no_audio_plan(default_profile) -> None:  # type: ignore[no-untyped-def]

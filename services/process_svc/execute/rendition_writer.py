@@ -94,7 +94,8 @@ class RenditionWriter:
             context.thread_count = threads
         context.options = plan.encoder_options()
         self._video = stream
-        self._keyframes = KeyframeClock(plan.keyint_seconds)
+        # With scene cuts the encoder places every keyframe (at cuts, and at its GOP limit).
+        self._keyframes = KeyframeClock(0.0 if plan.scene_cut else plan.keyint_seconds)
         self._quality = (QualityMeter(plan.decoder, context, sample_every=quality_sample_every)
                          if quality_sample_every else None)
         self.audio_stream: av.AudioStream | None = None  # set by SharedAudioTrack before start()

@@ -114,8 +114,11 @@ def _rendition(spec: VideoOutput, display_width: float, display_height: float, f
     short_side, long_side = sorted((display_width, display_height))
     scaled_long = _even_round(spec.height * long_side / short_side)
     width, height = (spec.height, scaled_long) if portrait else (scaled_long, spec.height)
-    keyint = max(1, math.ceil(round(spec.keyint_seconds * float(max(GOP_CAP_FACTOR * fps, GOP_CAP_MIN_FPS)), 6)))
     frames_per_gop = max(1, round(spec.keyint_seconds * fps))  # at the average rate
+    # With scene cuts the encoder places keyframes itself (at cuts, and a GOP at most keyint_seconds long at the
+    # average rate); without, they are forced by time and the encoder's limit stays out of their way.
+    keyint = frames_per_gop if spec.scene_cut else max(
+        1, math.ceil(round(spec.keyint_seconds * float(max(GOP_CAP_FACTOR * fps, GOP_CAP_MIN_FPS)), 6)))
     return RenditionPlan(
         name=spec.name,
         width=width,

@@ -271,7 +271,7 @@ class TranscodeWorker:
                     events: JobEventPublisher) -> tuple[EncodePlan, PerTitleDecision | None]:
         """The fixed plan, or with per-title the plan its analysis and probe encodes decided (reported
         as progress phases of their own)."""
-        if profile.per_title is None:
+        if profile.per_title is None or info.sound_only:  # no picture: no ladder to decide
             return plan_encode(profile, info), None
         relay = ProgressRelay(events.progress, interval_seconds=self._progress_interval)
 

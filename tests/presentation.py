@@ -11,6 +11,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from tests.source_media import write_tone
+
 RUNGS = ((640, 360, 900_000), (320, 180, 300_000))  # width, height, bits/s
 FPS = 30
 SAMPLE_RATE = 48000
@@ -38,15 +40,7 @@ def make_presentation(folder: Path, *, seconds: float = 8.0, segment_seconds: fl
                 container.mux(stream.encode(_picture(i, stream.width, stream.height)))
         for stream in videos:
             container.mux(stream.encode(None))
-        total, t = round(seconds * SAMPLE_RATE), 0
-        while t < total:
-            n = min(1024, total - t)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(t, t + n) / SAMPLE_RATE))).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, t, Fraction(1, SAMPLE_RATE)
-            container.mux(audio.encode(frame))
-            t += n
-        container.mux(audio.encode(None))
+        write_tone(container, audio, seconds, rate=SAMPLE_RATE, samples=1024)
     return folder
 
 

@@ -230,10 +230,12 @@ def make_storyline_clip(path: Path, *, width: int = 640, height: int = 360, fps:
     return path
 
 
-def _tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float, rate: int = 48000) -> None:
+def write_tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float, *,
+               rate: int = 48000, samples: int = 960) -> None:
+    """Muxes seconds of a stereo 440 Hz tone through `stream`'s encoder (frames of `samples`), then flushes it."""
     total, t = round(seconds * rate), 0
     while t < total:
-        n = min(960, total - t)
+        n = min(samples, total - t)
         tone = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(t, t + n) / rate))).astype(np.float32)
         frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
         frame.sample_rate, frame.pts, frame.time_base = rate, t, Fraction(1, rate)
@@ -264,7 +266,7 @@ def make_browser_recording(path: Path, *, seconds: float = 3.0, width: int = 320
             container.mux(video.encode(frame))
             t, i = t + 33.3 + rng.uniform(-6, 6), i + 1
         container.mux(video.encode(None))
-        _tone(container, sound, seconds)
+        write_tone(container, sound, seconds)
     return path
 
 
@@ -281,5 +283,5 @@ def make_clip_with_longer_sound(path: Path, *, picture_seconds: float, sound_sec
             frame.pts, frame.time_base = i, Fraction(1, fps)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
-        _tone(container, sound, sound_seconds)
+        write_tone(container, sound, sound_seconds)
     return path

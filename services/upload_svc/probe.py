@@ -105,19 +105,9 @@ def _audio_probe(container: av.container.InputContainer) -> common_pb2.MediaProb
         raise UnusableMedia("the file has no video or audio stream: upload a file with video in it")
     audio = container.streams.audio[0]
     codec = codec_name(audio)
-    last_error = ""
-    for packets, packet in enumerate(container.demux(audio), start=1):
-        try:
-            if audio.decode(packet):
-                break
-        except av.error.FFmpegError as error:
-            last_error = error.strerror or str(error)
-        if packets >= FIRST_FRAME_PACKET_BUDGET:
-            raise UnusableMedia(f"the audio stream ({codec}) has no decodable frame"
-                                f"{f' (the decoder said: {last_error})' if last_error else ''}: the file is damaged "
-                                "or truncated; upload the complete file")
-    else:
-        raise UnusableMedia(f"the audio stream ({codec}) holds no sound: upload the complete file")
+    if (said := _first_frame_failure(container, audio)) is not None:
+        raise UnusableMedia(f"the audio stream ({codec}) has no decodable frame{_decoder_said(said)}: the file is "
+                            "damaged or truncated; upload the complete file")
     duration = _duration_seconds(container, audio)
     if duration <= 0:
         raise UnusableMedia("the file states no length and holds no timed sound: export it again as M4A, MP3 or "
@@ -136,19 +126,30 @@ def _require_decodable_frame(container: av.container.InputContainer, video: av.V
     except av.error.FFmpegError as error:
         raise UnusableMedia(f"the video stream ({codec}) cannot be decoded: its decoder refuses the stream's "
                             f"parameters ({error.strerror}); export the video again in a common format") from error
+    if (said := _first_frame_failure(container, video)) is None:
+        return
+    raise UnusableMedia(f"the video stream ({codec}) has no decodable frame{_decoder_said(said)}: "
+                        "the file is damaged or truncated; upload the complete file")
+
+
+def _first_frame_failure(container: av.container.InputContainer,
+                         stream: av.VideoStream | av.AudioStream) -> str | None:
+    """None once the stream's first packets give a frame; else what its decoder said last ("": nothing)."""
     last_error = ""
-    for packets, packet in enumerate(container.demux(video), start=1):
+    for packets, packet in enumerate(container.demux(stream), start=1):
         try:
-            if video.decode(packet):
-                return
+            if stream.decode(packet):
+                return None
         except av.error.FFmpegError as error:
             # Streams cut mid-GOP start with packets that cannot decode; a later keyframe may.
             last_error = error.strerror or str(error)
         if packets >= FIRST_FRAME_PACKET_BUDGET:
             break
-    detail = f" (the decoder said: {last_error})" if last_error else ""
-    raise UnusableMedia(f"the video stream ({codec}) has no decodable frame{detail}: "
-                        "the file is damaged or truncated; upload the complete file")
+    return last_error
+
+
+def _decoder_said(said: str) -> str:
+    return f" (the decoder said: {said})" if said else ""
 
 
 def _require_complete(container: av.container.InputContainer, video: av.VideoStream | av.AudioStream,

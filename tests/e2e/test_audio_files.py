@@ -4,7 +4,6 @@ profile of video outputs it is refused at upload, with the profile to use instea
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -14,6 +13,7 @@ import pytest
 
 from tests.calls import bearer, upload_requests
 from tests.playback import upload_and_wait
+from tests.source_media import write_tone
 from tests.stack import Stack
 from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2_grpc
 
@@ -32,15 +32,7 @@ def make_mp3(path: Path, *, cover: bool) -> Path:
             picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")
             for packet in art.encode(picture.reformat(format="yuvj420p")) + art.encode(None):
                 container.mux(packet)
-        total, t = round(SECONDS * 44100), 0
-        while t < total:
-            n = min(1152, total - t)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(t, t + n) / 44100)).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = 44100, t, Fraction(1, 44100)
-            container.mux(sound.encode(frame))
-            t += n
-        container.mux(sound.encode(None))
+        write_tone(container, sound, SECONDS, rate=44100, samples=1152)
     return path
 
 

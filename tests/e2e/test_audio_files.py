@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tests.calls import bearer, upload_requests
-from tests.playback import upload_and_wait
+from tests.cli_runner import Cli
 from tests.source_media import write_tone
 from tests.stack import Stack
-from vtc.v1 import common_pb2, metadata_pb2, metadata_pb2_grpc, upload_pb2_grpc
+from vtc.v1 import upload_pb2_grpc
 
 SECONDS = 3.0
 
@@ -37,26 +37,27 @@ def make_mp3(path: Path, *, cover: bool) -> Path:
 
 
 @pytest.mark.parametrize("cover", [False, True], ids=["plain", "with cover art"])
-def test_a_podcast_mp3_becomes_aac_and_opus_renditions(cover: bool, stack: Stack, tmp_path: Path) -> None:
-    token = stack.admin_token()
+def test_a_podcast_mp3_becomes_aac_and_opus_renditions(cover: bool, cli: Cli, tmp_path: Path) -> None:
     source = make_mp3(tmp_path / "episode.mp3", cover=cover)
 
-    video_id, job = upload_and_wait(stack, token, source, "episode 1", "audio")
+    uploaded = cli.json("upload", str(source), "--profile", "audio", "--watch", timeout=240)
 
-    assert job.status == common_pb2.JOB_STATUS_COMPLETED, job.error
-    assert [(r.name, r.audio_codec, r.video_codec) for r in job.renditions] == [("aac", "aac", ""),
-                                                                                ("opus", "opus", "")]
-    with stack.channel() as channel:
-        metadata = metadata_pb2_grpc.MetadataServiceStub(channel)
-        for rendition in job.renditions:
-            out = tmp_path / f"{rendition.name}.bin"
-            out.write_bytes(b"".join(chunk.data for chunk in metadata.DownloadRendition(
-                metadata_pb2.DownloadRenditionRequest(video_id=video_id, rendition=rendition.name),
-                metadata=bearer(token), timeout=60)))
-            with av.open(str(out)) as container:
-                assert not container.streams.video
-                heard = sum(frame.samples for frame in container.decode(audio=0)) / 48000
-            assert heard == pytest.approx(SECONDS, abs=0.1), rendition.name
+    job = uploaded["job"]
+    assert job["status"] == "JOB_STATUS_COMPLETED", job
+    assert [(r["name"], r["audio_codec"], r["container"]) for r in job["renditions"]] == [
+        ("aac", "aac", "m4a"), ("opus", "opus", "webm")]
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in ("aac", "opus"):
+        done = cli.run("download", uploaded["video_id"], "--rendition", name, cwd=saved)
+        assert done.returncode == 0, done.stderr
+    files = sorted(saved.iterdir())
+    assert [f.name for f in files] == [f"{uploaded['video_id']}_aac.m4a", f"{uploaded['video_id']}_opus.webm"]
+    for file in files:
+        with av.open(str(file)) as container:
+            assert not container.streams.video
+            heard = sum(frame.samples for frame in container.decode(audio=0)) / 48000
+        assert heard == pytest.approx(SECONDS, abs=0.1), file.name
 
 
 def test_an_mp3_under_a_profile_of_video_outputs_is_refused_with_the_profile_to_use(stack: Stack,

@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("video_id", metavar="VIDEO_ID")
     download.add_argument("--rendition", required=True, metavar="NAME", help="e.g. 720p")
     target = download.add_mutually_exclusive_group()
-    target.add_argument("-o", "--output", metavar="FILE", help="target file (default: VIDEO_ID_NAME.mp4)")
+    target.add_argument("-o", "--output", metavar="FILE",
+                        help="target file (default: VIDEO_ID_NAME.mp4, or the rendition's own suffix: .m4a, .webm)")
     target.add_argument("--url", action="store_true",
                         help="print a time-limited URL to fetch it from instead (curl, players); nothing is saved")
     download.add_argument("--ttl", type=_positive, metavar="SECONDS",

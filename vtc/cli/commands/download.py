@@ -17,25 +17,25 @@ from vtc.cli.client import UNARY_TIMEOUT_SECONDS, Session
 from vtc.cli.errors import CliError
 from vtc.cli.output import Output, human_bytes, to_dict
 from vtc.cli.progress import byte_progress
-from vtc.v1 import metadata_pb2
+from vtc.v1 import common_pb2, metadata_pb2
 
 
-def default_output(video_id: str, rendition: str) -> Path:
-    return Path(f"{video_id}_{rendition}.mp4")
+def default_output(video_id: str, rendition: str, container: str = "") -> Path:
+    """VIDEO_ID_NAME.mp4, or the rendition's own container's suffix (.m4a, .webm)."""
+    return Path(f"{video_id}_{rendition}.{container or 'mp4'}")
 
 
-def rendition_size(session: Session, video_id: str, rendition: str) -> int | None:
-    """For the bar's total; the download itself says whether the rendition exists."""
+def rendition_facts(session: Session, video_id: str, rendition: str) -> common_pb2.Rendition | None:
+    """Its size (the bar's total) and container (the file's suffix); the download itself says whether the
+    rendition exists."""
     video = session.videos.GetVideo(metadata_pb2.GetVideoRequest(video_id=video_id),
                                     metadata=session.metadata(), timeout=UNARY_TIMEOUT_SECONDS)
-    sizes = {r.name: r.size_bytes for r in video.job.renditions}
-    return sizes.get(rendition)
+    return next((r for r in video.job.renditions if r.name == rendition), None)
 
 
-def download_rendition(session: Session, video_id: str, rendition: str, target: Path,
-                       *, show_progress: bool) -> tuple[int, str]:
+def download_rendition(session: Session, video_id: str, rendition: str, target: Path, *, show_progress: bool,
+                       total: int | None = None) -> tuple[int, str]:
     """Writes the rendition to target; returns (bytes, sha256 hex)."""
-    total = rendition_size(session, video_id, rendition)
     stream = session.videos.DownloadRendition(
         metadata_pb2.DownloadRenditionRequest(video_id=video_id, rendition=rendition), metadata=session.metadata())
     temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
@@ -76,12 +76,14 @@ def run_download(args: argparse.Namespace, out: Output) -> int:
         return run_download_url(args, out)
     if args.ttl is not None:
         raise CliError("--ttl goes with --url")
-    target = Path(args.output) if args.output else default_output(args.video_id, args.rendition)
-    if not target.parent.is_dir():
-        raise CliError(f"no such directory: {target.parent}")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise CliError(f"no such directory: {Path(args.output).parent}")
     with Session.open(args.addr) as session:
+        facts = rendition_facts(session, args.video_id, args.rendition)
+        target = Path(args.output) if args.output else default_output(
+            args.video_id, args.rendition, facts.container if facts else "")
         size, sha256 = download_rendition(session, args.video_id, args.rendition, target,
-                                          show_progress=out.progress)
+                                          show_progress=out.progress, total=facts.size_bytes if facts else None)
     if out.json_mode:
         out.json({"video_id": args.video_id, "rendition": args.rendition, "path": str(target),
                   "size_bytes": size, "sha256": sha256})

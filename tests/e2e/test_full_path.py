@@ -178,3 +178,16 @@ def test_revoking_a_key_stops_its_live_tokens_and_new_ones(stack: Stack) -> None
             assert time.monotonic() < deadline, "a revoked key's token still works"
             time.sleep(0.05)
         metadata.ListVideos(metadata_pb2.ListVideosRequest(), metadata=bearer(admin))  # others unaffected
+
+
+def test_rest_profiles_list_every_output_as_the_docs_show(stack: Stack) -> None:
+    """docs/rest.md's `GET /v1/profiles` example: each profile's outputs, named and typed."""
+    with httpx.Client(base_url=stack.rest_url, timeout=30) as rest:
+        token = rest.post("/v1/auth/token", json={"apiKey": stack.admin_key}).raise_for_status().json()["accessToken"]
+        profiles = rest.get("/v1/profiles", headers={"authorization": f"Bearer {token}"}).raise_for_status().json()
+
+    shown = {p["name"]: [f"{o['name']}:{o['type']}" for o in p["outputs"]] for p in profiles["profiles"]}
+    assert shown["default"] == ["1080p:video", "720p:video", "480p:video", "360p:video", "presentation:adaptive",
+                                "poster:poster", "thumbnails:thumbnails", "storyboard:storyboard"]
+    per_title = {p["name"]: p["perTitle"] for p in profiles["profiles"]}
+    assert per_title["per-title"] is True and per_title["default"] is False

@@ -14,8 +14,8 @@ for key revocations. The broadcast is sent after the commit, and a watcher
 subscribes before it reads its snapshot, so a watcher misses nothing; copies
 it already reflects are skipped (see watch.py). It is best effort: a lost
 broadcast costs the watchers on other replicas some progress figures, and
-they still get the final state the next time the job changes or they
-reconnect (the CLI reconnects by itself).
+a watcher that hears nothing reads the job again after a while (watch.py
+RECHECK_SECONDS), so it still gets the final state.
 """
 
 from __future__ import annotations

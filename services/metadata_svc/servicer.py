@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2
 
 from services.metadata_svc.cancel import cancel_job
 from services.metadata_svc.catalog import VideoCatalog, job_not_found
+from services.metadata_svc.job import Job
 from services.metadata_svc.job_profile import JobProfile, JobProfiles
 from services.metadata_svc.paging import DEFAULT_PAGE_MAX_BYTES, PageCursor, fitting_count, page_size
 from services.metadata_svc.playback import Playback
@@ -22,7 +23,7 @@ from services.metadata_svc.replica_fanout import ReplicaFanout
 from services.metadata_svc.video import DEFAULT_PROFILE, NewVideo
 from services.metadata_svc.watch import JobGone
 from services.shared.bus import Publisher
-from services.shared.errors import InvalidArgument
+from services.shared.errors import InvalidArgument, NotFound
 from services.shared.ids import new_id, require_id
 from services.shared.logs import bind
 from services.shared.principal import current_principal
@@ -129,8 +130,15 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         with self._hub.subscribe(job_id) as subscription:
             snapshot = await self._catalog.get_job(tenant, job_id)
             yield metadata_pb2.WatchJobResponse(job=snapshot.to_proto())
+
+            async def reread() -> Job:
+                try:
+                    return await self._catalog.get_job(tenant, job_id)
+                except NotFound:
+                    raise JobGone(job_id) from None
+
             try:
-                async for update in subscription.after(snapshot):
+                async for update in subscription.after(snapshot, reread):
                     yield metadata_pb2.WatchJobResponse(job=update.job, event=update.event)
             except JobGone:
                 raise job_not_found(job_id) from None

@@ -94,3 +94,42 @@ async def test_copies_from_two_replicas_out_of_order_are_sent_once_each_in_order
     for item in (first, second, first, second, third):
         hub.publish(item)
     assert await asyncio.wait_for(watcher, 5) == [10.0, 40.0, 100.0]
+
+
+async def test_a_watcher_that_hears_nothing_reads_the_job_again_and_ends_on_its_final_state() -> None:
+    """The broadcast between replicas is best effort: a lost copy of the last event must not leave a
+    watch hanging on a job that has ended."""
+    hub = JobWatchHub()
+    job = Job.queued("job_1", "vid_1", "ten_a", "default", T0)
+    running, _ = applied(job, 1, 10.0)
+    stored = [running]  # what the database says, as the test moves the job on without telling the hub
+
+    async def reread() -> Job:
+        return stored[0]
+
+    async def watch() -> list[tuple[int, bool]]:
+        seen = []
+        with hub.subscribe(job.job_id) as subscription:
+            async for item in subscription.after(running, reread, recheck_seconds=0.05):
+                seen.append((item.job.status, item.event is None))
+        return seen
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)  # several rechecks find nothing new: nothing is sent
+    assert not watcher.done()
+    stored[0] = applied(running, 2, 0, terminal=True)[0]  # completed; its broadcast was lost
+
+    assert await asyncio.wait_for(watcher, 5) == [(common_pb2.JOB_STATUS_COMPLETED, True)]
+    assert hub.watcher_count() == 0
+
+
+async def test_a_watcher_whose_job_is_gone_when_read_again_ends() -> None:
+    hub = JobWatchHub()
+    job = Job.queued("job_1", "vid_1", "ten_a", "default", T0)
+
+    async def reread() -> Job:
+        raise JobGone(job.job_id)
+
+    with hub.subscribe(job.job_id) as subscription, pytest.raises(JobGone):
+        async for _ in subscription.after(job, reread, recheck_seconds=0.05):
+            pass

@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 
 import grpc
 
-from services.process_svc.profiles.document import read_profile_document
 from services.shared import metrics
 from services.shared.ids import new_id
 from services.shared.logs import log_context
@@ -98,10 +97,8 @@ class UploadIntake:
 
     async def _require_audio_outputs(self, header: UploadHeader, media: common_pb2.MediaProbe) -> None:
         """A file of sound alone makes nothing under a profile of video outputs: refused with the way out."""
-        if header.profile_document:
-            types = {o.type for o in read_profile_document(header.profile_document, "header.profile_document").outputs}
-        else:
-            types = set(await self._profiles.output_types(header.profile))
+        types = (header.document_output_types if header.profile_document
+                 else await self._profiles.output_types(header.profile))
         if "audio" not in types:
             raise UnusableMedia(f"the file holds only audio ({media.audio_codec}), and profile {header.profile!r} "
                                 "makes video from pictures: upload it with a profile that makes audio outputs, such "

@@ -152,7 +152,7 @@ def _decoder_said(said: str) -> str:
     return f" (the decoder said: {said})" if said else ""
 
 
-def _require_complete(container: av.container.InputContainer, video: av.VideoStream | av.AudioStream,
+def _require_complete(container: av.container.InputContainer, stream: av.VideoStream | av.AudioStream,
                       duration: float) -> None:
     """A file whose header states a length its pictures do not reach was cut short (an interrupted copy
     or recording). Looks at the last pictures only: one seek to the stated end, to the packet there
@@ -162,7 +162,7 @@ def _require_complete(container: av.container.InputContainer, video: av.VideoStr
         return
     # The stated length is the longest stream's: pictures that stop early under sound that runs on
     # (a title card over narration) are complete, so the sound counts too.
-    streams = [video, *(s for s in container.streams.audio if s is not video)]
+    streams = [stream, *(s for s in container.streams.audio if s is not stream)]
     times: list[float] = []
     for any_frame in (True, False):
         try:
@@ -175,7 +175,7 @@ def _require_complete(container: av.container.InputContainer, video: av.VideoStr
     start = container.start_time / av.time_base if container.start_time else 0.0
     last = max(times, default=0.0) - start
     if times and last < duration * 0.9 - 0.5:
-        what = "pictures stop" if video.type == "video" else "sound stops"
+        what = "pictures stop" if stream.type == "video" else "sound stops"
         raise UnusableMedia(f"the file is truncated: its {what} at {_clock(last)} though it says it lasts "
                             f"{_clock(duration)}; upload the complete file")
 
@@ -193,11 +193,11 @@ def _require_picture_size(video: av.VideoStream) -> None:
                             f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}: upload the video at its real size")
 
 
-def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream | av.AudioStream) -> float:
+def _duration_seconds(container: av.container.InputContainer, stream: av.VideoStream | av.AudioStream) -> float:
     if container.duration and container.duration > 0:
         return container.duration / av.time_base
-    if video.duration and video.time_base:
-        return float(video.duration * video.time_base)
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
     return 0.0
 
 

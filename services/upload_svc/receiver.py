@@ -43,6 +43,7 @@ class UploadHeader:
     profile: str
     title: str
     profile_document: str = ""  # a customer's own profile; `profile` is then its name
+    document_output_types: frozenset[str] = frozenset()  # that document's output types ("video", "audio"...)
 
     @classmethod
     def from_proto(cls, header: upload_pb2.UploadHeader, limits: UploadLimits) -> UploadHeader:
@@ -54,13 +55,14 @@ class UploadHeader:
         if header.size_bytes > limits.max_bytes:
             raise InvalidArgument(
                 f"the file is {header.size_bytes} bytes; uploads may be at most {limits.max_bytes} bytes")
-        profile = header.profile.strip()
+        profile, output_types = header.profile.strip(), frozenset[str]()
         if header.profile_document:  # checked before any byte of the file arrives
-            profile = read_profile_document(header.profile_document, "header.profile_document").name
+            document = read_profile_document(header.profile_document, "header.profile_document")
+            profile, output_types = document.name, frozenset(o.type for o in document.outputs)
         return cls(filename=filename, size_bytes=header.size_bytes, sha256=sha256_hex(header.sha256, "header.sha256"),
                    profile=slug(profile, "header.profile") if profile else DEFAULT_PROFILE,
                    title=free_text(header.title, "header.title", max_chars=MAX_TITLE_CHARS) or filename,
-                   profile_document=header.profile_document)
+                   profile_document=header.profile_document, document_output_types=output_types)
 
 
 @dataclass(frozen=True)

@@ -101,11 +101,8 @@ def probe_source(path: Path) -> SourceInfo:
 
 
 def _sound_only(container: av.container.InputContainer, audio: av.AudioStream) -> SourceInfo:
-    duration = container.duration / av.time_base if container.duration else 0.0
-    if not duration and audio.duration and audio.time_base:
-        duration = float(audio.duration * audio.time_base)
     return SourceInfo(
-        width=0, height=0, fps=Fraction(0), duration_seconds=duration, has_audio=True,
+        width=0, height=0, fps=Fraction(0), duration_seconds=_duration(container, audio), has_audio=True,
         audio_channels=audio.codec_context.channels, audio_sample_rate=audio.codec_context.sample_rate,
         audio_codec=codec_name(audio), extra_audio_streams=max(len(container.streams.audio) - 1, 0),
         subtitle_streams=tuple(_describe(s) for s in container.streams.subtitles))
@@ -198,9 +195,9 @@ def field_votes(video: av.VideoStream, frames: Iterable[av.VideoFrame]) -> dict[
     return {kind: float(last.get(f"lavfi.idet.multiple.{kind}", 0)) for kind in ("tff", "bff", "progressive")}
 
 
-def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:
+def _duration(container: av.container.InputContainer, stream: av.VideoStream | av.AudioStream) -> float:
     if container.duration:
         return container.duration / av.time_base
-    if video.duration and video.time_base:
-        return float(video.duration * video.time_base)
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
     return 0.0

@@ -36,11 +36,10 @@ def plan_encode(profile: Profile, source: SourceInfo, *, cascade: bool = True) -
     720 -> 360): the scalers then read far fewer pixels, for a quality
     difference the ladder benchmark measures per rung.
     """
-    if source.sound_only:
-        pass  # a podcast's MP3: its audio outputs are made; every other output is skipped, saying why
-    elif source.width <= 0 or source.height <= 0:
+    # A podcast's MP3 (sound_only) has no picture to check: its audio outputs are made, the others skipped.
+    if not source.sound_only and (source.width <= 0 or source.height <= 0):
         raise InvalidArgument(f"the source has no usable picture size ({source.width}x{source.height})")
-    elif min(source.width, source.height) < MIN_PICTURE_SIDE:
+    if not source.sound_only and min(source.width, source.height) < MIN_PICTURE_SIDE:
         raise InvalidArgument(f"the picture is {source.width}x{source.height} pixels; the smallest we transcode is "
                               f"{MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}")
     if not profile.renditions and not profile.of_type("audio"):
